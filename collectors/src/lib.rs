@@ -1,0 +1,114 @@
+//! sparewatch collectors: one module per collector, parsers apart from I/O.
+//!
+//! Every collector implements [`Collector`] and is listed once in [`COLLECTORS`]; that table
+//! becomes the `--collector.<name>` / `--no-collector.<name>` flags, the per-collector flags,
+//! and the scheduler's list.
+
+pub mod command;
+pub mod error;
+pub mod events;
+pub mod model;
+pub mod net;
+pub mod roots;
+
+use std::time::Duration;
+
+pub use error::{BuildError, CollectError};
+pub use events::Wake;
+pub use model::*;
+pub use roots::Roots;
+
+/// A source of readings. `collect` may block on I/O: the scheduler runs every collector on
+/// its own thread with a timeout, so a hung one only marks itself down.
+pub trait Collector: Send + 'static {
+    /// One pass: read, parse, and return the groups and raw readings.
+    fn collect(&mut self) -> Result<Collection, CollectError>;
+
+    /// Starts kernel event watchers that call `wake` when this collector should re-collect
+    /// now. Called once before the first collection. Default: interval polling only.
+    fn watch(&mut self, _wake: Wake) -> Result<(), CollectError> {
+        Ok(())
+    }
+}
+
+/// What building a collector may look at.
+pub struct BuildContext<'a> {
+    pub roots: &'a Roots,
+    /// Parsed command line: the collector reads the flags its `args` declared.
+    pub matches: &'a clap::ArgMatches,
+    /// The `collectors.<name>` section of the config file, if any, without the keys the
+    /// scheduler owns (`interval`, `timeout`).
+    pub config: Option<&'a serde_yaml::Value>,
+}
+
+/// One row of the collector table.
+pub struct CollectorSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub enabled_by_default: bool,
+    /// Poll interval when no event arrives (overridable: `collectors.<name>.interval`).
+    pub interval: Duration,
+    /// Upper bound for one `collect` before the collector is marked down.
+    pub timeout: Duration,
+    /// Collector-specific flags (`--collector.net.device-include`, `--ipmi.host`, ...).
+    pub args: fn() -> Vec<clap::Arg>,
+    pub build: fn(&BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError>,
+}
+
+fn no_args() -> Vec<clap::Arg> {
+    Vec::new()
+}
+
+/// The collector table. Order is the order of `status` output and of the docs.
+pub static COLLECTORS: &[CollectorSpec] = &[CollectorSpec {
+    name: "net",
+    help: "NIC links, bonds and team devices (sysfs, rtnetlink events, teamdctl)",
+    enabled_by_default: true,
+    interval: Duration::from_secs(30),
+    timeout: Duration::from_secs(10),
+    args: net::args,
+    build: net::build,
+}];
+
+/// Helper for collectors without flags.
+pub fn collector_without_args() -> Vec<clap::Arg> {
+    no_args()
+}
+
+/// Deserializes a collector's config section into its typed config, or its default.
+pub fn parse_config<T: serde::de::DeserializeOwned + Default>(
+    collector: &'static str,
+    config: Option<&serde_yaml::Value>,
+) -> Result<T, BuildError> {
+    match config {
+        None => Ok(T::default()),
+        Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| BuildError::Config {
+            collector,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Parses a duration as written in the config file and flags: "500ms", "30s", "5m", "1h".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m, h, d)"))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: not a number before the unit"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d)")),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(format!("{s:?}: out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

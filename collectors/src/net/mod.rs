@@ -1,0 +1,368 @@
+//! The `net` collector: physical NIC links, bonds, team devices, and configured link groups.
+//!
+//! Reads `/sys/class/net` (under `--path.sysfs`); rtnetlink link notifications wake it, so a
+//! carrier change reaches the metrics without waiting for the poll interval.
+
+pub mod bond;
+pub mod team;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Arg, ArgMatches};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::roots::{list_dir, read_attr, Attr};
+use crate::{
+    BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, MemberHealth,
+    MemberReading, Reading, Role, Roots, Wake,
+};
+use bond::{BondInfo, SlaveInfo};
+
+/// `collectors.net` in the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// Standalone interfaces bound into one group (two uplinks without a bond).
+    #[serde(default)]
+    pub groups: Vec<LinkGroupConfig>,
+    /// Path of `teamdctl`; default: looked up in /usr/bin and /usr/sbin.
+    #[serde(default)]
+    pub teamdctl: Option<PathBuf>,
+}
+
+/// A configured group `link:<name>` of standalone interfaces.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkGroupConfig {
+    pub name: String,
+    pub members: Vec<String>,
+    #[serde(default = "one")]
+    pub required: u32,
+    #[serde(default)]
+    pub by_design: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+pub fn args() -> Vec<Arg> {
+    vec![Arg::new("collector.net.device-include")
+        .long("collector.net.device-include")
+        .value_name("REGEX")
+        .help("Also report links of virtual interfaces whose name matches (physical NICs, bond/team members and configured group members are always reported)")]
+}
+
+pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
+    let config: NetConfig = crate::parse_config("net", ctx.config)?;
+    Ok(Box::new(NetCollector::new(
+        ctx.roots.clone(),
+        config,
+        include_regex(ctx.matches)?,
+    )))
+}
+
+fn include_regex(m: &ArgMatches) -> Result<Option<Regex>, BuildError> {
+    let Ok(Some(s)) = m.try_get_one::<String>("collector.net.device-include") else {
+        return Ok(None);
+    };
+    Regex::new(&format!("^(?:{s})$"))
+        .map(Some)
+        .map_err(|e| BuildError::Config {
+            collector: "net",
+            detail: format!("--collector.net.device-include: {e}"),
+        })
+}
+
+pub struct NetCollector {
+    roots: Roots,
+    config: NetConfig,
+    include: Option<Regex>,
+}
+
+/// What sysfs says about one interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub name: String,
+    pub physical: bool,
+    pub admin_up: Option<bool>,
+    /// `None`: no carrier value now (the interface is down: sysfs answers EINVAL).
+    pub carrier: Option<bool>,
+    pub operstate: Option<String>,
+    pub speed_mbps: Option<u64>,
+    pub duplex: Option<String>,
+    pub carrier_changes: Option<u64>,
+    pub master: Option<String>,
+    pub devtype: Option<String>,
+}
+
+impl LinkInfo {
+    /// A standalone link is healthy when it is administratively up and has carrier.
+    /// Carrier, not operstate: in VMs operstate can lag carrier.
+    pub fn health(&self) -> MemberHealth {
+        match (self.admin_up, self.carrier) {
+            (Some(false), _) => MemberHealth::Unhealthy("administratively down".into()),
+            (_, Some(true)) => MemberHealth::Healthy,
+            (_, Some(false)) | (Some(true), None) => MemberHealth::Unhealthy("no carrier".into()),
+            (None, None) => MemberHealth::Unknown("link state unreadable".into()),
+        }
+    }
+}
+
+impl NetCollector {
+    pub fn new(roots: Roots, config: NetConfig, include: Option<Regex>) -> Self {
+        NetCollector {
+            roots,
+            config,
+            include,
+        }
+    }
+
+    fn class_net(&self) -> PathBuf {
+        self.roots.sys("class/net")
+    }
+
+    fn read_link(&self, name: &str) -> Result<LinkInfo, CollectError> {
+        let dir = self.class_net().join(name);
+        let flags = read_attr(&dir.join("flags"))?
+            .value()
+            .and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        let uevent = read_attr(&dir.join("uevent"))?;
+        Ok(LinkInfo {
+            name: name.to_string(),
+            physical: dir.join("device").exists(),
+            admin_up: flags.map(|f| f & 1 == 1),
+            carrier: read_attr(&dir.join("carrier"))?.value().map(|v| v == "1"),
+            operstate: read_attr(&dir.join("operstate"))?.value().map(str::to_string),
+            // speed is -1 or EINVAL when unknown.
+            speed_mbps: read_attr(&dir.join("speed"))?
+                .value()
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| *v > 0)
+                .map(|v| v as u64),
+            duplex: read_attr(&dir.join("duplex"))?.value().map(str::to_string),
+            carrier_changes: parse_u64(&read_attr(&dir.join("carrier_changes"))?),
+            master: link_target_name(&dir.join("master")),
+            devtype: uevent.value().and_then(|u| {
+                u.lines()
+                    .find_map(|l| l.strip_prefix("DEVTYPE="))
+                    .map(str::to_string)
+            }),
+        })
+    }
+
+    fn read_bond(&self, name: &str) -> Result<BondInfo, CollectError> {
+        let b = self.class_net().join(name).join("bonding");
+        let val = |attr: &str| -> Result<Option<String>, CollectError> {
+            Ok(read_attr(&b.join(attr))?.value().map(str::to_string))
+        };
+        let mode = val("mode")?.unwrap_or_default();
+        let slaves_line = val("slaves")?.unwrap_or_default();
+        let mut slaves = Vec::new();
+        for s in slaves_line.split_whitespace() {
+            let sd = self.class_net().join(s).join("bonding_slave");
+            let sval = |attr: &str| -> Result<Option<String>, CollectError> {
+                Ok(read_attr(&sd.join(attr))?.value().map(str::to_string))
+            };
+            slaves.push(SlaveInfo {
+                name: s.to_string(),
+                mii_status: sval("mii_status")?,
+                state: sval("state")?,
+                aggregator_id: sval("ad_aggregator_id")?.and_then(|v| v.parse().ok()),
+                link_failure_count: sval("link_failure_count")?.and_then(|v| v.parse().ok()),
+            });
+        }
+        Ok(BondInfo {
+            name: name.to_string(),
+            mode,
+            slaves,
+            active_slave: val("active_slave")?.filter(|s| !s.is_empty()),
+            min_links: val("min_links")?.and_then(|v| v.parse().ok()).unwrap_or(0),
+            active_aggregator: val("ad_aggregator")?.and_then(|v| v.parse().ok()),
+        })
+    }
+
+    fn teamdctl(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.config.teamdctl {
+            return Some(p.clone());
+        }
+        ["usr/bin/teamdctl", "usr/sbin/teamdctl", "bin/teamdctl"]
+            .iter()
+            .map(|p| self.roots.root(p))
+            .find(|p| p.exists())
+    }
+
+    fn read_team(&self, dev: &str, teamdctl: &Path) -> Result<GroupReading, CollectError> {
+        let out = crate::command::run(
+            teamdctl,
+            &[dev, "state", "dump"],
+            Duration::from_secs(5),
+        )?
+        .ok_or_else(|| CollectError::Command {
+            command: teamdctl.display().to_string(),
+            detail: "not found".into(),
+        })?;
+        if !out.status.success() {
+            return Err(CollectError::Command {
+                command: format!("{} {dev} state dump", teamdctl.display()),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        team::parse_state_dump(dev, &out.stdout)
+    }
+}
+
+fn parse_u64(a: &Attr) -> Option<u64> {
+    a.value().and_then(|v| v.parse().ok())
+}
+
+fn link_target_name(p: &Path) -> Option<String> {
+    std::fs::read_link(p)
+        .ok()
+        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+fn dev(name: &str) -> Vec<(&'static str, String)> {
+    vec![("device", name.to_string())]
+}
+
+fn link_readings(l: &LinkInfo, out: &mut Vec<Reading>) {
+    if let Some(c) = l.carrier {
+        out.push(Reading::gauge(
+            "sparewatch_net_link_carrier",
+            "Whether the link has carrier (1) or not (0); absent while the interface is down.",
+            dev(&l.name),
+            c as u8 as f64,
+        ));
+    }
+    if let Some(a) = l.admin_up {
+        out.push(Reading::gauge(
+            "sparewatch_net_link_admin_up",
+            "Whether the interface is administratively up (IFF_UP).",
+            dev(&l.name),
+            a as u8 as f64,
+        ));
+    }
+    if let Some(o) = &l.operstate {
+        out.push(Reading::gauge(
+            "sparewatch_net_link_oper_up",
+            "Whether the interface's operstate is \"up\".",
+            dev(&l.name),
+            (o == "up") as u8 as f64,
+        ));
+    }
+    if let Some(s) = l.speed_mbps {
+        out.push(Reading::gauge(
+            "sparewatch_net_link_speed_bytes_per_second",
+            "Negotiated link speed in bytes per second.",
+            dev(&l.name),
+            s as f64 * 1_000_000.0 / 8.0,
+        ));
+    }
+    if let Some(d) = &l.duplex {
+        out.push(Reading::gauge(
+            "sparewatch_net_link_full_duplex",
+            "Whether the link negotiated full duplex.",
+            dev(&l.name),
+            (d == "full") as u8 as f64,
+        ));
+    }
+    if let Some(c) = l.carrier_changes {
+        out.push(Reading::counter(
+            "sparewatch_net_link_carrier_changes_total",
+            "Carrier changes counted by the kernel since the interface was created.",
+            dev(&l.name),
+            c as f64,
+        ));
+    }
+}
+
+fn bond_readings(b: &BondInfo, out: &mut Vec<Reading>) {
+    out.push(Reading::gauge(
+        "sparewatch_net_bond_info",
+        "A bond and its mode.",
+        vec![
+            ("bond", b.name.clone()),
+            ("mode", bond::mode_name(&b.mode).to_string()),
+        ],
+        1.0,
+    ));
+    if let Some(a) = &b.active_slave {
+        out.push(Reading::gauge(
+            "sparewatch_net_bond_active_slave",
+            "The slave currently carrying traffic (active-backup, tlb, alb).",
+            vec![("bond", b.name.clone()), ("slave", a.clone())],
+            1.0,
+        ));
+    }
+    for s in &b.slaves {
+        if let Some(n) = s.link_failure_count {
+            out.push(Reading::counter(
+                "sparewatch_net_bond_slave_link_failures_total",
+                "Link failures the bonding driver counted for this slave.",
+                vec![("bond", b.name.clone()), ("slave", s.name.clone())],
+                n as f64,
+            ));
+        }
+    }
+}
+
+impl Collector for NetCollector {
+    fn collect(&mut self) -> Result<Collection, CollectError> {
+        let names = list_dir(&self.class_net())?;
+        if names.is_empty() {
+            return Ok(Collection::not_present());
+        }
+        let mut c = Collection::present();
+        let mut links = Vec::new();
+        for name in names.iter().filter(|n| n.as_str() != "lo") {
+            links.push(self.read_link(name)?);
+        }
+        let configured: Vec<&str> = self
+            .config
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(String::as_str))
+            .collect();
+        let teamdctl = self.teamdctl();
+        for l in &links {
+            let is_bond = self.class_net().join(&l.name).join("bonding").is_dir();
+            if is_bond {
+                let b = self.read_bond(&l.name)?;
+                bond_readings(&b, &mut c.readings);
+                c.groups.push(b.group());
+            } else if l.devtype.as_deref() == Some("team") {
+                if let Some(t) = &teamdctl {
+                    c.groups.push(self.read_team(&l.name, t)?);
+                }
+            }
+            let reported = l.physical
+                || l.master.is_some()
+                || configured.contains(&l.name.as_str())
+                || self.include.as_ref().is_some_and(|r| r.is_match(&l.name));
+            if reported {
+                link_readings(l, &mut c.readings);
+            }
+        }
+        for g in &self.config.groups {
+            let mut group = GroupReading::new(format!("link:{}", g.name), "link", g.required);
+            group.by_design = g.by_design;
+            for m in &g.members {
+                let health = match links.iter().find(|l| &l.name == m) {
+                    Some(l) => l.health(),
+                    None => MemberHealth::Unhealthy("interface does not exist".into()),
+                };
+                group.members.push(MemberReading::new(m, Role::Active, health));
+            }
+            c.groups.push(group);
+        }
+        Ok(c)
+    }
+
+    fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
+        crate::events::spawn_link_watcher("net", wake)
+            .map_err(|e| CollectError::Other(format!("rtnetlink link events: {e}")))
+    }
+}

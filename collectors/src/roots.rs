@@ -1,0 +1,110 @@
+//! Filesystem roots (`--path.sysfs`, `--path.procfs`, `--path.rootfs`): every file a
+//! collector reads goes through here, so tests point it at a fixture tree.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::CollectError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roots {
+    pub sysfs: PathBuf,
+    pub procfs: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+impl Default for Roots {
+    fn default() -> Self {
+        Roots {
+            sysfs: PathBuf::from("/sys"),
+            procfs: PathBuf::from("/proc"),
+            rootfs: PathBuf::from("/"),
+        }
+    }
+}
+
+impl Roots {
+    /// All three roots under one directory (`<dir>/sys`, `<dir>/proc`, `<dir>`): fixtures.
+    pub fn under(dir: &Path) -> Self {
+        Roots {
+            sysfs: dir.join("sys"),
+            procfs: dir.join("proc"),
+            rootfs: dir.to_path_buf(),
+        }
+    }
+    pub fn sys(&self, rel: &str) -> PathBuf {
+        self.sysfs.join(rel)
+    }
+    pub fn proc(&self, rel: &str) -> PathBuf {
+        self.procfs.join(rel)
+    }
+    pub fn root(&self, rel: &str) -> PathBuf {
+        self.rootfs.join(rel.trim_start_matches('/'))
+    }
+}
+
+/// The result of reading one sysfs attribute, keeping "absent" apart from "broken".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attr {
+    /// The file exists and was read (trailing newline removed).
+    Value(String),
+    /// The file does not exist.
+    Missing,
+    /// The kernel refused to answer (EINVAL on `carrier` of an interface that is down,
+    /// ENODEV, EOPNOTSUPP on `speed`): the attribute has no meaningful value now.
+    Unavailable,
+}
+
+impl Attr {
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Attr::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a sysfs attribute. Not-found is `Missing`, the errors sysfs uses for "no value now"
+/// are `Unavailable`, anything else (EIO, EACCES) is an error of the collector.
+pub fn read_attr(path: &Path) -> Result<Attr, CollectError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Attr::Value(
+            String::from_utf8_lossy(&bytes).trim_end().to_string(),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Attr::Missing),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL) | Some(libc::ENODEV) | Some(libc::EOPNOTSUPP) | Some(libc::ENXIO)
+            ) =>
+        {
+            Ok(Attr::Unavailable)
+        }
+        Err(e) => Err(CollectError::io(path, e)),
+    }
+}
+
+/// Reads a whole file to a string; `None` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<String>, CollectError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CollectError::io(path, e)),
+    }
+}
+
+/// Lists the entry names of a directory, sorted; an absent directory is empty.
+pub fn list_dir(path: &Path) -> Result<Vec<String>, CollectError> {
+    let rd = match std::fs::read_dir(path) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CollectError::io(path, e)),
+    };
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| CollectError::io(path, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}

@@ -1,0 +1,1 @@
+//! sparewatch: the redundancy engine, scheduler and outputs.
