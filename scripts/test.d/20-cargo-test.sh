@@ -1,0 +1,5 @@
+# Unit tests, property tests, and the integration-test binary (tests/it): fixture trees,
+# golden /metrics files, veth link events, the IPMI simulator.
+source "$(dirname "$0")/../lib.sh"; cd "$ROOT" || exit 1
+set -e
+cargo test --workspace --locked
