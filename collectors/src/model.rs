@@ -13,7 +13,9 @@ pub enum Role {
     Active,
     /// Idle but ready to take over (active-backup standby slave, cold-standby PSU).
     Standby,
-    /// Not part of the function until something fails (md hot spare, hwraid global spare).
+    /// Not part of the function until something fails and a rebuild completes (md hot spare,
+    /// hwraid global spare). A healthy spare does **not** count towards `spare`: a degraded
+    /// RAID5 with an idle hot spare still dies on the next failure until the rebuild is done.
     Spare,
 }
 
@@ -62,6 +64,10 @@ pub struct MemberReading {
     pub name: String,
     pub role: Role,
     pub health: MemberHealth,
+    /// The physical disk behind this member, as a [`DeviceRisk::device`] key (`sdb` for the
+    /// md member `sdb1`, `megaraid:0:12` for a drive behind a controller), so a risk another
+    /// collector saw (failing SMART) can mark this member at risk.
+    pub device: Option<String>,
 }
 
 impl MemberReading {
@@ -70,8 +76,23 @@ impl MemberReading {
             name: name.into(),
             role,
             health,
+            device: None,
         }
     }
+    pub fn with_device(mut self, device: impl Into<String>) -> Self {
+        self.device = Some(device.into());
+        self
+    }
+}
+
+/// A device that another collector found at risk (SMART failing, NVMe critical warning).
+/// The engine turns every healthy member whose `device` matches into `AtRisk`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRisk {
+    /// Whole-disk kernel name (`sdb`, `nvme0n1`) or `<driver>:<controller>:<id>` for a drive
+    /// behind a RAID controller (`megaraid:0:12`).
+    pub device: String,
+    pub reason: String,
 }
 
 /// Redundancy as the hardware states it itself (IPMI generic redundancy reading type 0x0B,
@@ -224,6 +245,8 @@ pub struct Collection {
     pub present: bool,
     pub groups: Vec<GroupReading>,
     pub readings: Vec<Reading>,
+    /// Devices this collector found at risk; applied to members of any collector's groups.
+    pub device_risks: Vec<DeviceRisk>,
 }
 
 impl Collection {
