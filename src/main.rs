@@ -1,1 +1,68 @@
-fn main() {}
+//! The `sparewatch` binary: parses flags, then runs the chosen subcommand.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use sparewatch::cli::{self, Command, Format, LogFormat};
+use sparewatch::{app, demo, status};
+
+fn main() -> ExitCode {
+    let parsed = match cli::parse_from(std::env::args_os()) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 3 } else { 0 });
+        }
+    };
+    init_logging(&parsed.cli.common.log_level, parsed.cli.common.log_format);
+    match run(&parsed) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sparewatch: error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Logfmt => builder.with_ansi(false).init(),
+    }
+}
+
+fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
+    let roots = app::roots(parsed);
+    match &parsed.cli.command {
+        None | Some(Command::Run) => {
+            let setup = app::setup(parsed, &roots)?;
+            app::serve(&parsed.cli.common, setup)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Demo { step }) => {
+            demo::run(parsed, *step)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Status { format }) => {
+            let setup = app::setup(parsed, &roots)?;
+            let snap = app::collect_once(setup, SystemTime::now(), None);
+            match format {
+                Format::Table => print!("{}", status::table(&snap)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&snap)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Check) => {
+            let setup = app::setup(parsed, &roots)?;
+            let snap = app::collect_once(setup, SystemTime::now(), None);
+            let (code, line) = status::check(&snap);
+            println!("{line}");
+            Ok(ExitCode::from(code as u8))
+        }
+    }
+}

@@ -62,7 +62,8 @@ impl Uevent {
         let vars = parts
             .filter_map(|p| {
                 let s = String::from_utf8_lossy(p);
-                s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+                s.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
             })
             .collect();
         Some(Uevent {

@@ -75,7 +75,10 @@ pub fn read_attr(path: &Path) -> Result<Attr, CollectError> {
         Err(e)
             if matches!(
                 e.raw_os_error(),
-                Some(libc::EINVAL) | Some(libc::ENODEV) | Some(libc::EOPNOTSUPP) | Some(libc::ENXIO)
+                Some(libc::EINVAL)
+                    | Some(libc::ENODEV)
+                    | Some(libc::EOPNOTSUPP)
+                    | Some(libc::ENXIO)
             ) =>
         {
             Ok(Attr::Unavailable)

@@ -115,7 +115,10 @@ mod tests {
         let b = BondInfo {
             name: "bond0".into(),
             mode: "active-backup 1".into(),
-            slaves: vec![slave("eth0", "up", "active", None), slave("eth1", "down", "backup", None)],
+            slaves: vec![
+                slave("eth0", "up", "active", None),
+                slave("eth1", "down", "backup", None),
+            ],
             active_slave: Some("eth0".into()),
             ..Default::default()
         };
@@ -125,7 +128,10 @@ mod tests {
         assert_eq!(g.members[0].role, Role::Active);
         assert_eq!(g.members[0].health, MemberHealth::Healthy);
         assert_eq!(g.members[1].role, Role::Standby);
-        assert_eq!(g.members[1].health, MemberHealth::Unhealthy("mii down".into()));
+        assert_eq!(
+            g.members[1].health,
+            MemberHealth::Unhealthy("mii down".into())
+        );
     }
 
     #[test]
@@ -133,7 +139,10 @@ mod tests {
         let b = BondInfo {
             name: "bond1".into(),
             mode: "802.3ad 4".into(),
-            slaves: vec![slave("eth2", "up", "active", Some(1)), slave("eth3", "up", "backup", Some(2))],
+            slaves: vec![
+                slave("eth2", "up", "active", Some(1)),
+                slave("eth3", "up", "backup", Some(2)),
+            ],
             active_aggregator: Some(1),
             min_links: 2,
             ..Default::default()

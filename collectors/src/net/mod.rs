@@ -135,7 +135,9 @@ impl NetCollector {
             physical: dir.join("device").exists(),
             admin_up: flags.map(|f| f & 1 == 1),
             carrier: read_attr(&dir.join("carrier"))?.value().map(|v| v == "1"),
-            operstate: read_attr(&dir.join("operstate"))?.value().map(str::to_string),
+            operstate: read_attr(&dir.join("operstate"))?
+                .value()
+                .map(str::to_string),
             // speed is -1 or EINVAL when unknown.
             speed_mbps: read_attr(&dir.join("speed"))?
                 .value()
@@ -195,12 +197,8 @@ impl NetCollector {
     }
 
     fn read_team(&self, dev: &str, teamdctl: &Path) -> Result<GroupReading, CollectError> {
-        let out = crate::command::run(
-            teamdctl,
-            &[dev, "state", "dump"],
-            Duration::from_secs(5),
-        )?
-        .ok_or_else(|| CollectError::Command {
+        let out = crate::command::run(teamdctl, &[dev, "state", "dump"], Duration::from_secs(5))?
+            .ok_or_else(|| CollectError::Command {
             command: teamdctl.display().to_string(),
             detail: "not found".into(),
         })?;
@@ -354,7 +352,9 @@ impl Collector for NetCollector {
                     Some(l) => l.health(),
                     None => MemberHealth::Unhealthy("interface does not exist".into()),
                 };
-                group.members.push(MemberReading::new(m, Role::Active, health));
+                group
+                    .members
+                    .push(MemberReading::new(m, Role::Active, health));
             }
             c.groups.push(group);
         }

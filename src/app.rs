@@ -1,0 +1,201 @@
+//! Wiring: flags + config → collectors → scheduler → engine → snapshots. Used by `run`,
+//! `demo`, `status` and `check` alike, so all of them see the same groups.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use sparewatch_collectors::{BuildContext, Roots, Wake, COLLECTORS};
+use tokio::sync::watch;
+
+use crate::cli::Parsed;
+use crate::config::Config;
+use crate::engine::{CollectorInfo, Engine, EngineConfig};
+use crate::host::HostInfo;
+use crate::render::{render, RenderInput};
+use crate::scheduler::{self, Event, Job};
+use crate::snapshot::Snapshot;
+use crate::state_file::StateFile;
+
+/// Everything needed to start collecting.
+pub struct Setup {
+    pub engine_config: EngineConfig,
+    pub jobs: Vec<(Job, CollectorInfo)>,
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Builds the enabled collectors from flags and the config file.
+pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
+    let common = &parsed.cli.common;
+    let config = match &common.config_file {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let mut jobs = Vec::new();
+    for spec in COLLECTORS {
+        if !parsed.collector_enabled(spec.name, spec.enabled_by_default) {
+            continue;
+        }
+        let ctx = BuildContext {
+            roots,
+            matches: parsed.collector_matches(),
+            config: config.collectors.get(spec.name),
+        };
+        let collector = (spec.build)(&ctx)?;
+        let schedule = config.schedules.get(spec.name).cloned().unwrap_or_default();
+        let info = CollectorInfo {
+            name: spec.name,
+            interval: schedule.interval.unwrap_or(spec.interval),
+            timeout: schedule.timeout.unwrap_or(spec.timeout),
+        };
+        jobs.push((
+            Job {
+                name: spec.name,
+                interval: info.interval,
+                collector,
+            },
+            info,
+        ));
+    }
+    Ok(Setup {
+        engine_config: EngineConfig {
+            hold_down: common
+                .hold_down
+                .or(config.hold_down)
+                .unwrap_or(EngineConfig::default().hold_down),
+            overrides: config.groups,
+        },
+        jobs,
+        state_dir: common.state_dir.clone(),
+    })
+}
+
+pub fn roots(parsed: &Parsed) -> Roots {
+    let c = &parsed.cli.common;
+    Roots {
+        sysfs: c.sysfs.clone(),
+        procfs: c.procfs.clone(),
+        rootfs: c.rootfs.clone(),
+    }
+}
+
+/// A running agent: snapshots are published here after every evaluation.
+pub struct Agent {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Wake handles of the collectors, by name (the demo pokes them after each step).
+    pub wakes: Vec<(&'static str, Wake)>,
+}
+
+/// How often the engine re-evaluates without new data (hold-down expiry, staleness).
+const TICK: Duration = Duration::from_secs(1);
+
+/// Starts the collector threads and the engine thread.
+pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> anyhow::Result<Agent> {
+    let infos: Vec<CollectorInfo> = setup.jobs.iter().map(|(_, i)| i.clone()).collect();
+    let jobs: Vec<Job> = setup.jobs.into_iter().map(|(j, _)| j).collect();
+    let state_file = setup.state_dir.as_deref().map(StateFile::new);
+    let mut engine = Engine::new(setup.engine_config, infos, state_file);
+    let (tx, rx) = mpsc::channel::<Event>();
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(TICK) {
+                Ok(ev) => {
+                    apply(&mut engine, ev);
+                    // Take whatever else is queued before rendering once.
+                    while let Ok(ev) = rx.try_recv() {
+                        apply(&mut engine, ev);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = SystemTime::now();
+            let snap = evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics);
+            snap_tx.send_replace(Arc::new(snap));
+        })
+        .context("starting the engine thread")?;
+    let wakes = scheduler::spawn(jobs, tx).context("starting collector threads")?;
+    Ok(Agent {
+        snapshots: snap_rx,
+        wakes,
+    })
+}
+
+fn apply(engine: &mut Engine, ev: Event) {
+    match ev {
+        Event::Started(name, at) => engine.started(name, at),
+        Event::Finished(name, result, took, at) => engine.finished(name, result, took, at),
+    }
+}
+
+/// One evaluation plus its rendered text.
+pub fn evaluate_and_render(
+    engine: &mut Engine,
+    now: SystemTime,
+    host: Option<&HostInfo>,
+    process: bool,
+) -> Snapshot {
+    let mut snap = engine.evaluate(now);
+    let collections = engine.current_collections(now);
+    let text = render(
+        &snap,
+        &RenderInput {
+            collections: &collections,
+            host,
+            process,
+        },
+    );
+    snap.metrics_text = text.into();
+    snap
+}
+
+/// Collects every enabled collector once (in parallel, each bounded by its timeout) and
+/// evaluates at `now`. What `status`, `check` and the golden-file tests use.
+pub fn collect_once(setup: Setup, now: SystemTime, host: Option<&HostInfo>) -> Snapshot {
+    let infos: Vec<CollectorInfo> = setup.jobs.iter().map(|(_, i)| i.clone()).collect();
+    let jobs = setup
+        .jobs
+        .into_iter()
+        .map(|(j, i)| (j, i.timeout))
+        .collect();
+    // A one-shot run reads persisted since-timestamps but must not move them.
+    let state_file = setup.state_dir.as_deref().map(StateFile::new);
+    let persisted = state_file.as_ref().map(StateFile::load);
+    let mut engine = Engine::new(setup.engine_config, infos, None);
+    if let Some(p) = persisted {
+        engine.seed(p);
+    }
+    for (name, result, took) in scheduler::collect_once(jobs) {
+        engine.finished(name, result, took, now);
+    }
+    evaluate_and_render(&mut engine, now, host, false)
+}
+
+/// Runs the agent and serves HTTP until SIGTERM/Ctrl-C.
+pub fn serve(common: &crate::cli::Common, setup: Setup) -> anyhow::Result<()> {
+    let agent = start(setup, Some(HostInfo::detect()), true)?;
+    serve_agent(common, &agent)
+}
+
+/// Serves an already started agent until SIGTERM/Ctrl-C.
+pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = crate::http::bind(&common.listen_address).await?;
+        tracing::info!(address = %listener.local_addr()?, "serving metrics");
+        let app = crate::http::app(agent.snapshots.clone(), &common.telemetry_path);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(crate::http::shutdown_signal())
+            .await
+            .context("HTTP server")
+    })
+}

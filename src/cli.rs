@@ -1,0 +1,180 @@
+//! Command line: exporter conventions (node_exporter's flag names where they exist). The
+//! `--collector.<name>` flags and each collector's own flags come from the collector table.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use sparewatch_collectors::COLLECTORS;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sparewatch",
+    version,
+    about = "Watches hardware redundancy (PSUs, fans, bonds, multipath, RAID) and tells you when a server runs on its last spare.",
+    long_about = None,
+    after_help = "Without a subcommand, `sparewatch` runs the agent (same as `sparewatch run`)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: collect in the background, serve /metrics, / and /healthz.
+    Run,
+    /// Collect once and print every group as a table (or JSON).
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Collect once; Nagios/Icinga exit codes: 0 all redundant, 1 degraded/no_redundancy/
+    /// unknown, 2 failed, 3 internal error.
+    Check,
+    /// Run the agent against a built-in simulated server that plays a story of faults and
+    /// repairs, so the whole product can be seen without redundant hardware.
+    Demo {
+        /// Seconds between two steps of the story.
+        #[arg(long = "demo.step-interval", default_value = "20s", value_parser = parse_duration_arg)]
+        step: std::time::Duration,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    sparewatch_collectors::parse_duration(s)
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Address to serve /metrics on (host:port; ":port" means all addresses).
+    #[arg(long = "web.listen-address", default_value = ":9856", global = true)]
+    pub listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics", global = true)]
+    pub telemetry_path: String,
+    /// sysfs mount point.
+    #[arg(long = "path.sysfs", default_value = "/sys", global = true)]
+    pub sysfs: PathBuf,
+    /// procfs mount point.
+    #[arg(long = "path.procfs", default_value = "/proc", global = true)]
+    pub procfs: PathBuf,
+    /// Root filesystem (for /dev, /etc and tool binaries).
+    #[arg(long = "path.rootfs", default_value = "/", global = true)]
+    pub rootfs: PathBuf,
+    /// YAML config file (optional: everything is auto-discovered without one).
+    #[arg(long = "config.file", global = true)]
+    pub config_file: Option<PathBuf>,
+    /// Directory for persisted state (since-timestamps). Not written when unset.
+    #[arg(long = "state.dir", global = true, env = "STATE_DIRECTORY")]
+    pub state_dir: Option<PathBuf>,
+    /// Recovery hold-down: a member must stay healthy this long before it counts again
+    /// (overrides `hold_down` in the config file).
+    #[arg(long = "engine.hold-down", global = true, value_parser = parse_duration_arg)]
+    pub hold_down: Option<std::time::Duration>,
+    /// Disable all collectors by default; enable them one by one with --collector.<name>.
+    #[arg(long = "collector.disable-defaults", global = true)]
+    pub disable_defaults: bool,
+    /// Only log messages with this level or above.
+    #[arg(long = "log.level", default_value = "info", global = true,
+          value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+    /// Log line format.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The full command: derived flags plus the ones generated from the collector table.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for spec in COLLECTORS {
+        let default = if spec.enabled_by_default {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        cmd = cmd
+            .arg(
+                Arg::new(format!("collector.{}", spec.name))
+                    .long(format!("collector.{}", spec.name))
+                    .action(ArgAction::SetTrue)
+                    .global(true)
+                    .help(format!(
+                        "Enable the {} collector: {} (default: {default})",
+                        spec.name, spec.help
+                    )),
+            )
+            .arg(
+                Arg::new(format!("no-collector.{}", spec.name))
+                    .long(format!("no-collector.{}", spec.name))
+                    .action(ArgAction::SetTrue)
+                    .global(true)
+                    .help(format!("Disable the {} collector", spec.name)),
+            );
+        for a in (spec.args)() {
+            cmd = cmd.arg(a.global(true));
+        }
+    }
+    cmd
+}
+
+/// Parsed command line.
+pub struct Parsed {
+    pub cli: Cli,
+    pub matches: ArgMatches,
+}
+
+pub fn parse_from<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok(Parsed { cli, matches })
+}
+
+impl Parsed {
+    fn flag(&self, id: &str) -> bool {
+        // Global args are propagated to the subcommand's matches too.
+        let sub = self.matches.subcommand().map(|(_, m)| m);
+        let get = |m: &ArgMatches| {
+            m.try_get_one::<bool>(id)
+                .ok()
+                .flatten()
+                .copied()
+                .unwrap_or(false)
+        };
+        get(&self.matches) || sub.is_some_and(get)
+    }
+
+    /// The matches a collector should read its own flags from.
+    pub fn collector_matches(&self) -> &ArgMatches {
+        self.matches.subcommand().map_or(&self.matches, |(_, m)| m)
+    }
+
+    /// Whether a collector runs: its default, `--collector.disable-defaults`, then
+    /// `--collector.<name>` / `--no-collector.<name>`.
+    pub fn collector_enabled(&self, name: &str, enabled_by_default: bool) -> bool {
+        if self.flag(&format!("no-collector.{name}")) {
+            return false;
+        }
+        if self.flag(&format!("collector.{name}")) {
+            return true;
+        }
+        enabled_by_default && !self.cli.common.disable_defaults
+    }
+}

@@ -1,0 +1,118 @@
+//! `sparewatch demo`: the real agent against a simulated server.
+//!
+//! A sysfs/procfs tree in a temporary directory is read by the same collectors as on real
+//! hardware; a story thread breaks and repairs parts every few seconds and wakes the
+//! collectors, so metrics, the status page, `status`, dashboards and alerts all move.
+
+use std::io;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::Parsed;
+use crate::fixture::SysTree;
+
+/// One step of the story: what happens, and how the simulated server changes.
+pub struct Step {
+    pub says: &'static str,
+    pub apply: fn(&SysTree) -> io::Result<()>,
+}
+
+/// The simulated server at the start: everything redundant.
+pub fn build_server(t: &SysTree) -> io::Result<()> {
+    for nic in ["eth0", "eth1", "eth2", "eth3"] {
+        t.nic(nic)?;
+    }
+    t.bond("bond0", "active-backup 1", &["eth0", "eth1"], 0)?;
+    t.bond("bond1", "802.3ad 4", &["eth2", "eth3"], 1)?;
+    Ok(())
+}
+
+/// The story, played in a loop. Each later collector adds its kinds here.
+pub const STORY: &[Step] = &[
+    Step {
+        says: "bond0: the standby link eth1 loses carrier — still working, but no spare left",
+        apply: |t| t.link("eth1", false),
+    },
+    Step {
+        says: "bond0: eth1 is back — redundant again after the hold-down",
+        apply: |t| t.link("eth1", true),
+    },
+    Step {
+        says: "bond0: the active link eth0 fails; the bond fails over to eth1",
+        apply: |t| {
+            t.link("eth0", false)?;
+            t.set_active_slave("bond0", "eth1")
+        },
+    },
+    Step {
+        says: "bond0: eth0 is repaired and becomes the standby",
+        apply: |t| t.link("eth0", true),
+    },
+    Step {
+        says: "bond1 (802.3ad): eth3 is up but falls out of the active aggregator (switch misconfigured)",
+        apply: |t| t.set_aggregator("eth3", 2),
+    },
+    Step {
+        says: "bond1: eth3 rejoins the active aggregator",
+        apply: |t| t.set_aggregator("eth3", 1),
+    },
+    Step {
+        says: "bond0: both links lose carrier — the function is lost (failed)",
+        apply: |t| {
+            t.link("eth0", false)?;
+            t.link("eth1", false)?;
+            t.bond_carrier("bond0", false)
+        },
+    },
+    Step {
+        says: "bond0: both links are back",
+        apply: |t| {
+            t.link("eth0", true)?;
+            t.link("eth1", true)?;
+            t.bond_carrier("bond0", true)?;
+            t.set_active_slave("bond0", "eth0")
+        },
+    },
+];
+
+/// Runs the demo until SIGTERM/Ctrl-C.
+pub fn run(parsed: &Parsed, step: Duration) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("sparewatch-demo-")
+        .tempdir()
+        .context("creating the demo's temporary directory")?;
+    let tree = SysTree::new(dir.path()).context("creating the simulated server")?;
+    build_server(&tree).context("creating the simulated server")?;
+    let roots = sparewatch_collectors::Roots::under(dir.path());
+    let mut setup = crate::app::setup(parsed, &roots)?;
+    // Kernel events do not exist for a simulated tree: poll it fast instead.
+    for (job, info) in &mut setup.jobs {
+        job.interval = Duration::from_secs(1);
+        info.interval = job.interval;
+    }
+    if parsed.cli.common.hold_down.is_none() {
+        setup.engine_config.hold_down = Duration::from_secs(5);
+    }
+    let agent = crate::app::start(setup, Some(crate::host::HostInfo::detect()), true)?;
+    tracing::info!(tree = %dir.path().display(), "demo: simulated server ready; story step every {step:?}");
+    let wakes = agent.wakes.clone();
+    std::thread::Builder::new()
+        .name("demo-story".into())
+        .spawn(move || {
+            for s in STORY.iter().cycle() {
+                std::thread::sleep(step);
+                tracing::info!("demo: {}", s.says);
+                if let Err(e) = (s.apply)(&tree) {
+                    tracing::error!(error = %e, "demo step failed");
+                }
+                for (_, w) in &wakes {
+                    w.wake();
+                }
+            }
+        })
+        .context("starting the demo story")?;
+    let r = crate::app::serve_agent(&parsed.cli.common, &agent);
+    drop(dir);
+    r
+}

@@ -1,0 +1,153 @@
+//! Runs every collector on its own thread: on its interval, or at once when an event wakes
+//! it. A collector that errors, panics or hangs only marks itself down; it cannot delay
+//! another collector or a scrape (a hung `collect` blocks only its own thread, and the engine
+//! notices through the timeout).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use sparewatch_collectors::{Collection, Collector, Wake};
+
+/// What the scheduler tells the engine.
+pub enum Event {
+    Started(&'static str, SystemTime),
+    Finished(
+        &'static str,
+        Result<Collection, String>,
+        Duration,
+        SystemTime,
+    ),
+}
+
+pub struct Job {
+    pub name: &'static str,
+    pub interval: Duration,
+    pub collector: Box<dyn Collector>,
+}
+
+/// Least time between two passes of one collector, so an event storm (a flapping link)
+/// cannot turn into a busy loop.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
+/// One pass, with panics turned into errors.
+pub fn collect_guarded(name: &str, c: &mut dyn Collector) -> Result<Collection, String> {
+    match catch_unwind(AssertUnwindSafe(|| c.collect())) {
+        Ok(Ok(col)) => Ok(col),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(collector = name, panic = %msg, "collector panicked");
+            Err(format!("panicked: {msg}"))
+        }
+    }
+}
+
+/// Starts one thread per job. Returns each job's wake handle (by name).
+pub fn spawn(jobs: Vec<Job>, events: Sender<Event>) -> std::io::Result<Vec<(&'static str, Wake)>> {
+    let mut wakes = Vec::new();
+    for mut job in jobs {
+        let (wtx, wrx) = mpsc::sync_channel::<()>(1);
+        let wake = Wake::new(move || {
+            let _ = wtx.try_send(());
+        });
+        if let Err(e) = job.collector.watch(wake.clone()) {
+            tracing::warn!(collector = job.name, error = %e, "no kernel events; polling every {:?}", job.interval);
+        }
+        wakes.push((job.name, wake.clone()));
+        let events = events.clone();
+        thread::Builder::new()
+            .name(format!("collect-{}", job.name))
+            .spawn(move || run_job(job, wrx, events))?;
+    }
+    Ok(wakes)
+}
+
+fn run_job(mut job: Job, wakes: Receiver<()>, events: Sender<Event>) {
+    loop {
+        let started = Instant::now();
+        if events
+            .send(Event::Started(job.name, SystemTime::now()))
+            .is_err()
+        {
+            return;
+        }
+        let result = collect_guarded(job.name, job.collector.as_mut());
+        if let Err(e) = &result {
+            tracing::warn!(collector = job.name, error = %e, "collection failed");
+        }
+        let done = Event::Finished(job.name, result, started.elapsed(), SystemTime::now());
+        if events.send(done).is_err() {
+            return;
+        }
+        match wakes.recv_timeout(job.interval.saturating_sub(started.elapsed())) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => thread::sleep(job.interval),
+        }
+        let since = started.elapsed();
+        if since < MIN_GAP {
+            thread::sleep(MIN_GAP - since);
+        }
+    }
+}
+
+/// Runs every job once in parallel (for `status` and `check`), each bounded by its timeout.
+/// A job that does not finish in time is reported as timed out; its thread is left behind
+/// and dies with the process.
+pub fn collect_once(
+    jobs: Vec<(Job, Duration)>,
+) -> Vec<(&'static str, Result<Collection, String>, Duration)> {
+    let (tx, rx) = mpsc::channel();
+    let mut pending = Vec::new();
+    let mut out = Vec::new();
+    for (mut job, timeout) in jobs {
+        let tx = tx.clone();
+        let name = job.name;
+        let spawned = thread::Builder::new()
+            .name(format!("collect-{name}"))
+            .spawn(move || {
+                let start = Instant::now();
+                let r = collect_guarded(name, job.collector.as_mut());
+                let _ = tx.send((name, r, start.elapsed()));
+            });
+        match spawned {
+            Ok(_) => pending.push((name, Instant::now() + timeout, timeout)),
+            Err(e) => out.push((
+                name,
+                Err(format!("cannot start thread: {e}")),
+                Duration::ZERO,
+            )),
+        }
+    }
+    drop(tx);
+    while !pending.is_empty() {
+        let deadline = pending
+            .iter()
+            .map(|p| p.1)
+            .min()
+            .unwrap_or_else(Instant::now);
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((name, r, d)) => {
+                pending.retain(|p| p.0 != name);
+                out.push((name, r, d));
+            }
+            Err(_) => {
+                let now = Instant::now();
+                pending.retain(|(name, dl, timeout)| {
+                    if *dl <= now {
+                        out.push((name, Err(format!("timed out after {timeout:?}")), *timeout));
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+    }
+    out
+}
