@@ -1,1 +1,6 @@
-mod placeholder {}
+//! The integration-test binary: every end-to-end test of sparewatch lives in a module here.
+
+mod cli;
+mod golden;
+mod link_events;
+mod support;

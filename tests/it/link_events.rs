@@ -1,0 +1,158 @@
+//! Real kernel interfaces: a veth pair in a network namespace made by the test. The net
+//! collector polls once an hour here, so only the rtnetlink event path can flip the metric;
+//! the latency from the link change to the updated `/metrics` is measured and printed.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::metric_value;
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("`ip` not found: install the Debian package iproute2 (scripts/test does)");
+    assert!(
+        out.status.success(),
+        "ip {}: {} (this test needs root for network namespaces)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("sw-it-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get_metrics() -> Option<String> {
+    let mut s = TcpStream::connect("127.0.0.1:9856").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+const NO_REDUNDANCY: &str = "sparewatch_group_state{group=\"link:uplinks\",kind=\"link\",state=\"no_redundancy\",by_design=\"false\"}";
+const REDUNDANT: &str = "sparewatch_group_state{group=\"link:uplinks\",kind=\"link\",state=\"redundant\",by_design=\"false\"}";
+
+/// Polls `/metrics` every millisecond until `selector` is 1; returns when it was seen.
+fn wait_for(selector: &str, limit: Duration) -> Instant {
+    let start = Instant::now();
+    loop {
+        if let Some(text) = get_metrics() {
+            if metric_value(&text, selector) == Some(1.0) {
+                return Instant::now();
+            }
+        }
+        assert!(start.elapsed() < limit, "{selector} not 1 within {limit:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn veth_link_change_reaches_metrics_through_rtnetlink() {
+    let ns = Netns::new();
+    let n = ns.0.as_str();
+    ip(&["-n", n, "link", "set", "lo", "up"]);
+    for p in ["swa", "swb"] {
+        let (a, b) = (format!("{p}0"), format!("{p}1"));
+        ip(&[
+            "-n", n, "link", "add", &a, "type", "veth", "peer", "name", &b,
+        ]);
+        ip(&["-n", n, "link", "set", &a, "up"]);
+        ip(&["-n", n, "link", "set", &b, "up"]);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("sparewatch.yml");
+    std::fs::write(
+        &cfg,
+        "hold_down: 1s\ncollectors:\n  net:\n    interval: 1h\n    groups:\n      - name: uplinks\n        members: [swa0, swb0]\n",
+    )
+    .expect("config");
+    let _agent = Agent(
+        Command::new("ip")
+            .args(["netns", "exec", n, env!("CARGO_BIN_EXE_sparewatch")])
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:9856",
+                "--collector.disable-defaults",
+            ])
+            .args([
+                "--collector.net",
+                "--path.sysfs",
+                "/sys",
+                "--log.level",
+                "warn",
+            ])
+            .arg("--config.file")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starts the agent"),
+    );
+    // The client must live in the namespace too: one thread enters it.
+    let netns_file = std::fs::File::open(format!("/run/netns/{n}")).expect("netns file");
+    let ns_name = n.to_string();
+    let measured = std::thread::spawn(move || {
+        nix::sched::setns(&netns_file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        wait_for(REDUNDANT, Duration::from_secs(30));
+        // Give the first collection time to settle, so only the event can change things.
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        ip(&["-n", &ns_name, "link", "set", "swa1", "down"]);
+        let down = wait_for(NO_REDUNDANCY, Duration::from_secs(10)).duration_since(t0);
+        let text = get_metrics().expect("metrics");
+        assert_eq!(
+            metric_value(&text, "sparewatch_net_link_carrier{device=\"swa0\"}"),
+            Some(0.0),
+            "swa0 loses carrier when its peer goes down"
+        );
+        let t1 = Instant::now();
+        ip(&["-n", &ns_name, "link", "set", "swa1", "up"]);
+        let up = wait_for(REDUNDANT, Duration::from_secs(10)).duration_since(t1);
+        (down, up)
+    })
+    .join()
+    .expect("client thread");
+    let (down, up) = measured;
+    println!(
+        "link event latency: link down -> no_redundancy on /metrics in {:.1} ms; link up -> redundant in {:.1} ms (hold-down 1 s)",
+        down.as_secs_f64() * 1e3,
+        up.as_secs_f64() * 1e3
+    );
+    assert!(
+        up >= Duration::from_secs(1),
+        "recovery must wait for the hold-down"
+    );
+    assert!(
+        down < Duration::from_secs(5),
+        "the event path must not wait for the 1 h poll"
+    );
+}

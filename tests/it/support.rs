@@ -1,0 +1,143 @@
+//! Shared helpers: fixture paths, one-shot collection at a fixed clock, golden files,
+//! running the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+/// The fixed clock of golden files: 2026-01-01T00:00:00Z.
+pub fn fixed_now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    let p = repo().join("tests/fixtures").join(name);
+    assert!(p.is_dir(), "fixture {} missing", p.display());
+    p
+}
+
+/// `--path.*` flags pointing at a fixture tree (`sys/`, `proc/`, rootfs = the tree), plus
+/// `--config.file` when the scenario has a `config.yml`.
+pub fn fixture_args(dir: &Path) -> Vec<String> {
+    let mut a = vec![
+        "--path.sysfs".to_string(),
+        dir.join("sys").display().to_string(),
+        "--path.procfs".to_string(),
+        dir.join("proc").display().to_string(),
+        "--path.rootfs".to_string(),
+        dir.display().to_string(),
+    ];
+    if dir.join("config.yml").is_file() {
+        a.push("--config.file".into());
+        a.push(dir.join("config.yml").display().to_string());
+    }
+    a
+}
+
+/// One-shot collection of a fixture with only `collectors` enabled, at the fixed clock.
+pub fn snapshot(fixture_name: &str, collectors: &[&str]) -> sparewatch::snapshot::Snapshot {
+    let dir = fixture(fixture_name);
+    let mut args = vec![
+        "sparewatch".to_string(),
+        "--collector.disable-defaults".into(),
+    ];
+    args.extend(fixture_args(&dir));
+    args.extend(collectors.iter().map(|c| format!("--collector.{c}")));
+    sparewatch::collect_with_args(args, fixed_now()).expect("collects")
+}
+
+/// The `/metrics` text with the values that vary between runs (durations) masked.
+pub fn normalized_metrics(snap: &sparewatch::snapshot::Snapshot) -> String {
+    let text = String::from_utf8_lossy(&snap.metrics_text);
+    text.lines()
+        .map(|l| {
+            if l.starts_with("sparewatch_collector_duration_seconds{") {
+                match l.rsplit_once(' ') {
+                    Some((k, _)) => format!("{k} <duration>"),
+                    None => l.to_string(),
+                }
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Compares with `tests/golden/<name>.prom`; `UPDATE_GOLDEN=1` rewrites the file instead.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = repo().join("tests/golden").join(format!("{name}.prom"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .collect();
+        panic!(
+            "{} differs (UPDATE_GOLDEN=1 to accept):\n{}\n(lines: expected {}, actual {})",
+            path.display(),
+            diff.join("\n"),
+            expected.lines().count(),
+            actual.lines().count()
+        );
+    }
+}
+
+/// Runs the built `sparewatch` binary.
+pub fn sparewatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(args)
+        .output()
+        .expect("runs sparewatch")
+}
+
+/// `promtool check metrics` on a text; promtool is installed by scripts/test.
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install the Debian package `prometheus` (scripts/test does)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the one series whose line starts with `selector` (`name{labels}`).
+pub fn metric_value(text: &str, selector: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(selector) && l[selector.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
