@@ -103,7 +103,11 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
     thread::Builder::new()
         .name("engine".into())
         .spawn(move || loop {
-            match rx.recv_timeout(TICK) {
+            let wait = engine
+                .next_deadline()
+                .and_then(|d| d.duration_since(SystemTime::now()).ok())
+                .map_or(TICK, |d| d.min(TICK) + Duration::from_millis(1));
+            match rx.recv_timeout(wait) {
                 Ok(ev) => {
                     apply(&mut engine, ev);
                     // Take whatever else is queued before rendering once.

@@ -331,6 +331,17 @@ impl Engine {
         }
     }
 
+    /// The earliest moment a held-down member may be reported healthy again, so the engine
+    /// re-evaluates exactly then instead of on its next tick.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        let hold_down = self.config.hold_down;
+        self.groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .filter_map(|m| m.healthy_since.map(|t| t + hold_down))
+            .min()
+    }
+
     /// Raw readings of every collector whose data is current (a down collector's old
     /// readings are not served as if they were fresh).
     pub fn current_collections(&self, now: SystemTime) -> Vec<(&'static str, &Collection)> {
