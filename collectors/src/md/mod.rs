@@ -189,7 +189,13 @@ impl MdCollector {
             active,
             level,
             raid_disks,
-            layout: number(&md.join("layout"))?,
+            // "2", "-1" (raid0 without a layout), "2 (1)" while a reshape changes it: only
+            // the current non-negative value is of use.
+            layout: value(&md.join("layout"))?.and_then(|v| {
+                v.split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<u32>().ok())
+            }),
             degraded: number(&md.join("degraded"))?,
             array_state,
             sync_action: value(&md.join("sync_action"))?,
