@@ -557,3 +557,26 @@ fn nvme_one_path_inaccessible() {
     assert_eq!(m.reason.as_deref(), Some("controller connecting"));
     golden("nvme-one-inaccessible", &s);
 }
+
+#[test]
+fn md_watches_mdstat_and_the_notified_attributes() {
+    let root = fixture("md-recovering");
+    let files = sparewatch_collectors::md::watched_files(&Roots::under(&root));
+    let rel: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    for want in [
+        "proc/mdstat",
+        "sys/block/md0/md/array_state",
+        "sys/block/md0/md/degraded",
+        "sys/block/md0/md/sync_action",
+        "sys/block/md0/md/dev-sda1/state",
+        "sys/block/md5/md/dev-sdp/state",
+    ] {
+        assert!(rel.iter().any(|r| r == want), "{want} not watched: {rel:?}");
+    }
+    assert!(files.iter().all(|p| p.exists()), "{rel:?}");
+    // Progress is read at the interval, not watched (it is notified every checkpoint).
+    assert!(!rel.iter().any(|r| r.ends_with("sync_completed")));
+}
