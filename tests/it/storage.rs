@@ -1,45 +1,35 @@
 //! md RAID, dm-multipath and NVMe multipath against the fixture trees in
 //! tests/fixtures/{md,mpath,nvme}-*: the collectors' groups, the engine's states, `status`,
-//! `check`, and the whole `/metrics` output per scenario (golden files in
-//! tests/golden/storage, refreshed with `UPDATE_GOLDEN=1 cargo test --test it storage`).
+//! `check`, and the whole `/metrics` output per scenario (golden files
+//! tests/golden/<scenario>.prom, refreshed with `UPDATE_GOLDEN=1 cargo test --test it storage`).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::path::Path;
+use std::time::Duration;
 
+use crate::support::{
+    assert_golden, fixed_now, fixture, fixture_args, normalized_metrics, promtool_check_metrics,
+};
 use sparewatch::snapshot::{GroupView, Snapshot};
 use sparewatch_collectors::md::MdCollector;
 use sparewatch_collectors::multipath::MultipathCollector;
 use sparewatch_collectors::{Collector, MemberHealth, Role, Roots};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// `sparewatch status` over one fixture tree with only `collector` enabled, at a fixed
-/// clock.
+/// `sparewatch status` over a tree with only `collector` enabled, at the fixed clock.
 fn snapshot_with(root: &Path, collector: &str, extra: &[&str]) -> Snapshot {
     let mut args: Vec<String> = vec![
         "sparewatch".into(),
         "status".into(),
         "--collector.disable-defaults".into(),
         format!("--collector.{collector}"),
-        "--path.sysfs".into(),
-        root.join("sys").display().to_string(),
-        "--path.procfs".into(),
-        root.join("proc").display().to_string(),
-        "--path.rootfs".into(),
-        root.display().to_string(),
     ];
+    args.extend(fixture_args(root));
     args.extend(extra.iter().map(|s| s.to_string()));
-    let now = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-    sparewatch::collect_with_args(args, now).expect("collects")
+    sparewatch::collect_with_args(args, fixed_now()).expect("collects")
 }
 
 fn snapshot(scenario: &str, collector: &str) -> Snapshot {
-    snapshot_with(&fixture(scenario), collector, &[])
+    crate::support::snapshot(scenario, &[collector])
 }
 
 fn group<'a>(s: &'a Snapshot, name: &str) -> &'a GroupView {
@@ -88,57 +78,14 @@ fn row(
     )
 }
 
-/// The `/metrics` text with the values that vary between runs (collection duration) fixed.
 fn stable_metrics(s: &Snapshot) -> String {
-    let text = String::from_utf8_lossy(&s.metrics_text);
-    text.lines()
-        .map(|l| {
-            if l.starts_with("sparewatch_collector_duration_seconds{") {
-                match l.rsplit_once(' ') {
-                    Some((k, _)) => format!("{k} 0"),
-                    None => l.to_string(),
-                }
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
+    normalized_metrics(s)
 }
 
+/// promtool-clean, and equal to tests/golden/<scenario>.prom.
 fn golden(scenario: &str, s: &Snapshot) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/storage")
-        .join(format!("{scenario}.prom"));
-    let got = stable_metrics(s);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test it storage",
-            path.display()
-        )
-    });
-    if got != want {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(got.lines())
-            .filter(|(w, g)| w != g)
-            .take(10)
-            .map(|(w, g)| format!("- {w}\n+ {g}"))
-            .collect();
-        panic!(
-            "/metrics of {scenario} differs from {} ({} vs {} lines):\n{}",
-            path.display(),
-            want.lines().count(),
-            got.lines().count(),
-            diff.join("\n")
-        );
-    }
+    promtool_check_metrics(&String::from_utf8_lossy(&s.metrics_text));
+    assert_golden(scenario, &normalized_metrics(s));
 }
 
 fn collector_up(s: &Snapshot, name: &str) -> bool {
