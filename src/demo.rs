@@ -25,6 +25,7 @@ pub fn build_server(t: &SysTree) -> io::Result<()> {
     }
     t.bond("bond0", "active-backup 1", &["eth0", "eth1"], 0)?;
     t.bond("bond1", "802.3ad 4", &["eth2", "eth3"], 1)?;
+    crate::demo_storage::build(t)?;
     Ok(())
 }
 
@@ -73,6 +74,26 @@ pub const STORY: &[Step] = &[
             t.bond_carrier("bond0", true)?;
             t.set_active_slave("bond0", "eth0")
         },
+    },
+    Step {
+        says: "md0 (RAID1): sdb1 fails — the mirror runs on its last disk (no redundancy)",
+        apply: |t| crate::demo_storage::md0(t, crate::demo_storage::Md0::Sdb1Failed),
+    },
+    Step {
+        says: "md0: sdb1 is replaced and rebuilding — not redundant until the rebuild is done",
+        apply: |t| crate::demo_storage::md0(t, crate::demo_storage::Md0::Sdb1Rebuilding),
+    },
+    Step {
+        says: "md0: the rebuild finished — redundant again",
+        apply: |t| crate::demo_storage::md0(t, crate::demo_storage::Md0::Healthy),
+    },
+    Step {
+        says: "mpatha: the standby path sdc fails — I/O still flows over sdb, no spare path left",
+        apply: |t| crate::demo_storage::mpatha(t, false, 1),
+    },
+    Step {
+        says: "mpatha: sdc is reinstated",
+        apply: |t| crate::demo_storage::mpatha(t, true, 1),
     },
 ];
 

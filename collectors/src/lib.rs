@@ -7,8 +7,11 @@
 pub mod command;
 pub mod error;
 pub mod events;
+pub mod md;
 pub mod model;
+pub mod multipath;
 pub mod net;
+pub mod one_hot;
 pub mod roots;
 
 use std::time::Duration;
@@ -60,15 +63,35 @@ fn no_args() -> Vec<clap::Arg> {
 }
 
 /// The collector table. Order is the order of `status` output and of the docs.
-pub static COLLECTORS: &[CollectorSpec] = &[CollectorSpec {
-    name: "net",
-    help: "NIC links, bonds and team devices (sysfs, rtnetlink events, teamdctl)",
-    enabled_by_default: true,
-    interval: Duration::from_secs(30),
-    timeout: Duration::from_secs(10),
-    args: net::args,
-    build: net::build,
-}];
+pub static COLLECTORS: &[CollectorSpec] = &[
+    CollectorSpec {
+        name: "net",
+        help: "NIC links, bonds and team devices (sysfs, rtnetlink events, teamdctl)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        args: net::args,
+        build: net::build,
+    },
+    CollectorSpec {
+        name: "md",
+        help: "Linux software RAID arrays (/proc/mdstat, /sys/block/md*/md, poll() events)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        args: md::args,
+        build: md::build,
+    },
+    CollectorSpec {
+        name: "multipath",
+        help: "dm-multipath maps (dmsetup status, sysfs, uevents) and NVMe native multipath",
+        enabled_by_default: true,
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        args: multipath::args,
+        build: multipath::build,
+    },
+];
 
 /// Helper for collectors without flags.
 pub fn collector_without_args() -> Vec<clap::Arg> {

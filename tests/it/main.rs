@@ -3,4 +3,5 @@
 mod cli;
 mod golden;
 mod link_events;
+mod storage;
 mod support;

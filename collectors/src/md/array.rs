@@ -1,0 +1,634 @@
+//! md arrays as redundancy groups: pure functions from what sysfs (or `/proc/mdstat`) says
+//! about an array to the group `md:<kernel name>`.
+
+use super::mdstat::MdstatArray;
+use crate::{GroupReading, MemberHealth, MemberReading, Role};
+
+/// What the kernel says about one array (`/sys/block/<md>/md/*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArrayInfo {
+    /// Kernel name (`md0`, `md127`, `md_home`).
+    pub name: String,
+    /// Running (`/proc/mdstat` "active"; sysfs `array_state` not `inactive`/`clear`).
+    pub active: bool,
+    /// `level`: `raid1`, `raid5`, `linear`, `container`; `None` or empty when inactive.
+    pub level: Option<String>,
+    /// `raid_disks`: slots in the array (the new count while a reshape runs).
+    pub raid_disks: Option<u32>,
+    /// `layout` (raid10: near copies in bits 0-7, far copies in bits 8-15).
+    pub layout: Option<u32>,
+    /// `degraded`: slots without an in-sync device.
+    pub degraded: Option<u32>,
+    pub array_state: Option<String>,
+    /// `sync_action`: idle, resync, recover, check, repair, reshape, frozen.
+    pub sync_action: Option<String>,
+    /// `sync_completed` as (done, total) in 512-byte sectors while a sync runs.
+    pub sync_completed: Option<(u64, u64)>,
+    /// `sync_speed` in KiB/s (meaningful while a sync runs).
+    pub sync_speed_kib: Option<u64>,
+    /// `mismatch_cnt`: sectors found inconsistent by the last check/repair.
+    pub mismatch_sectors: Option<u64>,
+    pub metadata_version: Option<String>,
+    pub members: Vec<MemberInfo>,
+    /// Members are per-slot placeholders from `/proc/mdstat` (no sysfs): names are slots.
+    pub from_mdstat_only: bool,
+}
+
+/// One member device (`/sys/block/<md>/md/dev-<name>/`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Kernel name of the member block device (`sdb1`, `nvme0n1p2`).
+    pub name: String,
+    /// Whole-disk name behind it (`sdb`, `nvme0n1`), for SMART risks.
+    pub device: Option<String>,
+    /// `slot`: the role in the array; `None` ("none") for spares and unassigned devices.
+    pub slot: Option<u32>,
+    /// `state` flags: faulty, in_sync, write_mostly, blocked, spare, write_error,
+    /// want_replacement, replacement, journal, ...
+    pub state: Vec<String>,
+    /// `errors`: read errors corrected on this device.
+    pub errors: Option<u64>,
+}
+
+impl MemberInfo {
+    pub fn has(&self, flag: &str) -> bool {
+        self.state.iter().any(|s| s == flag)
+    }
+}
+
+/// `raid_disks`: "4", or "4 (3)" while a reshape from 3 to 4 runs. The first is the count
+/// the array is moving to.
+pub fn parse_raid_disks(s: &str) -> Result<u32, String> {
+    let first = s.split_whitespace().next().unwrap_or("");
+    first
+        .parse()
+        .map_err(|_| format!("raid_disks: not a number: {s:?}"))
+}
+
+/// `sync_completed`: "none" or "delayed" (no sync running) or "<done> / <total>" sectors.
+pub fn parse_sync_completed(s: &str) -> Result<Option<(u64, u64)>, String> {
+    let s = s.trim();
+    if s == "none" || s == "delayed" || s.is_empty() {
+        return Ok(None);
+    }
+    let (d, t) = s
+        .split_once('/')
+        .ok_or_else(|| format!("sync_completed: unexpected {s:?}"))?;
+    let d = d.trim().parse::<u64>();
+    let t = t.trim().parse::<u64>();
+    match (d, t) {
+        (Ok(d), Ok(t)) => Ok(Some((d, t))),
+        _ => Err(format!("sync_completed: unexpected {s:?}")),
+    }
+}
+
+/// `dev-*/slot`: a number, or "none".
+pub fn parse_slot(s: &str) -> Result<Option<u32>, String> {
+    let s = s.trim();
+    if s == "none" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("slot: unexpected {s:?}"))
+}
+
+/// `dev-*/state`: comma-separated flags ("in_sync,write_mostly").
+pub fn parse_member_state(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The whole disk a partition's kernel name belongs to, by naming convention
+/// (`sdb1` → `sdb`, `nvme0n1p2` → `nvme0n1`, `mmcblk0p1` → `mmcblk0`, `dm-3` → `dm-3`).
+/// Used when sysfs does not show the parent.
+pub fn whole_disk_name(name: &str) -> String {
+    let trimmed = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    if trimmed.len() == name.len() || trimmed.is_empty() {
+        return name.to_string();
+    }
+    // Names that end in a digit themselves take a "p" before the partition number.
+    let numbered_disk = ["nvme", "mmcblk", "loop", "nbd", "md", "zram", "rbd"];
+    if numbered_disk.iter().any(|p| name.starts_with(p)) {
+        if let Some(base) = trimmed.strip_suffix('p') {
+            if base.ends_with(|c: char| c.is_ascii_digit()) {
+                return base.to_string();
+            }
+        }
+        return name.to_string();
+    }
+    if name.starts_with("dm-") {
+        return name.to_string();
+    }
+    if ["sd", "vd", "hd", "xvd"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        return trimmed.to_string();
+    }
+    name.to_string()
+}
+
+/// How a level tolerates failures, for `required = raid_disks − tolerance`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub required: u32,
+    /// raid0/linear: no redundancy by design.
+    pub by_design: bool,
+}
+
+/// Copies of each block in a raid10 layout: near × far (offset layouts use the far field).
+/// Unknown layout: the mdadm default, near=2.
+pub fn raid10_copies(layout: Option<u32>) -> u32 {
+    match layout {
+        Some(l) => {
+            let near = l & 0xff;
+            let far = (l >> 8) & 0xff;
+            (near.max(1) * far.max(1)).max(1)
+        }
+        None => 2,
+    }
+}
+
+/// `required` by level. raid1: any one mirror half carries the data (n-way tolerates
+/// n−1). raid4/5: one. raid6: two. raid10: copies − 1, the number of failures it survives
+/// whichever devices fail (a near=2 array of 4 may survive 2, but not any 2).
+/// raid0, linear and unknown levels tolerate none; raid0/linear are single by design.
+pub fn policy(level: Option<&str>, raid_disks: u32, layout: Option<u32>) -> Policy {
+    let n = raid_disks;
+    let tol = |t: u32| Policy {
+        required: n.saturating_sub(t).max(1),
+        by_design: false,
+    };
+    match level.unwrap_or("") {
+        "raid1" | "multipath" => tol(n.saturating_sub(1)),
+        "raid4" | "raid5" => tol(1),
+        "raid6" => tol(2),
+        "raid10" => tol(raid10_copies(layout).saturating_sub(1)),
+        "raid0" | "linear" | "faulty" => Policy {
+            required: n.max(1),
+            by_design: true,
+        },
+        _ => tol(0),
+    }
+}
+
+impl ArrayInfo {
+    /// The fallback when `/sys/block/<md>/md` cannot be read: members are the slots of the
+    /// `[UU_]` string (named `slot0`, `slot1`, ...) plus the spares by name.
+    pub fn from_mdstat(m: &MdstatArray) -> ArrayInfo {
+        let mut members = Vec::new();
+        if let Some(status) = &m.slot_status {
+            for (i, c) in status.chars().enumerate() {
+                members.push(MemberInfo {
+                    name: format!("slot{i}"),
+                    device: None,
+                    slot: Some(i as u32),
+                    state: vec![if c == 'U' { "in_sync" } else { "missing" }.to_string()],
+                    errors: None,
+                });
+            }
+        }
+        for d in &m.devices {
+            if d.spare && !d.faulty && m.active {
+                members.push(MemberInfo {
+                    name: d.name.clone(),
+                    device: Some(whole_disk_name(&d.name)),
+                    slot: None,
+                    state: vec!["spare".to_string()],
+                    errors: None,
+                });
+            }
+        }
+        if !m.active {
+            members = m
+                .devices
+                .iter()
+                .map(|d| MemberInfo {
+                    name: d.name.clone(),
+                    device: Some(whole_disk_name(&d.name)),
+                    slot: None,
+                    state: Vec::new(),
+                    errors: None,
+                })
+                .collect();
+        }
+        ArrayInfo {
+            name: m.name.clone(),
+            active: m.active,
+            level: m.level.clone(),
+            raid_disks: m.raid_disks,
+            degraded: match (m.raid_disks, m.working_disks) {
+                (Some(n), Some(w)) => Some(n.saturating_sub(w)),
+                _ => None,
+            },
+            array_state: Some(if m.active { "active" } else { "inactive" }.to_string()),
+            sync_action: Some(
+                match m.sync.as_ref() {
+                    Some(s) if s.waiting.is_none() => match s.action.as_str() {
+                        "recovery" => "recover",
+                        other => other,
+                    },
+                    _ => "idle",
+                }
+                .to_string(),
+            ),
+            sync_completed: m
+                .sync
+                .as_ref()
+                .and_then(|s| s.done_total)
+                .map(|(d, t)| (d * 2, t * 2)),
+            members,
+            from_mdstat_only: true,
+            ..ArrayInfo::default()
+        }
+    }
+
+    /// Level as reported, `None` when empty (inactive arrays).
+    pub fn level(&self) -> Option<&str> {
+        self.level.as_deref().filter(|l| !l.is_empty())
+    }
+
+    /// IMSM/DDF containers hold metadata only; their member arrays are the groups.
+    pub fn is_container(&self) -> bool {
+        self.level() == Some("container")
+    }
+
+    fn rebuilding(&self) -> bool {
+        matches!(
+            self.sync_action.as_deref(),
+            Some("recover") | Some("reshape")
+        )
+    }
+
+    /// Progress 0..=1 of the running sync, if one runs.
+    pub fn sync_ratio(&self) -> Option<f64> {
+        match self.sync_completed {
+            Some((d, t)) if t > 0 => Some((d as f64 / t as f64).clamp(0.0, 1.0)),
+            _ => None,
+        }
+    }
+
+    fn member_health(&self, m: &MemberInfo) -> (Role, MemberHealth) {
+        if !self.active {
+            return (
+                Role::Active,
+                MemberHealth::Unhealthy("array inactive".into()),
+            );
+        }
+        if m.has("faulty") {
+            return (Role::Active, MemberHealth::Unhealthy("faulty".into()));
+        }
+        if m.has("missing") {
+            return (Role::Active, MemberHealth::Unhealthy("missing".into()));
+        }
+        if m.has("replacement") {
+            let h = if m.has("in_sync") {
+                MemberHealth::Healthy
+            } else {
+                MemberHealth::Unhealthy("rebuilding (replacement)".into())
+            };
+            return (Role::Spare, h);
+        }
+        let Some(_slot) = m.slot else {
+            // Hot spare: idle until a member fails, checked like the others.
+            return (Role::Spare, MemberHealth::Healthy);
+        };
+        if m.has("blocked") {
+            return (Role::Active, MemberHealth::Unhealthy("blocked".into()));
+        }
+        if !m.has("in_sync") {
+            let why = if self.rebuilding() {
+                "rebuilding"
+            } else {
+                "not in sync"
+            };
+            return (Role::Active, MemberHealth::Unhealthy(why.into()));
+        }
+        if m.has("want_replacement") {
+            return (
+                Role::Active,
+                MemberHealth::AtRisk("marked for replacement".into()),
+            );
+        }
+        if m.has("write_error") {
+            return (Role::Active, MemberHealth::AtRisk("write errors".into()));
+        }
+        (Role::Active, MemberHealth::Healthy)
+    }
+
+    /// The group `md:<name>`, or `None` for a container.
+    pub fn group(&self) -> Option<GroupReading> {
+        if self.is_container() {
+            return None;
+        }
+        let data_members: Vec<&MemberInfo> =
+            self.members.iter().filter(|m| !m.has("journal")).collect();
+        let raid_disks = self.raid_disks.filter(|n| *n > 0).unwrap_or_else(|| {
+            data_members
+                .iter()
+                .filter(|m| m.slot.is_some() && !m.has("replacement"))
+                .count() as u32
+        });
+        let policy = if self.active {
+            policy(self.level(), raid_disks, self.layout)
+        } else {
+            // An inactive array serves no I/O: its function is lost whatever its level.
+            Policy {
+                required: policy(self.level(), raid_disks, self.layout)
+                    .required
+                    .max(1),
+                by_design: false,
+            }
+        };
+        let mut g = GroupReading::new(format!("md:{}", self.name), "md", policy.required);
+        g.by_design = policy.by_design;
+        for m in &data_members {
+            let (role, health) = self.member_health(m);
+            let mut r = MemberReading::new(&m.name, role, health);
+            r.device = m.device.clone();
+            g.members.push(r);
+        }
+        if self.active {
+            // Slots without a device (failed and removed, or never added) are members too:
+            // an array of 4 with 3 devices has lost one.
+            for slot in 0..raid_disks {
+                let taken = data_members
+                    .iter()
+                    .any(|m| m.slot == Some(slot) && !m.has("replacement"));
+                if !taken {
+                    g.members.push(MemberReading::new(
+                        format!("slot{slot}"),
+                        Role::Active,
+                        MemberHealth::Unhealthy("missing".into()),
+                    ));
+                }
+            }
+        } else if g.members.is_empty() {
+            g.members.push(MemberReading::new(
+                "array",
+                Role::Active,
+                MemberHealth::Unhealthy("array inactive".into()),
+            ));
+        }
+        Some(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn member(name: &str, slot: Option<u32>, state: &str) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            device: Some(whole_disk_name(name)),
+            slot,
+            state: parse_member_state(state),
+            errors: None,
+        }
+    }
+
+    fn array(level: &str, raid_disks: u32, members: Vec<MemberInfo>) -> ArrayInfo {
+        ArrayInfo {
+            name: "md0".into(),
+            active: true,
+            level: Some(level.into()),
+            raid_disks: Some(raid_disks),
+            sync_action: Some("idle".into()),
+            members,
+            ..ArrayInfo::default()
+        }
+    }
+
+    fn healthy(g: &GroupReading) -> usize {
+        g.members
+            .iter()
+            .filter(|m| m.role != Role::Spare && m.health.counts_healthy())
+            .count()
+    }
+
+    #[test]
+    fn required_by_level() {
+        assert_eq!(policy(Some("raid1"), 2, None).required, 1);
+        assert_eq!(policy(Some("raid1"), 3, None).required, 1);
+        assert_eq!(policy(Some("raid5"), 3, None).required, 2);
+        assert_eq!(policy(Some("raid4"), 5, None).required, 4);
+        assert_eq!(policy(Some("raid6"), 4, None).required, 2);
+        // near=2 (0x102), far=2 (0x201), near=3 (0x103), offset=2 (0x10201).
+        assert_eq!(policy(Some("raid10"), 4, Some(0x102)).required, 3);
+        assert_eq!(policy(Some("raid10"), 4, Some(0x201)).required, 3);
+        assert_eq!(policy(Some("raid10"), 6, Some(0x103)).required, 4);
+        assert_eq!(policy(Some("raid10"), 4, Some(0x10201)).required, 3);
+        assert_eq!(policy(Some("raid10"), 4, None).required, 3);
+        let r0 = policy(Some("raid0"), 2, None);
+        assert_eq!((r0.required, r0.by_design), (2, true));
+        assert!(policy(Some("linear"), 3, None).by_design);
+        assert_eq!(policy(Some("weird"), 3, None).required, 3);
+    }
+
+    #[test]
+    fn whole_disks() {
+        assert_eq!(whole_disk_name("sdb1"), "sdb");
+        assert_eq!(whole_disk_name("sdaa12"), "sdaa");
+        assert_eq!(whole_disk_name("sdb"), "sdb");
+        assert_eq!(whole_disk_name("vdc2"), "vdc");
+        assert_eq!(whole_disk_name("nvme0n1p2"), "nvme0n1");
+        assert_eq!(whole_disk_name("nvme0n1"), "nvme0n1");
+        assert_eq!(whole_disk_name("mmcblk0p1"), "mmcblk0");
+        assert_eq!(whole_disk_name("loop3"), "loop3");
+        assert_eq!(whole_disk_name("dm-3"), "dm-3");
+    }
+
+    #[test]
+    fn attribute_parsers() {
+        assert_eq!(parse_raid_disks("4"), Ok(4));
+        assert_eq!(parse_raid_disks("4 (3)"), Ok(4));
+        assert!(parse_raid_disks("").is_err());
+        assert_eq!(parse_sync_completed("none"), Ok(None));
+        assert_eq!(parse_sync_completed("delayed"), Ok(None));
+        assert_eq!(parse_sync_completed("1024 / 4096"), Ok(Some((1024, 4096))));
+        assert!(parse_sync_completed("12 of 40").is_err());
+        assert_eq!(parse_slot("none"), Ok(None));
+        assert_eq!(parse_slot("2"), Ok(Some(2)));
+        assert!(parse_slot("-1").is_err());
+        assert_eq!(
+            parse_member_state("in_sync,write_mostly"),
+            ["in_sync", "write_mostly"]
+        );
+    }
+
+    #[test]
+    fn raid5_of_three_with_one_failed() {
+        let a = array(
+            "raid5",
+            3,
+            vec![
+                member("sda1", Some(0), "faulty"),
+                member("sdb1", Some(1), "in_sync"),
+                member("sdc1", Some(2), "in_sync"),
+            ],
+        );
+        let g = a.group().unwrap();
+        assert_eq!(g.name, "md:md0");
+        assert_eq!(g.kind, "md");
+        assert_eq!(g.required, 2);
+        assert_eq!(g.members.len(), 3);
+        assert_eq!(healthy(&g), 2);
+        assert_eq!(
+            g.members[0].health,
+            MemberHealth::Unhealthy("faulty".into())
+        );
+        assert_eq!(g.members[0].device.as_deref(), Some("sda"));
+    }
+
+    #[test]
+    fn removed_member_leaves_a_missing_slot() {
+        let a = array(
+            "raid6",
+            4,
+            vec![
+                member("sda", Some(0), "in_sync"),
+                member("sdb", Some(1), "in_sync"),
+                member("sdd", Some(3), "in_sync"),
+            ],
+        );
+        let g = a.group().unwrap();
+        assert_eq!(g.required, 2);
+        assert_eq!(g.members.len(), 4);
+        assert_eq!(g.members[3].name, "slot2");
+        assert_eq!(
+            g.members[3].health,
+            MemberHealth::Unhealthy("missing".into())
+        );
+        assert_eq!(healthy(&g), 3);
+    }
+
+    #[test]
+    fn rebuilding_member_and_spare() {
+        let mut a = array(
+            "raid1",
+            2,
+            vec![
+                member("sda1", Some(0), "in_sync"),
+                member("sdb1", Some(1), "spare"),
+                member("sdc1", None, "spare"),
+            ],
+        );
+        a.sync_action = Some("recover".into());
+        let g = a.group().unwrap();
+        assert_eq!(g.required, 1);
+        assert_eq!(
+            g.members[1].health,
+            MemberHealth::Unhealthy("rebuilding".into())
+        );
+        assert_eq!(g.members[1].role, Role::Active);
+        assert_eq!(g.members[2].role, Role::Spare);
+        assert_eq!(g.members[2].health, MemberHealth::Healthy);
+        assert_eq!(g.members.len(), 3);
+    }
+
+    #[test]
+    fn risks_and_journal() {
+        let a = array(
+            "raid5",
+            3,
+            vec![
+                member("sda", Some(0), "in_sync,want_replacement"),
+                member("sdb", Some(1), "in_sync,write_error"),
+                member("sdc", Some(2), "in_sync"),
+                member("nvme0n1p1", None, "journal,in_sync"),
+            ],
+        );
+        let g = a.group().unwrap();
+        assert_eq!(g.members.len(), 3);
+        assert!(matches!(g.members[0].health, MemberHealth::AtRisk(_)));
+        assert!(matches!(g.members[1].health, MemberHealth::AtRisk(_)));
+    }
+
+    #[test]
+    fn raid0_is_single_by_design() {
+        let g = array(
+            "raid0",
+            2,
+            vec![
+                member("sda", Some(0), "in_sync"),
+                member("sdb", Some(1), "in_sync"),
+            ],
+        )
+        .group()
+        .unwrap();
+        assert!(g.by_design);
+        assert_eq!(g.required, 2);
+    }
+
+    #[test]
+    fn inactive_array_is_failed() {
+        let a = ArrayInfo {
+            name: "md127".into(),
+            active: false,
+            level: Some(String::new()),
+            raid_disks: Some(0),
+            members: vec![member("sdf", None, ""), member("sdg", None, "")],
+            ..ArrayInfo::default()
+        };
+        let g = a.group().unwrap();
+        assert_eq!(g.required, 1);
+        assert_eq!(healthy(&g), 0);
+        assert!(g
+            .members
+            .iter()
+            .all(|m| m.health == MemberHealth::Unhealthy("array inactive".into())));
+    }
+
+    #[test]
+    fn container_has_no_group() {
+        let mut a = array("container", 0, vec![]);
+        a.level = Some("container".into());
+        assert_eq!(a.group(), None);
+    }
+
+    #[test]
+    fn from_mdstat_uses_slots() {
+        let m = super::super::mdstat::parse(
+            "md1 : active raid5 sdd1[3] sdc1[1] sdb1[0](F) sde1[4](S)
+      2093056 blocks super 1.2 level 5, 512k chunk, algorithm 2 [3/2] [_UU]
+",
+        )
+        .unwrap();
+        let a = ArrayInfo::from_mdstat(&m.arrays[0]);
+        let g = a.group().unwrap();
+        assert_eq!(g.required, 2);
+        let names: Vec<&str> = g.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["slot0", "slot1", "slot2", "sde1"]);
+        assert_eq!(healthy(&g), 2);
+        assert_eq!(g.members[3].role, Role::Spare);
+    }
+
+    proptest! {
+        #[test]
+        fn attribute_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let s = String::from_utf8_lossy(&bytes);
+            let _ = parse_raid_disks(&s);
+            let _ = parse_sync_completed(&s);
+            let _ = parse_slot(&s);
+            let _ = parse_member_state(&s);
+            let _ = whole_disk_name(&s);
+        }
+
+        #[test]
+        fn required_never_exceeds_slots_and_is_positive(
+            level in "(raid0|raid1|raid4|raid5|raid6|raid10|linear|x)",
+            n in 0u32..64,
+            layout in proptest::option::of(any::<u32>()),
+        ) {
+            let p = policy(Some(&level), n, layout);
+            prop_assert!(p.required >= 1);
+            prop_assert!(p.required <= n.max(1));
+        }
+    }
+}

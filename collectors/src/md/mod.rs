@@ -1,0 +1,380 @@
+//! The `md` collector: Linux software RAID arrays.
+//!
+//! Lists arrays from `/proc/mdstat` (and `/sys/block/md*/md`), reads each array's
+//! `/sys/block/<md>/md/*` attributes and `dev-*/{state,slot,errors}`, and reports one group
+//! `md:<kernel name>` per array. `poll()` on `/proc/mdstat` and on the notified sysfs
+//! attributes wakes it at once when a member fails or a rebuild starts or ends.
+
+pub mod array;
+pub mod mdstat;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Arg;
+use serde::Deserialize;
+
+use crate::one_hot::OneHot;
+use crate::roots::{list_dir, read_attr, read_optional, Attr};
+use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading, Roots, Wake};
+use array::{ArrayInfo, MemberInfo};
+use mdstat::{Mdstat, MdstatArray};
+
+/// `collectors.md` in the config file: no keys of its own (interval and timeout are the
+/// scheduler's). Group policies are overridden in the top-level `groups:` section.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdConfig {}
+
+pub fn args() -> Vec<Arg> {
+    Vec::new()
+}
+
+pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
+    let _config: MdConfig = crate::parse_config("md", ctx.config)?;
+    Ok(Box::new(MdCollector::new(ctx.roots.clone())))
+}
+
+/// Kernel `array_state` values (Documentation/admin-guide/md.rst).
+pub const ARRAY_STATES: [&str; 10] = [
+    "clear",
+    "inactive",
+    "suspended",
+    "readonly",
+    "read-auto",
+    "clean",
+    "active",
+    "write-pending",
+    "active-idle",
+    "broken",
+];
+
+/// Kernel `sync_action` values.
+pub const SYNC_ACTIONS: [&str; 7] = [
+    "idle", "resync", "recover", "check", "repair", "reshape", "frozen",
+];
+
+/// The sysfs attributes the kernel notifies (sysfs_notify) on change.
+const NOTIFIED_ATTRS: [&str; 3] = ["array_state", "degraded", "sync_action"];
+
+pub struct MdCollector {
+    roots: Roots,
+}
+
+fn md_dir(roots: &Roots, name: &str) -> PathBuf {
+    roots.sys("block").join(name).join("md")
+}
+
+/// Names of arrays sysfs knows (`/sys/block/md*/md`).
+fn sysfs_arrays(roots: &Roots) -> Result<Vec<String>, CollectError> {
+    Ok(list_dir(&roots.sys("block"))?
+        .into_iter()
+        .filter(|n| n.starts_with("md") && md_dir(roots, n).is_dir())
+        .collect())
+}
+
+fn value(path: &Path) -> Result<Option<String>, CollectError> {
+    Ok(match read_attr(path)? {
+        Attr::Value(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ => None,
+    })
+}
+
+/// A numeric attribute: absent/empty/"none" is `None`, anything else must be a number.
+fn number<T: std::str::FromStr>(path: &Path) -> Result<Option<T>, CollectError> {
+    match value(path)? {
+        None => Ok(None),
+        Some(v) if v == "none" => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| CollectError::parse(path.display().to_string(), format!("{v:?}"))),
+    }
+}
+
+fn parse_err(path: &Path, detail: String) -> CollectError {
+    CollectError::parse(path.display().to_string(), detail)
+}
+
+/// The whole disk behind a member: `dev-X/block` links to the member's block device; a
+/// partition (it has a `partition` attribute) sits inside its disk's directory.
+fn member_disk(dev_dir: &Path, name: &str) -> String {
+    let block = dev_dir.join("block");
+    if let Ok(target) = std::fs::read_link(&block) {
+        if block.join("partition").exists() {
+            if let Some(parent) = target
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+            {
+                return parent;
+            }
+        } else if block.join("dev").exists() {
+            return name.to_string();
+        }
+    }
+    array::whole_disk_name(name)
+}
+
+impl MdCollector {
+    pub fn new(roots: Roots) -> Self {
+        MdCollector { roots }
+    }
+
+    fn read_mdstat(&self) -> Result<Option<Mdstat>, CollectError> {
+        match read_optional(&self.roots.proc("mdstat"))? {
+            Some(text) => Ok(Some(mdstat::parse(&text)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn read_member(&self, md: &Path, entry: &str) -> Result<MemberInfo, CollectError> {
+        let name = entry.trim_start_matches("dev-").to_string();
+        let d = md.join(entry);
+        let state = value(&d.join("state"))?
+            .map(|s| array::parse_member_state(&s))
+            .unwrap_or_default();
+        let slot_path = d.join("slot");
+        let slot = match value(&slot_path)? {
+            Some(s) => array::parse_slot(&s).map_err(|e| parse_err(&slot_path, e))?,
+            None => None,
+        };
+        Ok(MemberInfo {
+            device: Some(member_disk(&d, &name)),
+            name,
+            slot,
+            state,
+            errors: number(&d.join("errors"))?,
+        })
+    }
+
+    /// Reads `/sys/block/<name>/md`; `None` when that directory does not exist.
+    fn read_sysfs_array(
+        &self,
+        name: &str,
+        listed: Option<&MdstatArray>,
+    ) -> Result<Option<ArrayInfo>, CollectError> {
+        let md = md_dir(&self.roots, name);
+        if !md.is_dir() {
+            return Ok(None);
+        }
+        let raid_disks_path = md.join("raid_disks");
+        let raid_disks = match value(&raid_disks_path)? {
+            Some(v) => {
+                Some(array::parse_raid_disks(&v).map_err(|e| parse_err(&raid_disks_path, e))?)
+            }
+            None => None,
+        };
+        let sync_path = md.join("sync_completed");
+        let sync_completed = match value(&sync_path)? {
+            Some(v) => array::parse_sync_completed(&v).map_err(|e| parse_err(&sync_path, e))?,
+            None => None,
+        };
+        let array_state = value(&md.join("array_state"))?;
+        let level = value(&md.join("level"))?;
+        let active = match listed {
+            Some(l) => l.active,
+            None => {
+                !matches!(array_state.as_deref(), Some("inactive") | Some("clear"))
+                    && level.is_some()
+            }
+        };
+        let mut members = Vec::new();
+        for entry in list_dir(&md)?.iter().filter(|e| e.starts_with("dev-")) {
+            members.push(self.read_member(&md, entry)?);
+        }
+        Ok(Some(ArrayInfo {
+            name: name.to_string(),
+            active,
+            level,
+            raid_disks,
+            // "2", "-1" (raid0 without a layout), "2 (1)" while a reshape changes it: only
+            // the current non-negative value is of use.
+            layout: value(&md.join("layout"))?.and_then(|v| {
+                v.split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<u32>().ok())
+            }),
+            degraded: number(&md.join("degraded"))?,
+            array_state,
+            sync_action: value(&md.join("sync_action"))?,
+            sync_completed,
+            // "none" while no sync runs.
+            sync_speed_kib: value(&md.join("sync_speed"))?.and_then(|v| v.parse().ok()),
+            mismatch_sectors: number(&md.join("mismatch_cnt"))?,
+            metadata_version: value(&md.join("metadata_version"))?,
+            members,
+            from_mdstat_only: false,
+        }))
+    }
+
+    fn arrays(&self) -> Result<Vec<ArrayInfo>, CollectError> {
+        let mdstat = self.read_mdstat()?;
+        let listed: &[MdstatArray] = mdstat.as_ref().map(|m| &m.arrays[..]).unwrap_or(&[]);
+        let mut names: Vec<String> = listed.iter().map(|a| a.name.clone()).collect();
+        for n in sysfs_arrays(&self.roots)? {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let entry = listed.iter().find(|a| a.name == name);
+            match self.read_sysfs_array(&name, entry)? {
+                Some(a) => {
+                    // An md device node that holds no array (array_state "clear", no
+                    // members) is not an array.
+                    let empty = a.members.is_empty()
+                        && matches!(a.array_state.as_deref(), Some("clear") | None)
+                        && entry.is_none();
+                    if !empty {
+                        out.push(a);
+                    }
+                }
+                None => {
+                    if let Some(e) = entry {
+                        out.push(ArrayInfo::from_mdstat(e));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn dev(a: &ArrayInfo) -> Vec<(&'static str, String)> {
+    vec![("device", a.name.clone())]
+}
+
+const ARRAY_STATE: OneHot = OneHot {
+    name: "sparewatch_md_array_state",
+    help: "The array's state (md/array_state): one series per state, the current one is 1.",
+    label: "state",
+    known: &ARRAY_STATES,
+};
+
+const SYNC_ACTION: OneHot = OneHot {
+    name: "sparewatch_md_sync_action",
+    help:
+        "The sync operation running (md/sync_action): one series per action, the current one is 1.",
+    label: "action",
+    known: &SYNC_ACTIONS,
+};
+
+/// A plain gauge of the array when the value is known.
+fn array_gauge(
+    out: &mut Vec<Reading>,
+    a: &ArrayInfo,
+    name: &'static str,
+    help: &'static str,
+    v: Option<f64>,
+) {
+    if let Some(v) = v {
+        out.push(Reading::gauge(name, help, dev(a), v));
+    }
+}
+
+/// Raw readings of one array.
+pub fn readings(a: &ArrayInfo, out: &mut Vec<Reading>) {
+    let mut info = dev(a);
+    info.push(("level", a.level().unwrap_or("").to_string()));
+    info.push((
+        "metadata_version",
+        a.metadata_version.clone().unwrap_or_default(),
+    ));
+    out.push(Reading::gauge(
+        "sparewatch_md_info",
+        "An md array, its RAID level and metadata version.",
+        info,
+        1.0,
+    ));
+    array_gauge(
+        out,
+        a,
+        "sparewatch_md_raid_disks",
+        "Member slots of the array (md/raid_disks).",
+        a.raid_disks.map(f64::from),
+    );
+    array_gauge(
+        out,
+        a,
+        "sparewatch_md_degraded_disks",
+        "Slots without an in-sync device, as the kernel counts them (md/degraded).",
+        a.degraded.map(f64::from),
+    );
+    ARRAY_STATE.push(out, &dev(a), a.array_state.as_deref());
+    SYNC_ACTION.push(out, &dev(a), a.sync_action.as_deref());
+    let ratio = a.sync_ratio();
+    array_gauge(
+        out,
+        a,
+        "sparewatch_md_sync_completed_ratio",
+        "Progress of the running resync/recovery/check/reshape, 0 to 1 (md/sync_completed); absent when none runs.",
+        ratio,
+    );
+    array_gauge(
+        out,
+        a,
+        "sparewatch_md_sync_speed_bytes_per_second",
+        "Current speed of the running sync operation (md/sync_speed); absent when none runs.",
+        ratio.and(a.sync_speed_kib).map(|kib| kib as f64 * 1024.0),
+    );
+    array_gauge(
+        out,
+        a,
+        "sparewatch_md_mismatch_sectors",
+        "Sectors the last check or repair found inconsistent (md/mismatch_cnt).",
+        a.mismatch_sectors.map(|n| n as f64),
+    );
+    for m in &a.members {
+        if let Some(e) = m.errors {
+            out.push(Reading::gauge(
+                "sparewatch_md_member_corrected_errors",
+                "Read errors md corrected on this member device (dev-*/errors).",
+                vec![("device", a.name.clone()), ("member", m.name.clone())],
+                e as f64,
+            ));
+        }
+    }
+}
+
+impl Collector for MdCollector {
+    fn collect(&mut self) -> Result<Collection, CollectError> {
+        let arrays = self.arrays()?;
+        if arrays.is_empty() {
+            return Ok(Collection::not_present());
+        }
+        let mut c = Collection::present();
+        for a in &arrays {
+            readings(a, &mut c.readings);
+            if let Some(g) = a.group() {
+                c.groups.push(g);
+            }
+        }
+        Ok(c)
+    }
+
+    fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
+        let roots = self.roots.clone();
+        watch::spawn_poll_watcher("md", wake, Duration::from_secs(30), move || {
+            watched_files(&roots)
+        })
+        .map_err(|e| CollectError::Other(format!("md poll watcher: {e}")))
+    }
+}
+
+/// `/proc/mdstat`, each array's notified attributes and each member's `state`.
+pub fn watched_files(roots: &Roots) -> Vec<PathBuf> {
+    let mut out = vec![roots.proc("mdstat")];
+    for name in sysfs_arrays(roots).unwrap_or_default() {
+        let md = md_dir(roots, &name);
+        out.extend(NOTIFIED_ATTRS.iter().map(|a| md.join(a)));
+        for e in list_dir(&md).unwrap_or_default() {
+            if e.starts_with("dev-") {
+                out.push(md.join(e).join("state"));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,460 @@
+//! The `multipath` collector: dm-multipath maps and NVMe native multipath namespaces.
+//!
+//! dm-multipath: the per-path state that matters is the device-mapper's (`A` usable, `F`
+//! failed), which only the DM status carries; it comes from `dmsetup status --target
+//! multipath` (fixed arguments, timeout, configurable binary). Paths (`major:minor`) are
+//! named through `/sys/dev/block`; maps are found in `/sys/block/dm-*/dm/{name,uuid}`.
+//! NVMe: `/sys/class/nvme-subsystem/*`. Kernel uevents (`DM_ACTION=PATH_FAILED` /
+//! `PATH_REINSTATED`, nvme controller changes) wake the collector.
+
+pub mod dmstatus;
+pub mod nvme;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Arg, ArgMatches};
+use serde::Deserialize;
+
+use crate::events::Uevent;
+use crate::one_hot::OneHot;
+use crate::roots::{list_dir, read_attr, Attr};
+use crate::{
+    BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, MemberHealth,
+    MemberReading, Reading, Role, Roots, Wake,
+};
+use dmstatus::MapStatus;
+
+/// `collectors.multipath` in the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultipathConfig {
+    /// Path of `dmsetup`; default: looked up under the root fs in /usr/sbin, /sbin,
+    /// /usr/bin, /bin. `--collector.multipath.dmsetup` wins over this.
+    #[serde(default)]
+    pub dmsetup: Option<PathBuf>,
+    /// Upper bound for one `dmsetup` run ("5s").
+    #[serde(default)]
+    pub dmsetup_timeout: Option<String>,
+}
+
+pub fn args() -> Vec<Arg> {
+    vec![Arg::new("collector.multipath.dmsetup")
+        .long("collector.multipath.dmsetup")
+        .value_name("PATH")
+        .help("dmsetup binary that reports dm-multipath path states (default: found under --path.rootfs in /usr/sbin, /sbin, /usr/bin, /bin)")]
+}
+
+const DEFAULT_DMSETUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
+    let mut config: MultipathConfig = crate::parse_config("multipath", ctx.config)?;
+    if let Some(p) = flag(ctx.matches) {
+        config.dmsetup = Some(p);
+    }
+    let timeout = match &config.dmsetup_timeout {
+        Some(s) => crate::parse_duration(s).map_err(|e| BuildError::Config {
+            collector: "multipath",
+            detail: format!("dmsetup_timeout: {e}"),
+        })?,
+        None => DEFAULT_DMSETUP_TIMEOUT,
+    };
+    Ok(Box::new(MultipathCollector::new(
+        ctx.roots.clone(),
+        config.dmsetup,
+        timeout,
+    )))
+}
+
+fn flag(m: &ArgMatches) -> Option<PathBuf> {
+    match m.try_get_one::<String>("collector.multipath.dmsetup") {
+        Ok(Some(s)) => Some(PathBuf::from(s)),
+        _ => None,
+    }
+}
+
+pub struct MultipathCollector {
+    roots: Roots,
+    dmsetup: Option<PathBuf>,
+    timeout: Duration,
+}
+
+/// A dm device as sysfs shows it (`/sys/block/dm-N`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DmDevice {
+    /// `dm-0`.
+    pub kernel: String,
+    pub name: String,
+    pub uuid: String,
+}
+
+impl DmDevice {
+    /// multipath-tools names its maps' uuid `mpath-<wwid>`.
+    pub fn is_mpath(&self) -> bool {
+        self.uuid.starts_with("mpath-")
+    }
+}
+
+/// The uevents that should re-collect multipath: a dm path failed or came back, a dm
+/// device came, went or was reloaded, an NVMe controller or subsystem changed.
+pub fn wants_uevent(ev: &Uevent) -> bool {
+    match ev.var("SUBSYSTEM") {
+        Some("block") => ev.var("DM_ACTION").is_some() || ev.devpath.contains("/block/dm-"),
+        Some("nvme") | Some("nvme-subsystem") => true,
+        _ => false,
+    }
+}
+
+fn value(path: &Path) -> Result<Option<String>, CollectError> {
+    Ok(match read_attr(path)? {
+        Attr::Value(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ => None,
+    })
+}
+
+fn link_name(p: &Path) -> Option<String> {
+    std::fs::read_link(p)
+        .ok()
+        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+/// The second-to-last component of a symlink's target (`.../nvme/nvme1/nvme0c1n1` →
+/// `nvme1`).
+fn link_parent_name(p: &Path) -> Option<String> {
+    std::fs::read_link(p).ok().and_then(|t| {
+        t.parent()
+            .and_then(|q| q.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    })
+}
+
+impl MultipathCollector {
+    pub fn new(roots: Roots, dmsetup: Option<PathBuf>, timeout: Duration) -> Self {
+        MultipathCollector {
+            roots,
+            dmsetup,
+            timeout,
+        }
+    }
+
+    fn dm_devices(&self) -> Result<Vec<DmDevice>, CollectError> {
+        let mut out = Vec::new();
+        for n in list_dir(&self.roots.sys("block"))? {
+            if !n.starts_with("dm-") {
+                continue;
+            }
+            let dm = self.roots.sys("block").join(&n).join("dm");
+            out.push(DmDevice {
+                name: value(&dm.join("name"))?.unwrap_or_default(),
+                uuid: value(&dm.join("uuid"))?.unwrap_or_default(),
+                kernel: n,
+            });
+        }
+        Ok(out)
+    }
+
+    fn dmsetup_path(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.dmsetup {
+            return Some(p.clone());
+        }
+        [
+            "usr/sbin/dmsetup",
+            "sbin/dmsetup",
+            "usr/bin/dmsetup",
+            "bin/dmsetup",
+        ]
+        .iter()
+        .map(|p| self.roots.root(p))
+        .find(|p| p.exists())
+    }
+
+    /// The multipath maps from `dmsetup status --target multipath`. `Ok(None)`: dmsetup
+    /// is not installed (fine as long as no multipath map exists).
+    fn dm_status(&self) -> Result<Option<Vec<MapStatus>>, CollectError> {
+        let Some(bin) = self.dmsetup_path() else {
+            return Ok(None);
+        };
+        let args = ["status", "--target", "multipath"];
+        let Some(out) = crate::command::run(&bin, &args, self.timeout)? else {
+            return Ok(None);
+        };
+        if !out.status.success() {
+            return Err(CollectError::Command {
+                command: format!("{} {}", bin.display(), args.join(" ")),
+                detail: format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        dmstatus::parse(&String::from_utf8_lossy(&out.stdout)).map(Some)
+    }
+
+    /// `major:minor` → block device name through `/sys/dev/block`.
+    fn block_name(&self, dev: &str) -> Option<String> {
+        link_name(&self.roots.sys("dev/block").join(dev))
+    }
+
+    fn map_group(&self, m: &MapStatus, out: &mut Collection, sysfs: &[DmDevice]) {
+        let dm = sysfs.iter().find(|d| d.name == m.name);
+        out.readings.push(Reading::gauge(
+            "sparewatch_multipath_map_info",
+            "A dm-multipath map, its uuid and its dm device.",
+            vec![
+                ("map", m.name.clone()),
+                ("uuid", dm.map(|d| d.uuid.clone()).unwrap_or_default()),
+                (
+                    "dm_device",
+                    dm.map(|d| d.kernel.clone()).unwrap_or_default(),
+                ),
+            ],
+            1.0,
+        ));
+        if let Some(q) = m.io_queued() {
+            out.readings.push(Reading::gauge(
+                "sparewatch_multipath_io_queued",
+                "Whether the map queues I/O because no path is usable (queue_if_no_path).",
+                vec![("map", m.name.clone())],
+                q as u8 as f64,
+            ));
+        }
+        let active_group = m.active_group();
+        let mut g = GroupReading::new(format!("mpath:{}", m.name), "mpath", 1);
+        for (i, pg) in m.groups.iter().enumerate() {
+            let pg_label = (i + 1).to_string();
+            PATH_GROUP_STATE.push(
+                &mut out.readings,
+                &[("map", m.name.clone()), ("path_group", pg_label.clone())],
+                Some(pg.state.as_str()),
+            );
+            let role = if Some(i) == active_group {
+                Role::Active
+            } else {
+                Role::Standby
+            };
+            for p in &pg.paths {
+                let name = self.block_name(&p.dev).unwrap_or_else(|| p.dev.clone());
+                let labels = vec![
+                    ("map", m.name.clone()),
+                    ("path", name.clone()),
+                    ("path_group", pg_label.clone()),
+                ];
+                out.readings.push(Reading::gauge(
+                    "sparewatch_multipath_path_active",
+                    "Whether the device-mapper considers the path usable (A = 1) or failed (F = 0).",
+                    labels,
+                    p.active as u8 as f64,
+                ));
+                out.readings.push(Reading::counter(
+                    "sparewatch_multipath_path_failures_total",
+                    "Times the device-mapper failed this path since the map was loaded.",
+                    vec![("map", m.name.clone()), ("path", name.clone())],
+                    p.fail_count as f64,
+                ));
+                let health = if p.active {
+                    MemberHealth::Healthy
+                } else {
+                    MemberHealth::Unhealthy("path failed".into())
+                };
+                let device = if name.contains(':') {
+                    None
+                } else {
+                    Some(name.clone())
+                };
+                let mut member = MemberReading::new(name, role, health);
+                member.device = device;
+                g.members.push(member);
+            }
+        }
+        out.groups.push(g);
+    }
+
+    fn nvme_subsystems(&self) -> Result<Vec<nvme::Subsystem>, CollectError> {
+        let class = self.roots.sys("class/nvme-subsystem");
+        let mut out = Vec::new();
+        for s in list_dir(&class)? {
+            let dir = class.join(&s);
+            let entries = list_dir(&dir)?;
+            let mut sub = nvme::Subsystem {
+                name: s.clone(),
+                nqn: value(&dir.join("subsysnqn"))?,
+                model: value(&dir.join("model"))?,
+                serial: value(&dir.join("serial"))?,
+                iopolicy: value(&dir.join("iopolicy"))?,
+                ..nvme::Subsystem::default()
+            };
+            for e in &entries {
+                let is_ctrl = e
+                    .strip_prefix("nvme")
+                    .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()));
+                if is_ctrl {
+                    let c = dir.join(e);
+                    sub.controllers.push(nvme::Controller {
+                        name: e.clone(),
+                        state: value(&c.join("state"))?,
+                        transport: value(&c.join("transport"))?,
+                    });
+                }
+            }
+            for e in &entries {
+                let mp = dir.join(e).join("multipath");
+                if !e.starts_with("nvme") || !mp.is_dir() {
+                    continue;
+                }
+                let mut ns = nvme::Namespace {
+                    name: e.clone(),
+                    paths: Vec::new(),
+                };
+                for p in list_dir(&mp)? {
+                    let link = mp.join(&p);
+                    let controller = nvme::controller_of_path(&p)
+                        .or_else(|| link_parent_name(&link))
+                        .unwrap_or_default();
+                    ns.paths.push(nvme::Path {
+                        ana_state: value(&link.join("ana_state"))?,
+                        name: p,
+                        controller,
+                    });
+                }
+                sub.namespaces.push(ns);
+            }
+            if !sub.namespaces.is_empty() {
+                out.push(sub);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn nvme_readings(s: &nvme::Subsystem, out: &mut Vec<Reading>) {
+    out.push(Reading::gauge(
+        "sparewatch_multipath_nvme_subsystem_info",
+        "An NVMe subsystem with native multipath namespaces.",
+        vec![
+            ("subsystem", s.name.clone()),
+            ("nqn", s.nqn.clone().unwrap_or_default()),
+            ("model", s.model.clone().unwrap_or_default()),
+            ("serial", s.serial.clone().unwrap_or_default()),
+            ("iopolicy", s.iopolicy.clone().unwrap_or_default()),
+        ],
+        1.0,
+    ));
+    for c in &s.controllers {
+        CONTROLLER_STATE.push(
+            out,
+            &[
+                ("subsystem", s.name.clone()),
+                ("controller", c.name.clone()),
+            ],
+            c.state.as_deref(),
+        );
+    }
+    for ns in &s.namespaces {
+        for p in &ns.paths {
+            ANA_STATE.push(
+                out,
+                &[
+                    ("subsystem", s.name.clone()),
+                    ("namespace", ns.name.clone()),
+                    ("path", p.name.clone()),
+                ],
+                p.ana_state.as_deref(),
+            );
+        }
+    }
+}
+
+const CONTROLLER_STATE: OneHot = OneHot {
+    name: "sparewatch_multipath_nvme_controller_state",
+    help:
+        "State of an NVMe controller (path endpoint): one series per state, the current one is 1.",
+    label: "state",
+    known: &nvme::CONTROLLER_STATES,
+};
+
+const ANA_STATE: OneHot = OneHot {
+    name: "sparewatch_multipath_nvme_path_ana_state",
+    help: "ANA state of an NVMe namespace path: one series per state, the current one is 1.",
+    label: "state",
+    known: &nvme::ANA_STATES,
+};
+
+const PATH_GROUP_STATE: OneHot = OneHot {
+    name: "sparewatch_multipath_path_group_state",
+    help: "State of a path group as the device-mapper reports it: active (in use), enabled (standby), disabled (bypassed).",
+    label: "state",
+    known: &["active", "enabled", "disabled"],
+};
+
+impl Collector for MultipathCollector {
+    fn collect(&mut self) -> Result<Collection, CollectError> {
+        let dm = self.dm_devices()?;
+        let mpath_maps: Vec<&DmDevice> = dm.iter().filter(|d| d.is_mpath()).collect();
+        // Hand-built maps (dmsetup create, no multipath-tools) have no mpath- uuid: a loaded
+        // dm_multipath module is reason enough to ask.
+        let module_loaded = self.roots.sys("module/dm_multipath").is_dir();
+        let mut c = Collection::present();
+        if !mpath_maps.is_empty() || module_loaded {
+            match self.dm_status()? {
+                Some(maps) => {
+                    for m in &maps {
+                        self.map_group(m, &mut c, &dm);
+                    }
+                }
+                None if !mpath_maps.is_empty() => {
+                    let names: Vec<&str> = mpath_maps.iter().map(|d| d.name.as_str()).collect();
+                    return Err(CollectError::Other(format!(
+                        "dm-multipath maps exist ({}) but dmsetup was not found: install dmsetup or set --collector.multipath.dmsetup",
+                        names.join(", ")
+                    )));
+                }
+                None => {}
+            }
+        }
+        for s in self.nvme_subsystems()? {
+            nvme_readings(&s, &mut c.readings);
+            c.groups.extend(s.groups());
+        }
+        if c.groups.is_empty() {
+            return Ok(Collection::not_present());
+        }
+        Ok(c)
+    }
+
+    fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
+        crate::events::spawn_uevent_watcher("multipath", wake, wants_uevent)
+            .map_err(|e| CollectError::Other(format!("uevents: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(msg: &[u8]) -> Uevent {
+        Uevent::parse(msg).unwrap()
+    }
+
+    #[test]
+    fn uevent_filter() {
+        assert!(wants_uevent(&ev(
+            b"change@/devices/virtual/block/dm-0\0SUBSYSTEM=block\0DM_ACTION=PATH_FAILED\0DM_PATH=8:16\0"
+        )));
+        assert!(wants_uevent(&ev(
+            b"change@/devices/virtual/block/dm-0\0SUBSYSTEM=block\0DM_ACTION=PATH_REINSTATED\0"
+        )));
+        assert!(wants_uevent(&ev(
+            b"add@/devices/virtual/block/dm-3\0SUBSYSTEM=block\0"
+        )));
+        assert!(wants_uevent(&ev(
+            b"change@/devices/virtual/nvme-fabrics/ctl/nvme1\0SUBSYSTEM=nvme\0NVME_EVENT=connected\0"
+        )));
+        assert!(!wants_uevent(&ev(
+            b"add@/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda\0SUBSYSTEM=block\0"
+        )));
+        assert!(!wants_uevent(&ev(
+            b"add@/devices/virtual/net/veth0\0SUBSYSTEM=net\0"
+        )));
+    }
+}

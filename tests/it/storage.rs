@@ -1,0 +1,529 @@
+//! md RAID, dm-multipath and NVMe multipath against the fixture trees in
+//! tests/fixtures/{md,mpath,nvme}-*: the collectors' groups, the engine's states, `status`,
+//! `check`, and the whole `/metrics` output per scenario (golden files
+//! tests/golden/<scenario>.prom, refreshed with `UPDATE_GOLDEN=1 cargo test --test it storage`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{
+    assert_golden, fixed_now, fixture, fixture_args, normalized_metrics, promtool_check_metrics,
+};
+use sparewatch::snapshot::{GroupView, Snapshot};
+use sparewatch_collectors::md::MdCollector;
+use sparewatch_collectors::multipath::MultipathCollector;
+use sparewatch_collectors::{Collector, MemberHealth, Role, Roots};
+
+/// `sparewatch status` over a tree with only `collector` enabled, at the fixed clock.
+fn snapshot_with(root: &Path, collector: &str, extra: &[&str]) -> Snapshot {
+    let mut args: Vec<String> = vec![
+        "sparewatch".into(),
+        "status".into(),
+        "--collector.disable-defaults".into(),
+        format!("--collector.{collector}"),
+    ];
+    args.extend(fixture_args(root));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    sparewatch::collect_with_args(args, fixed_now()).expect("collects")
+}
+
+fn snapshot(scenario: &str, collector: &str) -> Snapshot {
+    crate::support::snapshot(scenario, &[collector])
+}
+
+fn group<'a>(s: &'a Snapshot, name: &str) -> &'a GroupView {
+    s.groups
+        .iter()
+        .find(|g| g.name == name)
+        .unwrap_or_else(|| panic!("no group {name} in {:?}", names(s)))
+}
+
+fn names(s: &Snapshot) -> Vec<&str> {
+    s.groups.iter().map(|g| g.name.as_str()).collect()
+}
+
+/// (group, state, healthy, required, by_design) for every group, sorted by name.
+fn states(s: &Snapshot) -> Vec<(String, String, u32, u32, bool)> {
+    let mut v: Vec<_> = s
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.name.clone(),
+                g.state.clone(),
+                g.members_healthy,
+                g.members_required,
+                g.by_design,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn row(
+    name: &str,
+    state: &str,
+    healthy: u32,
+    required: u32,
+    by_design: bool,
+) -> (String, String, u32, u32, bool) {
+    (
+        name.to_string(),
+        state.to_string(),
+        healthy,
+        required,
+        by_design,
+    )
+}
+
+fn stable_metrics(s: &Snapshot) -> String {
+    normalized_metrics(s)
+}
+
+/// promtool-clean, and equal to tests/golden/<scenario>.prom.
+fn golden(scenario: &str, s: &Snapshot) {
+    promtool_check_metrics(&String::from_utf8_lossy(&s.metrics_text));
+    assert_golden(scenario, &normalized_metrics(s));
+}
+
+fn collector_up(s: &Snapshot, name: &str) -> bool {
+    s.collectors
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.up)
+        .unwrap_or(false)
+}
+
+// ------------------------------------------------------------------------------- md
+
+#[test]
+fn md_healthy_every_level() {
+    let s = snapshot("md-healthy", "md");
+    assert!(collector_up(&s, "md"));
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "redundant", 2, 1, false),
+            row("md:md1", "redundant", 3, 1, false),
+            row("md:md2", "redundant", 3, 2, false),
+            row("md:md3", "redundant", 3, 2, false),
+            row("md:md4", "redundant", 4, 2, false),
+            row("md:md5", "redundant", 4, 3, false),
+            row("md:md6", "no_redundancy", 2, 2, true),
+            row("md:md7", "no_redundancy", 2, 2, true),
+        ]
+    );
+    golden("md-healthy", &s);
+}
+
+/// The redundant levels (md0..md5 in the fixtures) with one member out of service
+/// (failed, or rebuilding: a rebuilding member is not yet healthy).
+fn one_member_down() -> Vec<(String, String, u32, u32, bool)> {
+    vec![
+        // 2-way raid1: the survivor is the last copy.
+        row("md:md0", "no_redundancy", 1, 1, false),
+        // 3-way raid1 with one down: still survives one more failure.
+        row("md:md1", "degraded", 2, 1, false),
+        row("md:md2", "no_redundancy", 2, 2, false),
+        // RAID5 of three with one down.
+        row("md:md3", "no_redundancy", 2, 2, false),
+        // RAID6 of four with one down.
+        row("md:md4", "degraded", 3, 2, false),
+        // raid10 near=2: the next failure may hit the mirror partner.
+        row("md:md5", "no_redundancy", 3, 3, false),
+    ]
+}
+
+#[test]
+fn md_one_failed_every_level() {
+    let s = snapshot("md-one-failed", "md");
+    assert_eq!(
+        states(&s),
+        [
+            one_member_down(),
+            vec![
+                // raid0/linear with a member gone: the array is broken.
+                row("md:md6", "failed", 1, 2, true),
+                row("md:md7", "failed", 1, 2, true),
+            ],
+        ]
+        .concat()
+    );
+    let md3 = group(&s, "md:md3");
+    let failed = md3.members.iter().find(|m| m.name == "nvme1n1p1").unwrap();
+    assert!(!failed.healthy);
+    assert_eq!(failed.reason.as_deref(), Some("faulty"));
+    let (code, line) = sparewatch::status::check(&s);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("md:md3 no_redundancy (nvme1n1p1: faulty)"),
+        "{line}"
+    );
+    let table = sparewatch::status::table(&s);
+    assert!(table.contains("md:md4"), "{table}");
+    golden("md-one-failed", &s);
+}
+
+#[test]
+fn md_recovering_member_is_not_yet_healthy() {
+    let s = snapshot("md-recovering", "md");
+    assert_eq!(states(&s), one_member_down());
+    let m = &group(&s, "md:md0").members[1];
+    assert_eq!((m.name.as_str(), m.healthy), ("sdb1", false));
+    assert_eq!(m.reason.as_deref(), Some("rebuilding"));
+    let text = stable_metrics(&s);
+    assert!(
+        text.contains("sparewatch_md_sync_completed_ratio{device=\"md0\"} 0.2255"),
+        "rebuild progress not exported"
+    );
+    assert!(text.contains("sparewatch_md_sync_action{device=\"md3\",action=\"recover\"} 1"));
+    golden("md-recovering", &s);
+}
+
+#[test]
+fn md_resync_keeps_members_in_sync() {
+    let s = snapshot("md-resync", "md");
+    assert!(
+        s.groups.iter().all(|g| g.state == "redundant"),
+        "{:?}",
+        states(&s)
+    );
+    let text = stable_metrics(&s);
+    assert!(text.contains("sparewatch_md_sync_action{device=\"md1\",action=\"resync\"} 1"));
+    assert!(text.contains("sparewatch_md_array_state{device=\"md0\",state=\"read-auto\"} 1"));
+    golden("md-resync", &s);
+}
+
+#[test]
+fn md_hot_spares_are_spare_members() {
+    let s = snapshot("md-spare", "md");
+    for g in s.groups.iter().filter(|g| g.name != "md:md8") {
+        assert_eq!(g.state, "redundant", "{}", g.name);
+        let spares: Vec<_> = g.members.iter().filter(|m| m.role == "spare").collect();
+        assert_eq!(spares.len(), 1, "{}", g.name);
+        assert!(spares[0].healthy);
+    }
+    // A failed member and an idle spare that has not started rebuilding: a spare is not
+    // data yet.
+    let md8 = group(&s, "md:md8");
+    assert_eq!(md8.state, "no_redundancy");
+    assert_eq!(md8.spare, 0);
+    golden("md-spare", &s);
+}
+
+#[test]
+fn md_inactive_array_is_failed() {
+    let s = snapshot("md-inactive", "md");
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "redundant", 2, 1, false),
+            row("md:md127", "failed", 0, 1, false),
+        ]
+    );
+    assert!(group(&s, "md:md127")
+        .members
+        .iter()
+        .all(|m| m.reason.as_deref() == Some("array inactive")));
+    golden("md-inactive", &s);
+}
+
+#[test]
+fn md_removed_members_leave_missing_slots() {
+    let s = snapshot("md-removed", "md");
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "no_redundancy", 2, 2, false),
+            row("md:md1", "degraded", 3, 2, false),
+        ]
+    );
+    let slot = group(&s, "md:md1")
+        .members
+        .iter()
+        .find(|m| m.name == "slot2")
+        .expect("the emptied slot is a member");
+    assert_eq!(slot.reason.as_deref(), Some("missing"));
+    golden("md-removed", &s);
+}
+
+#[test]
+fn md_replacement_and_write_errors_are_risks() {
+    let s = snapshot("md-replacing", "md");
+    let g = group(&s, "md:md0");
+    assert_eq!(g.state, "degraded");
+    let by_name = |n: &str| g.members.iter().find(|m| m.name == n).unwrap();
+    assert!(by_name("sdb").at_risk);
+    assert!(by_name("sdc").at_risk);
+    assert_eq!(by_name("sdd").role, "spare");
+    golden("md-replacing", &s);
+}
+
+#[test]
+fn md_without_sysfs_uses_mdstat_slots() {
+    let s = snapshot("md-mdstat-only", "md");
+    assert_eq!(
+        states(&s),
+        vec![row("md:md0", "no_redundancy", 2, 2, false)]
+    );
+    golden("md-mdstat-only", &s);
+}
+
+#[test]
+fn md_members_name_their_disks() {
+    let mut c = MdCollector::new(Roots::under(&fixture("md-healthy")));
+    let col = c.collect().expect("collects");
+    assert!(col.present);
+    let devices = |g: &str| -> Vec<Option<String>> {
+        col.groups
+            .iter()
+            .find(|x| x.name == g)
+            .unwrap()
+            .members
+            .iter()
+            .map(|m| m.device.clone())
+            .collect()
+    };
+    assert_eq!(devices("md:md0"), [Some("sda".into()), Some("sdb".into())]);
+    assert_eq!(devices("md:md1")[0], Some("sdc".into()));
+    assert_eq!(devices("md:md3")[1], Some("nvme1n1".into()));
+}
+
+#[test]
+fn md_absent_is_not_present() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sys/block")).unwrap();
+    std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+    let mut c = MdCollector::new(Roots::under(dir.path()));
+    assert!(!c.collect().unwrap().present);
+    std::fs::write(
+        dir.path().join("proc/mdstat"),
+        "Personalities : \nunused devices: <none>\n",
+    )
+    .unwrap();
+    assert!(!c.collect().unwrap().present);
+}
+
+#[test]
+fn md_garbage_marks_only_md_down() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sys/block")).unwrap();
+    std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+    std::fs::write(
+        dir.path().join("proc/mdstat"),
+        "md0 : exploded raid1 sda[0]\n",
+    )
+    .unwrap();
+    let s = snapshot_with(dir.path(), "md", &[]);
+    assert!(!collector_up(&s, "md"));
+    let err = s
+        .collectors
+        .iter()
+        .find(|c| c.name == "md")
+        .and_then(|c| c.last_error.clone())
+        .unwrap_or_default();
+    assert!(err.contains("mdstat"), "{err}");
+}
+
+// ------------------------------------------------------------------------ multipath
+
+#[test]
+fn mpath_healthy() {
+    let s = snapshot("mpath-healthy", "multipath");
+    assert!(collector_up(&s, "multipath"));
+    assert_eq!(
+        states(&s),
+        vec![
+            row("mpath:mpatha", "redundant", 2, 1, false),
+            row("mpath:mpathb", "redundant", 4, 1, false),
+            row("mpath:mpathc", "redundant", 2, 1, false),
+        ]
+    );
+    // Active/passive: the path of the enabled (not current) group is the standby.
+    let roles: Vec<(&str, &str)> = group(&s, "mpath:mpatha")
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.role.as_str()))
+        .collect();
+    assert_eq!(roles, [("sdb", "active"), ("sdc", "standby")]);
+    golden("mpath-healthy", &s);
+}
+
+#[test]
+fn mpath_one_failed_path() {
+    let s = snapshot("mpath-one-failed", "multipath");
+    assert_eq!(
+        states(&s),
+        vec![
+            // The idle standby path failed: running on the last path.
+            row("mpath:mpatha", "no_redundancy", 1, 1, false),
+            row("mpath:mpathb", "degraded", 3, 1, false),
+            // A 2-path map with one failed path.
+            row("mpath:mpathc", "no_redundancy", 1, 1, false),
+        ]
+    );
+    let sdc = &group(&s, "mpath:mpatha").members[1];
+    assert_eq!((sdc.name.as_str(), sdc.healthy), ("sdc", false));
+    assert_eq!(sdc.reason.as_deref(), Some("path failed"));
+    golden("mpath-one-failed", &s);
+}
+
+#[test]
+fn mpath_all_paths_failed() {
+    let s = snapshot("mpath-all-failed", "multipath");
+    assert!(
+        s.groups.iter().all(|g| g.state == "failed"),
+        "{:?}",
+        states(&s)
+    );
+    let text = stable_metrics(&s);
+    assert!(text.contains("sparewatch_multipath_io_queued{map=\"mpathb\"} 1"));
+    let (code, _) = sparewatch::status::check(&s);
+    assert_eq!(code, 2);
+    golden("mpath-all-failed", &s);
+}
+
+#[test]
+fn mpath_maps_without_dmsetup_are_an_error_not_silence() {
+    let s = snapshot("mpath-no-dmsetup", "multipath");
+    assert!(!collector_up(&s, "multipath"));
+    let err = s
+        .collectors
+        .iter()
+        .find(|c| c.name == "multipath")
+        .and_then(|c| c.last_error.clone())
+        .unwrap_or_default();
+    assert!(
+        err.contains("dmsetup was not found") && err.contains("mpatha"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mpath_dmsetup_flag_points_at_the_binary() {
+    // sysfs of one tree, dmsetup (and its captured output) of another.
+    let bin = fixture("mpath-one-failed").join("sbin/dmsetup");
+    let s = snapshot_with(
+        &fixture("mpath-no-dmsetup"),
+        "multipath",
+        &["--collector.multipath.dmsetup", bin.to_str().unwrap()],
+    );
+    assert!(collector_up(&s, "multipath"));
+    assert_eq!(group(&s, "mpath:mpathc").state, "no_redundancy");
+}
+
+#[test]
+fn mpath_bad_dmsetup_output_marks_only_multipath_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("dmsetup");
+    std::fs::write(
+        &bin,
+        "#!/bin/sh\necho 'mpatha: 0 2097152 multipath 2 0 0 0 1 1 A 0 1 0 8:16 Q 0'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = snapshot_with(
+        &fixture("mpath-healthy"),
+        "multipath",
+        &["--collector.multipath.dmsetup", bin.to_str().unwrap()],
+    );
+    assert!(!collector_up(&s, "multipath"));
+    let err = s
+        .collectors
+        .iter()
+        .find(|c| c.name == "multipath")
+        .and_then(|c| c.last_error.clone())
+        .unwrap_or_default();
+    assert!(err.contains("path state"), "{err}");
+}
+
+#[test]
+fn mpath_collect_names_paths_and_roles() {
+    let mut c = MultipathCollector::new(
+        Roots::under(&fixture("mpath-one-failed")),
+        None,
+        Duration::from_secs(5),
+    );
+    let col = c.collect().expect("collects");
+    let g = col
+        .groups
+        .iter()
+        .find(|g| g.name == "mpath:mpathb")
+        .unwrap();
+    assert_eq!(g.kind, "mpath");
+    assert_eq!(g.required, 1);
+    let got: Vec<(&str, Role, bool)> = g
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.role, m.health == MemberHealth::Healthy))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("sdd", Role::Active, true),
+            ("sde", Role::Active, false),
+            ("sdf", Role::Active, true),
+            ("sdg", Role::Active, true),
+        ]
+    );
+    assert_eq!(g.members[1].device.as_deref(), Some("sde"));
+}
+
+#[test]
+fn nvme_healthy() {
+    let s = snapshot("nvme-healthy", "multipath");
+    assert_eq!(
+        states(&s),
+        vec![row("nvme:nvme-subsys0/nvme0n1", "redundant", 2, 1, false)]
+    );
+    let roles: Vec<&str> = group(&s, "nvme:nvme-subsys0/nvme0n1")
+        .members
+        .iter()
+        .map(|m| m.role.as_str())
+        .collect();
+    assert_eq!(roles, ["active", "standby"]);
+    golden("nvme-healthy", &s);
+}
+
+#[test]
+fn nvme_one_path_inaccessible() {
+    let s = snapshot("nvme-one-inaccessible", "multipath");
+    assert_eq!(
+        states(&s),
+        vec![
+            row("nvme:nvme-subsys0/nvme0n1", "no_redundancy", 1, 1, false),
+            row("nvme:nvme-subsys0/nvme0n2", "redundant", 2, 1, false),
+            row("nvme:nvme-subsys1/nvme1n1", "no_redundancy", 1, 1, false),
+        ]
+    );
+    let m = &group(&s, "nvme:nvme-subsys0/nvme0n1").members[1];
+    assert_eq!(m.reason.as_deref(), Some("ANA inaccessible"));
+    let m = &group(&s, "nvme:nvme-subsys1/nvme1n1").members[1];
+    assert_eq!(m.reason.as_deref(), Some("controller connecting"));
+    golden("nvme-one-inaccessible", &s);
+}
+
+#[test]
+fn md_watches_mdstat_and_the_notified_attributes() {
+    let root = fixture("md-recovering");
+    let files = sparewatch_collectors::md::watched_files(&Roots::under(&root));
+    let rel: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    for want in [
+        "proc/mdstat",
+        "sys/block/md0/md/array_state",
+        "sys/block/md0/md/degraded",
+        "sys/block/md0/md/sync_action",
+        "sys/block/md0/md/dev-sda1/state",
+        "sys/block/md5/md/dev-sdp/state",
+    ] {
+        assert!(rel.iter().any(|r| r == want), "{want} not watched: {rel:?}");
+    }
+    assert!(files.iter().all(|p| p.exists()), "{rel:?}");
+    // Progress is read at the interval, not watched (it is notified every checkpoint).
+    assert!(!rel.iter().any(|r| r.ends_with("sync_completed")));
+}
