@@ -7,6 +7,7 @@
 pub mod command;
 pub mod error;
 pub mod events;
+pub mod hwmon;
 pub mod model;
 pub mod net;
 pub mod roots;
@@ -60,15 +61,26 @@ fn no_args() -> Vec<clap::Arg> {
 }
 
 /// The collector table. Order is the order of `status` output and of the docs.
-pub static COLLECTORS: &[CollectorSpec] = &[CollectorSpec {
-    name: "net",
-    help: "NIC links, bonds and team devices (sysfs, rtnetlink events, teamdctl)",
-    enabled_by_default: true,
-    interval: Duration::from_secs(30),
-    timeout: Duration::from_secs(10),
-    args: net::args,
-    build: net::build,
-}];
+pub static COLLECTORS: &[CollectorSpec] = &[
+    CollectorSpec {
+        name: "net",
+        help: "NIC links, bonds and team devices (sysfs, rtnetlink events, teamdctl)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        args: net::args,
+        build: net::build,
+    },
+    CollectorSpec {
+        name: "hwmon",
+        help: "Fans and PMBus power supplies from hwmon, mains supplies from power_supply (sysfs, uevents)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        args: hwmon::args,
+        build: hwmon::build,
+    },
+];
 
 /// Helper for collectors without flags.
 pub fn collector_without_args() -> Vec<clap::Arg> {
