@@ -155,22 +155,27 @@ pub fn fan_health(f: &Fan, seen_spinning: bool) -> Option<MemberHealth> {
     if f.fault {
         return Some(MemberHealth::Unhealthy("fan fault".into()));
     }
-    if f.alarm {
-        return Some(MemberHealth::Unhealthy("fan alarm".into()));
-    }
-    match f.input {
+    let speed = match f.input {
         None => Some(MemberHealth::Unknown("fan speed unreadable".into())),
         Some(rpm) if rpm <= 0.0 => {
-            if min > 0.0 || seen_spinning {
+            if min > 0.0 || seen_spinning || f.alarm {
                 Some(MemberHealth::Unhealthy("stopped (0 rpm)".into()))
             } else {
-                None
+                return None;
             }
         }
         Some(rpm) if min > 0.0 && rpm < min => Some(MemberHealth::Unhealthy(format!(
             "{rpm} rpm below minimum {min} rpm"
         ))),
-        Some(_) => Some(MemberHealth::Healthy),
+        Some(_) => None,
+    };
+    match (speed, f.alarm) {
+        (Some(MemberHealth::Unhealthy(r)), true) => {
+            Some(MemberHealth::Unhealthy(format!("{r}, fan alarm")))
+        }
+        (Some(h), _) => Some(h),
+        (None, true) => Some(MemberHealth::Unhealthy("fan alarm".into())),
+        (None, false) => Some(MemberHealth::Healthy),
     }
 }
 
@@ -203,9 +208,11 @@ pub fn fan_group(chip_id: &str, members: Vec<MemberReading>) -> GroupReading {
 /// input (`vin`) or output (`vout*`) voltage is gone.
 pub fn psu_health(chip: &Chip) -> MemberHealth {
     let alarms = chip.raised_alarms();
-    if !alarms.is_empty() {
-        return MemberHealth::Unhealthy(format!("alarm: {}", alarms.join(", ")));
-    }
+    let alarm_note = if alarms.is_empty() {
+        String::new()
+    } else {
+        format!("; alarm: {}", alarms.join(", "))
+    };
     let mut volts_seen = false;
     for s in sensors(chip, "in") {
         let Some(l) = label(chip, &s) else { continue };
@@ -220,7 +227,9 @@ pub fn psu_health(chip: &Chip) -> MemberHealth {
         match int(chip.attrs.get(&format!("{s}_input"))) {
             // Below 1 V (1000 mV): no power there.
             Some(mv) if mv < 1000 => {
-                return MemberHealth::Unhealthy(format!("no {what} voltage ({s} {mv} mV)"))
+                return MemberHealth::Unhealthy(format!(
+                    "no {what} voltage ({s} {mv} mV){alarm_note}"
+                ))
             }
             Some(_) => volts_seen = true,
             None => {}
@@ -230,6 +239,9 @@ pub fn psu_health(chip: &Chip) -> MemberHealth {
         .attrs
         .iter()
         .any(|(k, v)| k.ends_with("_input") && v.is_some());
+    if !alarms.is_empty() {
+        return MemberHealth::Unhealthy(format!("alarm: {}", alarms.join(", ")));
+    }
     if !volts_seen && !any_input {
         return MemberHealth::Unknown("no readable sensor".into());
     }
@@ -452,6 +464,12 @@ mod tests {
         assert_eq!(
             fan_health(&fans[3], false),
             Some(MemberHealth::Unhealthy("fan alarm".into()))
+        );
+        let mut stopped_with_alarm = fans[2].clone();
+        stopped_with_alarm.alarm = true;
+        assert_eq!(
+            fan_health(&stopped_with_alarm, false),
+            Some(MemberHealth::Unhealthy("stopped (0 rpm), fan alarm".into()))
         );
     }
 
