@@ -2,5 +2,6 @@
 
 mod cli;
 mod golden;
+mod hwmon;
 mod link_events;
 mod support;
