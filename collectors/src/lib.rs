@@ -11,6 +11,7 @@ pub mod hwmon;
 pub mod model;
 pub mod net;
 pub mod roots;
+pub mod smart;
 
 use std::time::Duration;
 
@@ -79,6 +80,16 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(10),
         args: hwmon::args,
         build: hwmon::build,
+    },
+    CollectorSpec {
+        name: "smart",
+        help: "Disk health from smartctl --json (smartmontools 7); disks at risk mark the RAID members on them",
+        enabled_by_default: true,
+        // SMART queries take seconds per disk and wake nothing: every 5 minutes is plenty.
+        interval: Duration::from_secs(300),
+        timeout: Duration::from_secs(120),
+        args: smart::args,
+        build: smart::build,
     },
 ];
 

@@ -4,4 +4,5 @@ mod cli;
 mod golden;
 mod hwmon;
 mod link_events;
+mod smart;
 mod support;
