@@ -29,6 +29,34 @@ pub fn check(scenario: &str, collector: &str, expect: &[(&str, &str)]) -> String
     text
 }
 
+/// Collects `scenario` with collectors `down` and `up`: `down` must be down with an error
+/// containing `error`, `up` must be up (one broken collector never takes others along).
+pub fn only_down(scenario: &str, down: &str, up: &str, error: &str) -> String {
+    let snap = snapshot(scenario, &[down, up]);
+    let text = normalized_metrics(&snap);
+    for (name, want) in [(down, 0.0), (up, 1.0)] {
+        assert_eq!(
+            metric_value(
+                &text,
+                &format!("sparewatch_collector_up{{collector=\"{name}\"}}")
+            ),
+            Some(want),
+            "{scenario}: collector {name}"
+        );
+    }
+    let c = snap
+        .collectors
+        .iter()
+        .find(|c| c.name == down)
+        .expect("collector listed");
+    assert!(
+        c.last_error.as_deref().is_some_and(|e| e.contains(error)),
+        "{scenario}: {down} error should contain {error:?}: {:?}",
+        c.last_error
+    );
+    text
+}
+
 #[test]
 fn hwmon_redundant() {
     let text = check(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sparewatch_collectors::smart::{SmartCollector, SmartConfig};
 use sparewatch_collectors::{Collector, Roots};
 
-use crate::hwmon::check;
+use crate::hwmon::{check, only_down};
 use crate::support::*;
 
 fn value(text: &str, metric: &str, device: &str) -> Option<f64> {
@@ -151,65 +151,25 @@ fn smart_sleeping_disk_keeps_its_last_report() {
 #[test]
 fn smart_command_that_never_exits_marks_only_smart_down() {
     let start = Instant::now();
-    let text = check("smart-timeout", "smart", &[]);
+    check("smart-timeout", "smart", &[]);
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "the 500ms command timeout was not applied"
     );
-    assert_eq!(
-        metric_value(&text, "sparewatch_collector_up{collector=\"smart\"}"),
-        Some(0.0)
-    );
-    // Others fine: the same tree's hwmon collector is up and its group evaluated.
-    let snap = snapshot("smart-timeout", &["smart", "hwmon"]);
-    let text = normalized_metrics(&snap);
-    assert_eq!(
-        metric_value(&text, "sparewatch_collector_up{collector=\"hwmon\"}"),
-        Some(1.0)
-    );
+    let text = only_down("smart-timeout", "smart", "hwmon", "no answer within 500ms");
     assert_eq!(
         crate::hwmon::group_state(&text, "fan:it8728").as_deref(),
         Some("redundant")
-    );
-    let smart = snap
-        .collectors
-        .iter()
-        .find(|c| c.name == "smart")
-        .expect("smart");
-    assert!(
-        smart
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("no answer within 500ms")),
-        "{:?}",
-        smart.last_error
     );
 }
 
 #[test]
 fn smart_broken_json_marks_only_smart_down() {
-    let snap = snapshot("smart-broken-json", &["smart", "hwmon"]);
-    let text = normalized_metrics(&snap);
-    assert_eq!(
-        metric_value(&text, "sparewatch_collector_up{collector=\"smart\"}"),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric_value(&text, "sparewatch_collector_up{collector=\"hwmon\"}"),
-        Some(1.0)
-    );
-    let smart = snap
-        .collectors
-        .iter()
-        .find(|c| c.name == "smart")
-        .expect("smart");
-    assert!(
-        smart
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("parsing smartctl --scan-open --json")),
-        "{:?}",
-        smart.last_error
+    let text = only_down(
+        "smart-broken-json",
+        "smart",
+        "hwmon",
+        "parsing smartctl --scan-open --json",
     );
     assert_golden("smart-broken-json", &text);
 }
