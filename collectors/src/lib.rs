@@ -8,11 +8,13 @@ pub mod command;
 pub mod error;
 pub mod events;
 pub mod md;
+pub mod hwmon;
 pub mod model;
 pub mod multipath;
 pub mod net;
 pub mod one_hot;
 pub mod roots;
+pub mod smart;
 
 use std::time::Duration;
 
@@ -90,6 +92,23 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(10),
         args: multipath::args,
         build: multipath::build,
+        name: "hwmon",
+        help: "Fans and PMBus power supplies from hwmon, mains supplies from power_supply (sysfs, uevents)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        args: hwmon::args,
+        build: hwmon::build,
+    },
+    CollectorSpec {
+        name: "smart",
+        help: "Disk health from smartctl --json (smartmontools 7); disks at risk mark the RAID members on them",
+        enabled_by_default: true,
+        // SMART queries take seconds per disk and wake nothing: every 5 minutes is plenty.
+        interval: Duration::from_secs(300),
+        timeout: Duration::from_secs(120),
+        args: smart::args,
+        build: smart::build,
     },
 ];
 

@@ -2,6 +2,8 @@
 
 mod cli;
 mod golden;
+mod hwmon;
 mod link_events;
 mod storage;
+mod smart;
 mod support;

@@ -1,0 +1,597 @@
+//! hwmon chips as plain data, and the pure logic that turns them into fan and PSU groups.
+//!
+//! The I/O side (`mod.rs`) reads each chip's attribute files into a [`Chip`]; everything here
+//! works on those strings, so it can be property-tested without a sysfs tree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{GroupReading, MemberHealth, MemberReading, Reading, Role};
+
+/// One `/sys/class/hwmon/hwmonN` directory as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chip {
+    /// The directory name (`hwmon3`): not stable across reboots, used only as a last resort.
+    pub hwmon: String,
+    /// The `name` attribute (`nct6775`, `pmbus`, `ibm-cffps`).
+    pub name: String,
+    /// Last component of the `device` link (`nct6775.656`, `7-0058`): stable across reboots
+    /// for platform and I2C devices, so it disambiguates chips that share a name.
+    pub device: Option<String>,
+    /// Sensor attributes (`fan1_input` → `"2400"`); `None` when the kernel refused to answer
+    /// (EINVAL/ENODEV/EIO on a sensor that is not readable now).
+    pub attrs: BTreeMap<String, Option<String>>,
+}
+
+/// Is this attribute one the collector reads? Only the sensor files it uses, never the
+/// write-only or slow ones.
+pub fn wanted_attr(file: &str) -> bool {
+    let Some((sensor, suffix)) = file.split_once('_') else {
+        return false;
+    };
+    let kind_len = sensor.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (kind, num) = sensor.split_at(kind_len);
+    if num.is_empty() || !matches!(kind, "fan" | "in" | "curr" | "power" | "temp") {
+        return false;
+    }
+    matches!(suffix, "input" | "min" | "label" | "enable" | "fault") || suffix.ends_with("alarm")
+}
+
+/// One fan sensor of a chip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fan {
+    /// `fan1`.
+    pub sensor: String,
+    pub label: Option<String>,
+    /// rpm; `None` when `fanN_input` is unreadable or not a number.
+    pub input: Option<f64>,
+    pub min: Option<f64>,
+    pub alarm: bool,
+    pub fault: bool,
+    /// `fanN_enable` = 0: the fan is switched off on purpose and not reported as a member.
+    pub disabled: bool,
+}
+
+fn int(v: Option<&Option<String>>) -> Option<i64> {
+    v.and_then(|v| v.as_deref())
+        .and_then(|s| s.trim().parse::<i64>().ok())
+}
+
+fn flag(v: Option<&Option<String>>) -> bool {
+    int(v).is_some_and(|n| n != 0)
+}
+
+/// Sensors of one kind (`fan`, `in`, ...) that have an `_input`, sorted by number.
+fn sensors(chip: &Chip, kind: &str) -> Vec<String> {
+    let mut nums: BTreeSet<u32> = BTreeSet::new();
+    for key in chip.attrs.keys() {
+        if let Some(rest) = key.strip_prefix(kind) {
+            if let Some(num) = rest.strip_suffix("_input") {
+                if let Ok(n) = num.parse::<u32>() {
+                    nums.insert(n);
+                }
+            }
+        }
+    }
+    nums.into_iter().map(|n| format!("{kind}{n}")).collect()
+}
+
+fn label(chip: &Chip, sensor: &str) -> Option<String> {
+    chip.attrs
+        .get(&format!("{sensor}_label"))
+        .and_then(|v| v.as_deref())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+impl Chip {
+    pub fn fans(&self) -> Vec<Fan> {
+        sensors(self, "fan")
+            .into_iter()
+            .map(|s| {
+                let a = |suffix: &str| self.attrs.get(&format!("{s}_{suffix}"));
+                Fan {
+                    label: label(self, &s),
+                    input: int(a("input")).map(|v| v as f64),
+                    min: int(a("min")).map(|v| v as f64),
+                    alarm: flag(a("alarm")),
+                    fault: flag(a("fault")),
+                    disabled: int(a("enable")) == Some(0),
+                    sensor: s,
+                }
+            })
+            .collect()
+    }
+
+    /// Alarm and fault attributes that are set (`in1_lcrit_alarm`, `fan1_fault`), sorted.
+    pub fn raised_alarms(&self) -> Vec<String> {
+        self.attrs
+            .iter()
+            .filter(|(k, _)| k.ends_with("alarm") || k.ends_with("_fault"))
+            .filter(|(_, v)| flag(Some(v)))
+            .map(|(k, _)| match label(self, sensor_of(k)) {
+                Some(l) => format!("{k} ({l})"),
+                None => k.clone(),
+            })
+            .collect()
+    }
+}
+
+fn sensor_of(attr: &str) -> &str {
+    attr.split_once('_').map_or(attr, |(s, _)| s)
+}
+
+/// Names the chips for group and member names: the `name` when it is unique on this host,
+/// else `name@device` (the device link's last component, stable across reboots), else
+/// `name@hwmonN` when there is no device link.
+pub fn chip_ids(chips: &[Chip]) -> Vec<String> {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in chips {
+        *count.entry(c.name.as_str()).or_default() += 1;
+    }
+    chips
+        .iter()
+        .map(|c| {
+            let name = if c.name.is_empty() {
+                c.hwmon.as_str()
+            } else {
+                c.name.as_str()
+            };
+            if count.get(c.name.as_str()).copied().unwrap_or(0) > 1 || c.name.is_empty() {
+                format!("{name}@{}", c.device.as_deref().unwrap_or(&c.hwmon))
+            } else {
+                name.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A fan's raw health. `None`: not a member (disabled, or a header that has never reported
+/// a spinning fan and has no minimum set: nothing is connected there).
+pub fn fan_health(f: &Fan, seen_spinning: bool) -> Option<MemberHealth> {
+    if f.disabled {
+        return None;
+    }
+    let min = f.min.unwrap_or(0.0);
+    if f.fault {
+        return Some(MemberHealth::Unhealthy("fan fault".into()));
+    }
+    let speed = match f.input {
+        None => Some(MemberHealth::Unknown("fan speed unreadable".into())),
+        Some(rpm) if rpm <= 0.0 => {
+            if min > 0.0 || seen_spinning || f.alarm {
+                Some(MemberHealth::Unhealthy("stopped (0 rpm)".into()))
+            } else {
+                return None;
+            }
+        }
+        Some(rpm) if min > 0.0 && rpm < min => Some(MemberHealth::Unhealthy(format!(
+            "{rpm} rpm below minimum {min} rpm"
+        ))),
+        Some(_) => None,
+    };
+    match (speed, f.alarm) {
+        (Some(MemberHealth::Unhealthy(r)), true) => {
+            Some(MemberHealth::Unhealthy(format!("{r}, fan alarm")))
+        }
+        (Some(h), _) => Some(h),
+        (None, true) => Some(MemberHealth::Unhealthy("fan alarm".into())),
+        (None, false) => Some(MemberHealth::Healthy),
+    }
+}
+
+/// Member names of a chip's fans: the label when it is unique within the chip, else `fanN`.
+pub fn fan_names(fans: &[Fan]) -> Vec<String> {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in fans {
+        if let Some(l) = &f.label {
+            *count.entry(l.as_str()).or_default() += 1;
+        }
+    }
+    fans.iter()
+        .map(|f| match &f.label {
+            Some(l) if count.get(l.as_str()) == Some(&1) => l.clone(),
+            _ => f.sensor.clone(),
+        })
+        .collect()
+}
+
+/// `fan:<chip>`: required = N − 1 (at least 1); a single fan is single by design.
+pub fn fan_group(chip_id: &str, members: Vec<MemberReading>) -> GroupReading {
+    let n = members.len() as u32;
+    let mut g = GroupReading::new(format!("fan:{chip_id}"), "fan", n.saturating_sub(1).max(1));
+    g.by_design = n == 1;
+    g.members = members;
+    g
+}
+
+/// A PMBus power supply's raw health: unhealthy when any alarm or fault bit is set, or the
+/// input (`vin`) or output (`vout*`) voltage is gone.
+pub fn psu_health(chip: &Chip) -> MemberHealth {
+    let alarms = chip.raised_alarms();
+    let alarm_note = if alarms.is_empty() {
+        String::new()
+    } else {
+        format!("; alarm: {}", alarms.join(", "))
+    };
+    let mut volts_seen = false;
+    for s in sensors(chip, "in") {
+        let Some(l) = label(chip, &s) else { continue };
+        let l = l.to_ascii_lowercase();
+        let what = if l.starts_with("vin") {
+            "input"
+        } else if l.starts_with("vout") {
+            "output"
+        } else {
+            continue;
+        };
+        match int(chip.attrs.get(&format!("{s}_input"))) {
+            // Below 1 V (1000 mV): no power there.
+            Some(mv) if mv < 1000 => {
+                return MemberHealth::Unhealthy(format!(
+                    "no {what} voltage ({s} {mv} mV){alarm_note}"
+                ))
+            }
+            Some(_) => volts_seen = true,
+            None => {}
+        }
+    }
+    let any_input = chip
+        .attrs
+        .iter()
+        .any(|(k, v)| k.ends_with("_input") && v.is_some());
+    if !alarms.is_empty() {
+        return MemberHealth::Unhealthy(format!("alarm: {}", alarms.join(", ")));
+    }
+    if !volts_seen && !any_input {
+        return MemberHealth::Unknown("no readable sensor".into());
+    }
+    MemberHealth::Healthy
+}
+
+/// `required` for `n` power supplies: 1 for two, ceil(n/2) above (DESIGN §2).
+pub fn psu_required(n: u32) -> u32 {
+    if n <= 2 {
+        1
+    } else {
+        n.div_ceil(2)
+    }
+}
+
+/// `psu:<name>` from its members (one per PSU chip / power_supply device).
+pub fn psu_group(name: &str, members: Vec<MemberReading>) -> GroupReading {
+    let n = members.len() as u32;
+    let mut g = GroupReading::new(format!("psu:{name}"), "psu", psu_required(n));
+    g.by_design = n == 1;
+    g.members = members;
+    g
+}
+
+fn labels(chip_id: &str, sensor: &str, label: Option<&str>) -> Vec<(&'static str, String)> {
+    vec![
+        ("chip", chip_id.to_string()),
+        ("sensor", sensor.to_string()),
+        ("label", label.unwrap_or("").to_string()),
+    ]
+}
+
+/// Raw fan readings of one chip, in rpm.
+pub fn fan_readings(chip_id: &str, fans: &[Fan], out: &mut Vec<Reading>) {
+    for f in fans {
+        let l = || labels(chip_id, &f.sensor, f.label.as_deref());
+        if let Some(v) = f.input {
+            out.push(Reading::gauge(
+                "sparewatch_hwmon_fan_speed_rpm",
+                "Fan speed reported by the hwmon chip, in revolutions per minute.",
+                l(),
+                v,
+            ));
+        }
+        if let Some(v) = f.min {
+            out.push(Reading::gauge(
+                "sparewatch_hwmon_fan_min_rpm",
+                "Minimum fan speed configured on the hwmon chip (fanN_min), in rpm.",
+                l(),
+                v,
+            ));
+        }
+        out.push(Reading::gauge(
+            "sparewatch_hwmon_fan_alarm",
+            "Whether the chip raises the fan's alarm or fault bit (fanN_alarm, fanN_fault).",
+            l(),
+            (f.alarm || f.fault) as u8 as f64,
+        ));
+    }
+}
+
+/// Raw power, voltage and current readings of a PSU chip, in watts, volts and amperes.
+pub fn psu_readings(chip_id: &str, chip: &Chip, out: &mut Vec<Reading>) {
+    let table: [(&str, &'static str, &'static str, f64); 3] = [
+        (
+            "power",
+            "sparewatch_hwmon_power_watts",
+            "Power reported by the PSU chip (powerN_input), in watts.",
+            1e-6,
+        ),
+        (
+            "in",
+            "sparewatch_hwmon_voltage_volts",
+            "Voltage reported by the PSU chip (inN_input), in volts.",
+            1e-3,
+        ),
+        (
+            "curr",
+            "sparewatch_hwmon_current_amperes",
+            "Current reported by the PSU chip (currN_input), in amperes.",
+            1e-3,
+        ),
+    ];
+    for (kind, metric, help, scale) in table {
+        for s in sensors(chip, kind) {
+            if let Some(v) = int(chip.attrs.get(&format!("{s}_input"))) {
+                let l = label(chip, &s);
+                out.push(Reading::gauge(
+                    metric,
+                    help,
+                    labels(chip_id, &s, l.as_deref()),
+                    v as f64 * scale,
+                ));
+            }
+        }
+    }
+    for (k, v) in &chip.attrs {
+        if k.ends_with("alarm") || (k.ends_with("_fault") && !k.starts_with("fan")) {
+            if let Some(n) = int(Some(v)) {
+                out.push(Reading::gauge(
+                    "sparewatch_hwmon_psu_alarm",
+                    "Alarm and fault bits of a PSU chip (1 = raised), one series per attribute.",
+                    vec![
+                        ("chip", chip_id.to_string()),
+                        ("attribute", k.clone()),
+                        ("label", label(chip, sensor_of(k)).unwrap_or_default()),
+                    ],
+                    (n != 0) as u8 as f64,
+                ));
+            }
+        }
+    }
+}
+
+/// One `/sys/class/power_supply/<name>` of type `Mains`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MainsSupply {
+    pub name: String,
+    /// `online`: `None` when absent or unreadable.
+    pub online: Option<String>,
+    /// `present`, where the driver has it.
+    pub present: Option<String>,
+}
+
+impl MainsSupply {
+    pub fn health(&self) -> MemberHealth {
+        if self.present.as_deref().map(str::trim) == Some("0") {
+            return MemberHealth::Unhealthy("not present".into());
+        }
+        match self.online.as_deref().map(str::trim) {
+            Some("1") => MemberHealth::Healthy,
+            Some("0") => MemberHealth::Unhealthy("offline (no mains power)".into()),
+            Some(other) => MemberHealth::Unknown(format!("online = {other:?}")),
+            None => MemberHealth::Unknown("online unreadable".into()),
+        }
+    }
+}
+
+/// The member list of a fan group, plus which fans have been seen spinning now.
+pub fn fan_members(
+    chip_id: &str,
+    fans: &[Fan],
+    seen_spinning: &BTreeSet<String>,
+    ignored: &[String],
+) -> Vec<MemberReading> {
+    let names = fan_names(fans);
+    fans.iter()
+        .zip(names)
+        .filter(|(f, _)| {
+            let key = format!("{chip_id}/{}", f.sensor);
+            !ignored.iter().any(|i| i == &key)
+        })
+        .filter_map(|(f, name)| {
+            let key = format!("{chip_id}/{}", f.sensor);
+            fan_health(f, seen_spinning.contains(&key))
+                .map(|h| MemberReading::new(name, Role::Active, h))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chip(name: &str, attrs: &[(&str, &str)]) -> Chip {
+        Chip {
+            hwmon: "hwmon0".into(),
+            name: name.into(),
+            device: Some("dev0".into()),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn wanted_attrs() {
+        assert!(wanted_attr("fan1_input"));
+        assert!(wanted_attr("in12_lcrit_alarm"));
+        assert!(wanted_attr("power1_input"));
+        assert!(wanted_attr("fan3_label"));
+        assert!(!wanted_attr("fan1_target"));
+        assert!(!wanted_attr("pwm1"));
+        assert!(!wanted_attr("name"));
+        assert!(!wanted_attr("power"));
+        assert!(!wanted_attr("fan_input"));
+        assert!(!wanted_attr("uevent"));
+    }
+
+    #[test]
+    fn fan_below_min_is_unhealthy_and_zero_without_min_is_unconnected() {
+        let c = chip(
+            "nct6775",
+            &[
+                ("fan1_input", "1200"),
+                ("fan1_min", "300"),
+                ("fan2_input", "200"),
+                ("fan2_min", "300"),
+                ("fan3_input", "0"),
+                ("fan3_min", "0"),
+                ("fan4_input", "900"),
+                ("fan4_alarm", "1"),
+            ],
+        );
+        let fans = c.fans();
+        assert_eq!(fans.len(), 4);
+        assert_eq!(fan_health(&fans[0], false), Some(MemberHealth::Healthy));
+        assert!(matches!(
+            fan_health(&fans[1], false),
+            Some(MemberHealth::Unhealthy(_))
+        ));
+        assert_eq!(fan_health(&fans[2], false), None, "empty header");
+        assert_eq!(
+            fan_health(&fans[2], true),
+            Some(MemberHealth::Unhealthy("stopped (0 rpm)".into())),
+            "a fan seen spinning that stops"
+        );
+        assert_eq!(
+            fan_health(&fans[3], false),
+            Some(MemberHealth::Unhealthy("fan alarm".into()))
+        );
+        let mut stopped_with_alarm = fans[2].clone();
+        stopped_with_alarm.alarm = true;
+        assert_eq!(
+            fan_health(&stopped_with_alarm, false),
+            Some(MemberHealth::Unhealthy("stopped (0 rpm), fan alarm".into()))
+        );
+    }
+
+    #[test]
+    fn fan_group_required_is_n_minus_one() {
+        let m = |n: &str| MemberReading::new(n, Role::Active, MemberHealth::Healthy);
+        let g = fan_group("nct6775", vec![m("a"), m("b"), m("c")]);
+        assert_eq!(
+            (g.name.as_str(), g.required, g.by_design),
+            ("fan:nct6775", 2, false)
+        );
+        let g = fan_group("x", vec![m("a")]);
+        assert_eq!((g.required, g.by_design), (1, true));
+        let g = fan_group("x", vec![m("a"), m("b")]);
+        assert_eq!((g.required, g.by_design), (1, false));
+    }
+
+    #[test]
+    fn chip_ids_disambiguate_by_device() {
+        let mut a = chip("pmbus", &[]);
+        a.device = Some("7-0058".into());
+        let mut b = chip("pmbus", &[]);
+        b.device = Some("7-0059".into());
+        let c = chip("nct6775", &[]);
+        assert_eq!(
+            chip_ids(&[a, b, c]),
+            vec!["pmbus@7-0058", "pmbus@7-0059", "nct6775"]
+        );
+    }
+
+    #[test]
+    fn psu_health_from_alarms_and_voltages() {
+        let ok = chip(
+            "pmbus",
+            &[
+                ("in1_label", "vin"),
+                ("in1_input", "230000"),
+                ("in2_label", "vout1"),
+                ("in2_input", "12100"),
+                ("in1_lcrit_alarm", "0"),
+            ],
+        );
+        assert_eq!(psu_health(&ok), MemberHealth::Healthy);
+        let ac_lost = chip(
+            "pmbus",
+            &[
+                ("in1_label", "vin"),
+                ("in1_input", "0"),
+                ("in2_label", "vout1"),
+                ("in2_input", "0"),
+            ],
+        );
+        assert_eq!(
+            psu_health(&ac_lost),
+            MemberHealth::Unhealthy("no input voltage (in1 0 mV)".into())
+        );
+        let alarm = chip("pmbus", &[("in1_label", "vin"), ("in1_lcrit_alarm", "1")]);
+        assert_eq!(
+            psu_health(&alarm),
+            MemberHealth::Unhealthy("alarm: in1_lcrit_alarm (vin)".into())
+        );
+        assert!(matches!(
+            psu_health(&chip("pmbus", &[])),
+            MemberHealth::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn psu_required_per_design() {
+        assert_eq!(psu_required(1), 1);
+        assert_eq!(psu_required(2), 1);
+        assert_eq!(psu_required(3), 2);
+        assert_eq!(psu_required(4), 2);
+        assert_eq!(psu_required(5), 3);
+    }
+
+    #[test]
+    fn readings_are_in_base_units() {
+        let c = chip(
+            "pmbus",
+            &[
+                ("power1_input", "450000000"),
+                ("in1_input", "230500"),
+                ("curr1_input", "1950"),
+            ],
+        );
+        let mut out = Vec::new();
+        psu_readings("pmbus", &c, &mut out);
+        let v = |n: &str| out.iter().find(|r| r.name == n).map(|r| r.value);
+        assert_eq!(v("sparewatch_hwmon_power_watts"), Some(450.0));
+        assert_eq!(v("sparewatch_hwmon_voltage_volts"), Some(230.5));
+        assert_eq!(v("sparewatch_hwmon_current_amperes"), Some(1.95));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_attribute_bytes(
+            attrs in proptest::collection::btree_map(
+                "(fan|in|curr|power|temp)[0-9]{1,2}_(input|min|label|alarm|fault|enable|lcrit_alarm)",
+                proptest::option::of(any::<Vec<u8>>()),
+                0..24,
+            ),
+            name in any::<Vec<u8>>(),
+        ) {
+            let c = Chip {
+                hwmon: "hwmon0".into(),
+                name: String::from_utf8_lossy(&name).into_owned(),
+                device: None,
+                attrs: attrs
+                    .into_iter()
+                    .map(|(k, v)| (k, v.map(|b| String::from_utf8_lossy(&b).into_owned())))
+                    .collect(),
+            };
+            let ids = chip_ids(std::slice::from_ref(&c));
+            let fans = c.fans();
+            let members = fan_members(&ids[0], &fans, &BTreeSet::new(), &[]);
+            let _ = fan_group(&ids[0], members);
+            let _ = psu_health(&c);
+            let mut out = Vec::new();
+            fan_readings(&ids[0], &fans, &mut out);
+            psu_readings(&ids[0], &c, &mut out);
+            prop_assert!(out.iter().all(|r| r.value.is_finite()));
+        }
+    }
+}

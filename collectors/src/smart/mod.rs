@@ -1,0 +1,451 @@
+//! The `smart` collector: disk health from smartmontools (`smartctl --json`, version 7+).
+//!
+//! It forms no groups of its own: a disk at risk (SMART failing, prefail attribute at its
+//! threshold, NVMe critical warning, reallocated/pending sectors, media errors) becomes a
+//! [`crate::DeviceRisk`], and the engine marks every member built on that disk (an md
+//! member, a hardware-RAID drive) at risk, so its group is at least `degraded`.
+//!
+//! Disks are queried with `-n standby`: a sleeping disk is never spun up; its last known
+//! report is kept. SMART queries are slow (seconds per disk), hence the long interval.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Arg;
+use serde::Deserialize;
+
+use crate::roots::list_dir;
+use crate::{
+    BuildContext, BuildError, CollectError, Collection, Collector, DeviceRisk, Reading, Roots,
+};
+use report::{DiskReport, Limits, Location, ScanDevice};
+
+/// Where smartctl is looked for (under `--path.rootfs`) when no path is configured.
+const SMARTCTL_PATHS: [&str; 4] = [
+    "usr/sbin/smartctl",
+    "usr/bin/smartctl",
+    "usr/local/sbin/smartctl",
+    "sbin/smartctl",
+];
+
+/// `collectors.smart` in the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmartConfig {
+    /// smartctl binary; default: the first of [`SMARTCTL_PATHS`] under the root prefix.
+    pub smartctl: Option<PathBuf>,
+    /// `open` (`--scan-open`: also finds drives behind RAID controllers) or `plain` (`--scan`).
+    pub scan: ScanMode,
+    /// Devices to query instead of scanning.
+    pub devices: Vec<DeviceConfig>,
+    /// Upper bound for one smartctl run.
+    #[serde(with = "duration_str")]
+    pub command_timeout: Duration,
+    /// A disk with more reallocated sectors (ATA 5) or SCSI grown defects is at risk.
+    pub max_reallocated_sectors: u64,
+    /// A disk with more pending (ATA 197) or offline-uncorrectable (ATA 198) sectors is at risk.
+    pub max_pending_sectors: u64,
+    /// An NVMe device with more media errors is at risk.
+    pub max_media_errors: u64,
+}
+
+impl Default for SmartConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        SmartConfig {
+            smartctl: None,
+            scan: ScanMode::Open,
+            devices: Vec::new(),
+            command_timeout: Duration::from_secs(30),
+            max_reallocated_sectors: l.reallocated_sectors,
+            max_pending_sectors: l.pending_sectors,
+            max_media_errors: l.media_errors,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    Open,
+    Plain,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// `/dev/sda`, `/dev/bus/0`.
+    pub name: String,
+    /// smartctl's `-d` type (`sat`, `nvme`, `megaraid,12`); default `auto`.
+    #[serde(default = "auto", rename = "type")]
+    pub dtype: String,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+mod duration_str {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn args() -> Vec<Arg> {
+    vec![Arg::new("collector.smart.smartctl-path")
+        .long("collector.smart.smartctl-path")
+        .value_name("PATH")
+        .help("smartctl binary (smartmontools 7 or later) [default: /usr/sbin/smartctl, /usr/bin/smartctl, … under --path.rootfs]")]
+}
+
+pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
+    let mut config: SmartConfig = crate::parse_config("smart", ctx.config)?;
+    if let Ok(Some(p)) = ctx
+        .matches
+        .try_get_one::<String>("collector.smart.smartctl-path")
+    {
+        config.smartctl = Some(PathBuf::from(p));
+    }
+    Ok(Box::new(SmartCollector::new(ctx.roots.clone(), config)))
+}
+
+pub struct SmartCollector {
+    roots: Roots,
+    config: SmartConfig,
+    /// The last full report per device (by display id), kept while the disk sleeps.
+    last: BTreeMap<String, DiskReport>,
+}
+
+/// One queried device, ready to export.
+struct Disk {
+    /// Display id and `device` label: `sdb`, `nvme0`, `megaraid:0:12`.
+    id: String,
+    name: String,
+    dtype: String,
+    /// The [`DeviceRisk`] keys this disk stands for (its namespaces, for an NVMe controller).
+    keys: Vec<String>,
+    report: DiskReport,
+    /// The report is the last one before the disk went to sleep.
+    stale: bool,
+}
+
+impl SmartCollector {
+    pub fn new(roots: Roots, config: SmartConfig) -> Self {
+        SmartCollector {
+            roots,
+            config,
+            last: BTreeMap::new(),
+        }
+    }
+
+    fn smartctl(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.config.smartctl {
+            return Some(p.clone());
+        }
+        SMARTCTL_PATHS
+            .iter()
+            .map(|p| self.roots.root(p))
+            .find(|p| p.exists())
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            reallocated_sectors: self.config.max_reallocated_sectors,
+            pending_sectors: self.config.max_pending_sectors,
+            media_errors: self.config.max_media_errors,
+        }
+    }
+
+    /// Runs smartctl; `Ok(None)` when the binary is absent.
+    fn run(
+        &self,
+        bin: &std::path::Path,
+        args: &[&str],
+    ) -> Result<Option<(Vec<u8>, i32)>, CollectError> {
+        let Some(out) = crate::command::run(bin, args, self.config.command_timeout)? else {
+            return Ok(None);
+        };
+        let code = out.status.code().ok_or_else(|| CollectError::Command {
+            command: format!("{} {}", bin.display(), args.join(" ")),
+            detail: format!("killed by a signal ({})", out.status),
+        })?;
+        Ok(Some((out.stdout, code)))
+    }
+
+    fn devices(&self, bin: &std::path::Path) -> Result<Option<Vec<ScanDevice>>, CollectError> {
+        if !self.config.devices.is_empty() {
+            return Ok(Some(
+                self.config
+                    .devices
+                    .iter()
+                    .map(|d| ScanDevice {
+                        name: d.name.clone(),
+                        dtype: d.dtype.clone(),
+                    })
+                    .collect(),
+            ));
+        }
+        let scan = match self.config.scan {
+            ScanMode::Open => "--scan-open",
+            ScanMode::Plain => "--scan",
+        };
+        let Some((out, code)) = self.run(bin, &["--json=c", scan])? else {
+            return Ok(None);
+        };
+        if code & report::exit_bits::CMDLINE != 0 {
+            return Err(CollectError::Command {
+                command: format!("{} --json=c {scan}", bin.display()),
+                detail: format!(
+                    "exit status {code}: {}",
+                    String::from_utf8_lossy(&out).trim()
+                ),
+            });
+        }
+        report::parse_scan(&out).map(Some)
+    }
+
+    /// The `/sys/class/block/<dev>/device` link's SCSI address gives the host number.
+    fn scsi_host_of(&self, name: &str) -> Option<u32> {
+        let dev = name.rsplit('/').next()?;
+        let link =
+            std::fs::read_link(self.roots.sys("class/block").join(dev).join("device")).ok()?;
+        report::scsi_address_host(&link.file_name()?.to_string_lossy())
+    }
+
+    /// The namespaces (`nvme0n1`) of an NVMe controller (`nvme0`): its own, and those of its
+    /// subsystem when native multipath names them after the subsystem.
+    fn nvme_namespaces(&self, ctrl: &str) -> Result<Vec<String>, CollectError> {
+        let is_ns = |n: &str| {
+            n.strip_prefix("nvme").is_some_and(|rest| {
+                rest.split_once('n').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && !b.is_empty()
+                        && a.bytes().all(|c| c.is_ascii_digit())
+                        && b.bytes().all(|c| c.is_ascii_digit())
+                })
+            })
+        };
+        let mut out: Vec<String> = list_dir(&self.roots.sys("class/nvme").join(ctrl))?
+            .into_iter()
+            .filter(|n| is_ns(n))
+            .collect();
+        let subsystems = self.roots.sys("class/nvme-subsystem");
+        for s in list_dir(&subsystems)? {
+            let entries = list_dir(&subsystems.join(&s))?;
+            if entries.iter().any(|e| e == ctrl) {
+                out.extend(entries.into_iter().filter(|n| is_ns(n)));
+            }
+        }
+        out.sort();
+        out.dedup();
+        if out.is_empty() {
+            out.push(format!("{ctrl}n1"));
+        }
+        Ok(out)
+    }
+
+    fn identify(&self, d: &ScanDevice) -> Result<(String, Vec<String>), CollectError> {
+        Ok(match report::locate(&d.name, &d.dtype) {
+            Location::Disk(k) => (k.clone(), vec![k]),
+            Location::NvmeController(c) => {
+                let ns = self.nvme_namespaces(&c)?;
+                (c, ns)
+            }
+            Location::Megaraid { name, did } => {
+                let host = report::bus_host(&name).or_else(|| self.scsi_host_of(&name));
+                match host {
+                    Some(h) => {
+                        let k = report::megaraid_key(h, did);
+                        (k.clone(), vec![k])
+                    }
+                    // Without the host number the key would not match the hwraid member.
+                    None => (format!("megaraid:?:{did}"), Vec::new()),
+                }
+            }
+            Location::Cciss { name, index } => {
+                let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+                let k = format!("cciss:{base}:{index}");
+                (k.clone(), vec![k])
+            }
+        })
+    }
+}
+
+fn dev(id: &str) -> Vec<(&'static str, String)> {
+    vec![("device", id.to_string())]
+}
+
+fn disk_readings(d: &Disk, at_risk: bool, out: &mut Vec<Reading>) {
+    let r = &d.report;
+    out.push(Reading::gauge(
+        "sparewatch_smart_device_info",
+        "A disk smartctl reports on: its smartctl name and type, model, serial and firmware.",
+        vec![
+            ("device", d.id.clone()),
+            ("name", d.name.clone()),
+            ("type", d.dtype.clone()),
+            ("protocol", r.protocol.clone().unwrap_or_default()),
+            ("model", r.model.clone().unwrap_or_default()),
+            ("serial", r.serial.clone().unwrap_or_default()),
+            ("firmware", r.firmware.clone().unwrap_or_default()),
+        ],
+        1.0,
+    ));
+    out.push(Reading::gauge(
+        "sparewatch_smart_exit_status",
+        "smartctl's exit status bits for the disk's last query (see man smartctl, EXIT STATUS).",
+        dev(&d.id),
+        r.exit_status as f64,
+    ));
+    out.push(Reading::gauge(
+        "sparewatch_smart_standby",
+        "Whether the disk was asleep at the last query (not spun up; the values are from before).",
+        dev(&d.id),
+        d.stale as u8 as f64,
+    ));
+    out.push(Reading::gauge(
+        "sparewatch_smart_at_risk",
+        "Whether the disk is at risk (failing SMART, threshold or counter, NVMe critical warning).",
+        dev(&d.id),
+        at_risk as u8 as f64,
+    ));
+    if let Some(p) = r.passed {
+        out.push(Reading::gauge(
+            "sparewatch_smart_health_passed",
+            "SMART overall-health self-assessment: 1 passed, 0 failed.",
+            dev(&d.id),
+            p as u8 as f64,
+        ));
+    }
+    let gauges: [(&'static str, &'static str, Option<f64>); 10] = [
+        (
+            "sparewatch_smart_temperature_celsius",
+            "Current drive temperature.",
+            r.temperature_celsius,
+        ),
+        (
+            "sparewatch_smart_power_on_seconds",
+            "Power-on time reported by the drive.",
+            r.power_on_hours.map(|h| h * 3600.0),
+        ),
+        (
+            "sparewatch_smart_reallocated_sectors",
+            "Reallocated sectors (ATA attribute 5, raw value).",
+            r.reallocated_sectors.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_smart_pending_sectors",
+            "Sectors waiting to be remapped (ATA attribute 197, raw value).",
+            r.pending_sectors.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_smart_offline_uncorrectable_sectors",
+            "Uncorrectable sectors found offline (ATA attribute 198, raw value).",
+            r.offline_uncorrectable.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_smart_scsi_grown_defects",
+            "Entries in the SCSI grown defect list.",
+            r.scsi_grown_defects.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_smart_nvme_critical_warning",
+            "NVMe critical warning bit field (0 = none).",
+            r.nvme_critical_warning.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_smart_nvme_media_errors",
+            "NVMe media and data integrity errors.",
+            r.nvme_media_errors.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_smart_nvme_available_spare_ratio",
+            "NVMe available spare capacity (0..1).",
+            r.nvme_available_spare.map(|v| v / 100.0),
+        ),
+        (
+            "sparewatch_smart_nvme_percentage_used_ratio",
+            "NVMe endurance used, vendor estimate (1 = rated life reached; may exceed 1).",
+            r.nvme_percentage_used.map(|v| v / 100.0),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        if let Some(v) = v {
+            out.push(Reading::gauge(name, help, dev(&d.id), v));
+        }
+    }
+}
+
+impl Collector for SmartCollector {
+    fn collect(&mut self) -> Result<Collection, CollectError> {
+        let Some(bin) = self.smartctl() else {
+            return Ok(Collection::not_present());
+        };
+        let Some(devices) = self.devices(&bin)? else {
+            return Ok(Collection::not_present());
+        };
+        let mut disks = Vec::new();
+        for d in &devices {
+            let args = ["--json=c", "-a", "-n", "standby", "-d", &d.dtype, &d.name];
+            let Some((out, code)) = self.run(&bin, &args)? else {
+                return Ok(Collection::not_present());
+            };
+            let report = report::parse_report(&out, code).map_err(|e| match e {
+                CollectError::Parse { detail, .. } => {
+                    CollectError::parse(format!("smartctl output for {}", d.name), detail)
+                }
+                other => other,
+            })?;
+            let (id, keys) = self.identify(d)?;
+            disks.push(Disk {
+                id,
+                name: d.name.clone(),
+                dtype: d.dtype.clone(),
+                keys,
+                report,
+                stale: false,
+            });
+        }
+        let mut c = Collection::present();
+        let limits = self.limits();
+        for d in &mut disks {
+            if d.report.standby {
+                if let Some(prev) = self.last.get(&d.id) {
+                    let code = d.report.exit_status;
+                    d.report = prev.clone();
+                    d.report.exit_status = code;
+                }
+                d.stale = true;
+            } else if d.report.open_failed.is_none() {
+                self.last.insert(d.id.clone(), d.report.clone());
+            }
+            let mut probe = d.report.clone();
+            probe.standby = false;
+            let why = if d.stale && !self.last.contains_key(&d.id) {
+                Vec::new()
+            } else {
+                report::risk_reasons(&probe, &limits)
+            };
+            if let Some(e) = &d.report.open_failed {
+                tracing::warn!(device = %d.name, error = %e, "smartctl could not query the device");
+            }
+            disk_readings(d, !why.is_empty(), &mut c.readings);
+            if !why.is_empty() {
+                for k in &d.keys {
+                    c.device_risks.push(DeviceRisk {
+                        device: k.clone(),
+                        reason: format!("SMART: {}", why.join("; ")),
+                    });
+                }
+            }
+        }
+        Ok(c)
+    }
+}

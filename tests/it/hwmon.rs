@@ -1,0 +1,196 @@
+//! The hwmon collector end to end: fixture sysfs trees → collector → engine → `/metrics`.
+
+use crate::support::*;
+
+/// `sparewatch_group_state` of one group, whatever its `by_design` label.
+pub fn group_state(text: &str, group: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| l.starts_with("sparewatch_group_state{") && l.ends_with(" 1"))
+        .find(|l| l.contains(&format!("group=\"{group}\"")))
+        .and_then(|l| l.split("state=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .map(str::to_string)
+}
+
+/// Collects `scenario` with only `collector`, checks the expected group states, promtool,
+/// and the whole-output golden file. Returns the normalized text for extra checks.
+pub fn check(scenario: &str, collector: &str, expect: &[(&str, &str)]) -> String {
+    let snap = snapshot(scenario, &[collector]);
+    let text = normalized_metrics(&snap);
+    for (group, state) in expect {
+        assert_eq!(
+            group_state(&text, group).as_deref(),
+            Some(*state),
+            "{scenario}: {group} should be {state}:\n{text}"
+        );
+    }
+    promtool_check_metrics(&String::from_utf8_lossy(&snap.metrics_text));
+    assert_golden(scenario, &text);
+    text
+}
+
+/// Collects `scenario` with collectors `down` and `up`: `down` must be down with an error
+/// containing `error`, `up` must be up (one broken collector never takes others along).
+pub fn only_down(scenario: &str, down: &str, up: &str, error: &str) -> String {
+    let snap = snapshot(scenario, &[down, up]);
+    let text = normalized_metrics(&snap);
+    for (name, want) in [(down, 0.0), (up, 1.0)] {
+        assert_eq!(
+            metric_value(
+                &text,
+                &format!("sparewatch_collector_up{{collector=\"{name}\"}}")
+            ),
+            Some(want),
+            "{scenario}: collector {name}"
+        );
+    }
+    let c = snap
+        .collectors
+        .iter()
+        .find(|c| c.name == down)
+        .expect("collector listed");
+    assert!(
+        c.last_error.as_deref().is_some_and(|e| e.contains(error)),
+        "{scenario}: {down} error should contain {error:?}: {:?}",
+        c.last_error
+    );
+    text
+}
+
+#[test]
+fn hwmon_redundant() {
+    let text = check(
+        "hwmon-redundant",
+        "hwmon",
+        &[("fan:nct6775", "redundant"), ("psu:pmbus", "redundant")],
+    );
+    // The empty header fan4 (0 rpm, no minimum) is a reading but not a member.
+    assert!(text
+        .contains("sparewatch_hwmon_fan_speed_rpm{chip=\"nct6775\",sensor=\"fan4\",label=\"\"} 0"));
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_group_members{group=\"fan:nct6775\",kind=\"fan\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_group_members_required{group=\"fan:nct6775\",kind=\"fan\"}"
+        ),
+        Some(2.0)
+    );
+    // Base units: microwatts → watts, millivolts → volts, milliamperes → amperes.
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_hwmon_power_watts{chip=\"pmbus@7-0058\",sensor=\"power1\",label=\"pin\"}"
+        ),
+        Some(285.0)
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_hwmon_voltage_volts{chip=\"pmbus@7-0058\",sensor=\"in1\",label=\"vin\"}"
+        ),
+        Some(230.25)
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_hwmon_current_amperes{chip=\"pmbus@7-0058\",sensor=\"curr2\",label=\"iout1\"}"
+        ),
+        Some(22.5)
+    );
+    // The PSUs' own fans count for the PSU, they form no fan group of their own.
+    assert!(!text.contains("group=\"fan:pmbus"));
+}
+
+#[test]
+fn hwmon_fan_stopped() {
+    let text = check(
+        "hwmon-fan-stopped",
+        "hwmon",
+        &[("fan:nct6775", "no_redundancy"), ("psu:pmbus", "redundant")],
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_member_healthy{group=\"fan:nct6775\",kind=\"fan\",member=\"SYS_FAN1\",role=\"active\"}"
+        ),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn hwmon_psu_lost() {
+    let text = check(
+        "hwmon-psu-lost",
+        "hwmon",
+        &[("fan:nct6775", "redundant"), ("psu:pmbus", "no_redundancy")],
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_member_healthy{group=\"psu:pmbus\",kind=\"psu\",member=\"pmbus@7-0059\",role=\"active\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_hwmon_psu_alarm{chip=\"pmbus@7-0059\",attribute=\"in1_lcrit_alarm\",label=\"vin\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn hwmon_mains_supplies() {
+    let text = check(
+        "hwmon-mains",
+        "hwmon",
+        &[("psu:power_supply", "no_redundancy")],
+    );
+    assert!(text.contains("sparewatch_power_supply_online{supply=\"AC2\"} 0"));
+    assert!(!text.contains("BAT0"), "batteries are not mains supplies");
+}
+
+#[test]
+fn hwmon_absent_is_not_present() {
+    let snap = snapshot("net-healthy", &["hwmon"]);
+    let text = normalized_metrics(&snap);
+    assert_eq!(
+        metric_value(&text, "sparewatch_collector_present{collector=\"hwmon\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&text, "sparewatch_collector_up{collector=\"hwmon\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn hwmon_status_and_check() {
+    let dir = fixture("hwmon-fan-stopped");
+    let mut args: Vec<String> = vec![
+        "check".into(),
+        "--collector.disable-defaults".into(),
+        "--collector.hwmon".into(),
+    ];
+    args.extend(fixture_args(&dir));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sparewatch(&argv);
+    assert_eq!(out.status.code(), Some(1), "no_redundancy is a warning");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("fan:nct6775"), "{stdout}");
+    let mut args = argv.clone();
+    args[0] = "status";
+    let out = sparewatch(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("SYS_FAN1 (active): stopped (0 rpm), fan alarm"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,207 @@
+//! The smart collector end to end: a stand-in smartctl in each fixture tree (found under
+//! `--path.rootfs`) prints captured smartctl 7 JSON, so the real command path runs.
+
+use std::time::{Duration, Instant};
+
+use sparewatch_collectors::smart::{SmartCollector, SmartConfig};
+use sparewatch_collectors::{Collector, Roots};
+
+use crate::hwmon::{check, only_down};
+use crate::support::*;
+
+fn value(text: &str, metric: &str, device: &str) -> Option<f64> {
+    metric_value(text, &format!("{metric}{{device=\"{device}\"}}"))
+}
+
+#[test]
+fn smart_healthy() {
+    let text = check("smart-healthy", "smart", &[]);
+    for d in ["sda", "sdb", "nvme0", "megaraid:0:12", "megaraid:0:13"] {
+        assert_eq!(
+            value(&text, "sparewatch_smart_at_risk", d),
+            Some(0.0),
+            "{d}"
+        );
+        assert_eq!(
+            value(&text, "sparewatch_smart_standby", d),
+            Some(0.0),
+            "{d}"
+        );
+    }
+    // sdc sleeps: queried with -n standby, not spun up, nothing known yet.
+    assert_eq!(value(&text, "sparewatch_smart_standby", "sdc"), Some(1.0));
+    assert_eq!(
+        value(&text, "sparewatch_smart_exit_status", "sdc"),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&text, "sparewatch_smart_temperature_celsius", "sdc"),
+        None
+    );
+    assert_eq!(
+        value(
+            &text,
+            "sparewatch_smart_nvme_available_spare_ratio",
+            "nvme0"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "sparewatch_smart_power_on_seconds", "sda"),
+        Some(31012.0 * 3600.0)
+    );
+}
+
+#[test]
+fn smart_failing_disks_are_device_risks() {
+    let text = check("smart-failing", "smart", &[]);
+    for (d, risk) in [
+        ("sda", 0.0),
+        ("sdb", 1.0),
+        ("nvme0", 1.0),
+        ("megaraid:0:12", 1.0),
+        ("megaraid:0:13", 0.0),
+    ] {
+        assert_eq!(
+            value(&text, "sparewatch_smart_at_risk", d),
+            Some(risk),
+            "{d}"
+        );
+    }
+    assert_eq!(
+        value(&text, "sparewatch_smart_health_passed", "sdb"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "sparewatch_smart_reallocated_sectors", "sdb"),
+        Some(1848.0)
+    );
+    assert_eq!(
+        value(&text, "sparewatch_smart_nvme_critical_warning", "nvme0"),
+        Some(4.0)
+    );
+    // The collection itself: the keys other collectors' members name.
+    let roots = Roots::under(&fixture("smart-failing"));
+    let mut c = SmartCollector::new(roots, SmartConfig::default());
+    let col = c.collect().expect("collects");
+    let keys: Vec<&str> = col.device_risks.iter().map(|r| r.device.as_str()).collect();
+    assert_eq!(keys, vec!["sdb", "nvme0n1", "megaraid:0:12"]);
+    assert!(
+        col.device_risks[0]
+            .reason
+            .contains("1848 reallocated sectors"),
+        "{:?}",
+        col.device_risks[0]
+    );
+    assert!(col.device_risks[1]
+        .reason
+        .contains("NVM subsystem reliability degraded"));
+}
+
+#[test]
+fn smart_sleeping_disk_keeps_its_last_report() {
+    // Same collector twice: first sdc answers, then it sleeps; the second pass must keep
+    // the first pass's values (and risk) without waking the disk.
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("smartctl");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let src = fixture("smart-failing");
+    for f in ["scan.json", "sat_dev_sdb.json"] {
+        std::fs::copy(src.join("smartctl").join(f), data.join(f)).expect("copy");
+    }
+    // Only sdb in the scan.
+    let scan = std::fs::read_to_string(data.join("scan.json")).expect("read");
+    let v: serde_json::Value = serde_json::from_str(&scan).expect("json");
+    let mut v2 = v.clone();
+    v2["devices"] = serde_json::Value::Array(vec![v["devices"][1].clone()]);
+    std::fs::write(data.join("scan.json"), v2.to_string()).expect("write");
+    std::fs::create_dir_all(dir.path().join("usr/sbin")).expect("mkdir");
+    std::fs::copy(
+        src.join("usr/sbin/smartctl"),
+        dir.path().join("usr/sbin/smartctl"),
+    )
+    .expect("copy script");
+    std::fs::write(data.join("sat_dev_sdb.rc"), "24\n").expect("rc");
+    let mut c = SmartCollector::new(Roots::under(dir.path()), SmartConfig::default());
+    let first = c.collect().expect("first");
+    assert_eq!(first.device_risks.len(), 1);
+    std::fs::copy(
+        src.join("smartctl/sat_dev_sdc.json"),
+        data.join("sat_dev_sdb.json"),
+    )
+    .expect("standby");
+    std::fs::write(data.join("sat_dev_sdb.rc"), "2\n").expect("rc");
+    let second = c.collect().expect("second");
+    assert_eq!(
+        second.device_risks, first.device_risks,
+        "risk kept while asleep"
+    );
+    let standby = second
+        .readings
+        .iter()
+        .find(|r| r.name == "sparewatch_smart_standby")
+        .expect("standby reading");
+    assert_eq!(standby.value, 1.0);
+    assert!(second
+        .readings
+        .iter()
+        .any(|r| r.name == "sparewatch_smart_reallocated_sectors" && r.value == 1848.0));
+}
+
+#[test]
+fn smart_command_that_never_exits_marks_only_smart_down() {
+    let start = Instant::now();
+    check("smart-timeout", "smart", &[]);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "the 500ms command timeout was not applied"
+    );
+    let text = only_down("smart-timeout", "smart", "hwmon", "no answer within 500ms");
+    assert_eq!(
+        crate::hwmon::group_state(&text, "fan:it8728").as_deref(),
+        Some("redundant")
+    );
+}
+
+#[test]
+fn smart_broken_json_marks_only_smart_down() {
+    let text = only_down(
+        "smart-broken-json",
+        "smart",
+        "hwmon",
+        "parsing smartctl --scan-open --json",
+    );
+    assert_golden("smart-broken-json", &text);
+}
+
+#[test]
+fn smart_absent_binary_is_not_present() {
+    let snap = snapshot("hwmon-redundant", &["smart"]);
+    let text = normalized_metrics(&snap);
+    assert_eq!(
+        metric_value(&text, "sparewatch_collector_present{collector=\"smart\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&text, "sparewatch_collector_up{collector=\"smart\"}"),
+        Some(1.0)
+    );
+}
+
+/// The real smartctl of this machine (Debian package `smartmontools`, installed by
+/// scripts/test): its scan output must parse and the collector must be present.
+#[test]
+fn smart_real_smartctl() {
+    let smartctl = std::path::Path::new("/usr/sbin/smartctl");
+    assert!(
+        smartctl.exists(),
+        "smartctl not found: install the Debian package `smartmontools` (scripts/test does)"
+    );
+    let config = SmartConfig {
+        smartctl: Some(smartctl.to_path_buf()),
+        ..SmartConfig::default()
+    };
+    let mut c = SmartCollector::new(Roots::default(), config);
+    let col = c.collect().expect("the real smartctl's output parses");
+    assert!(col.present);
+}
