@@ -27,6 +27,9 @@ use hyper::Uri;
 use serde::Serialize;
 use sparewatch_collectors::{GroupState, Role};
 
+use crate::cli::Parsed;
+use crate::snapshot::Snapshot;
+
 /// Where the runbooks of the shipped rules live; the pushed alerts link the same pages.
 pub const RUNBOOK_BASE: &str = "https://example.invalid/sparewatch/blob/main/docs/runbooks/";
 
@@ -69,6 +72,14 @@ pub enum ConfigError {
 }
 
 impl PushConfig {
+    /// From the command line (the flags are global: given before or after the subcommand).
+    pub fn from_parsed(parsed: &Parsed) -> Result<Option<PushConfig>, ConfigError> {
+        match PushConfig::from_matches(parsed.collector_matches())? {
+            Some(c) => Ok(Some(c)),
+            None => PushConfig::from_matches(&parsed.matches),
+        }
+    }
+
     /// `None` when no `--alertmanager.url` was given (the push is off).
     pub fn from_matches(m: &ArgMatches) -> Result<Option<PushConfig>, ConfigError> {
         let urls: Vec<&String> = match m.try_get_many::<String>("alertmanager.url") {
@@ -146,6 +157,51 @@ pub struct GroupInput {
     pub at_risk_members: Vec<(String, Role)>,
     /// When the group entered `state`.
     pub since: SystemTime,
+}
+
+/// The groups of an engine snapshot as the pusher sees them. A group whose state does not
+/// parse (cannot happen with this engine) is treated as unknown, never as redundant.
+pub fn groups_from_snapshot(s: &Snapshot) -> Vec<GroupInput> {
+    s.groups
+        .iter()
+        .map(|g| GroupInput {
+            name: g.name.clone(),
+            kind: g.kind.clone(),
+            state: GroupState::parse(&g.state).unwrap_or(GroupState::Unknown),
+            by_design: g.by_design,
+            spare: g.spare,
+            failed_members: g
+                .members
+                .iter()
+                .filter(|m| !m.healthy)
+                .map(|m| (m.name.clone(), role(&m.role)))
+                .collect(),
+            at_risk_members: g
+                .members
+                .iter()
+                .filter(|m| m.at_risk)
+                .map(|m| (m.name.clone(), role(&m.role)))
+                .collect(),
+            since: unix_time(g.since),
+        })
+        .collect()
+}
+
+fn role(s: &str) -> Role {
+    match s {
+        "standby" => Role::Standby,
+        "spare" => Role::Spare,
+        _ => Role::Active,
+    }
+}
+
+/// A since-timestamp; now when the engine has none (0) or it is out of range.
+fn unix_time(secs: f64) -> SystemTime {
+    if secs.is_finite() && secs > 0.0 && secs < 1e11 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs)
+    } else {
+        SystemTime::now()
+    }
 }
 
 /// Which alert of the shipped rules a group state raises, with its severity. The same
@@ -558,7 +614,7 @@ mod tests {
     fn fires_once_resends_and_resolves() {
         let mut tr = Tracker::new("web1", Duration::from_secs(60));
         let g = group("bond:bond0", GroupState::NoRedundancy, false);
-        let out = tr.update(&[g.clone()], t(1010));
+        let out = tr.update(std::slice::from_ref(&g), t(1010));
         assert_eq!(out.len(), 1);
         let a = &out[0];
         assert_eq!(a.labels["alertname"], "SparewatchRedundancyLost");
@@ -576,7 +632,7 @@ mod tests {
         assert!(a.annotations["runbook_url"].ends_with("/SparewatchRedundancyLost.md"));
 
         // the same snapshot again: nothing new to post
-        assert!(tr.update(&[g.clone()], t(1011)).is_empty());
+        assert!(tr.update(std::slice::from_ref(&g), t(1011)).is_empty());
         // the resend tick re-posts with endsAt pushed ahead
         let re = tr.resend(t(1070));
         assert_eq!(re.len(), 1);

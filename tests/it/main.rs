@@ -1,6 +1,9 @@
 //! The integration-test binary: every end-to-end test of sparewatch lives in a module here.
 
+mod alerting;
 mod cli;
+mod e2e;
 mod golden;
 mod link_events;
+mod monitoring;
 mod support;
