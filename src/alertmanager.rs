@@ -748,6 +748,72 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// `--alertmanager.url` comes from the command line: any string gives Ok or a clear
+        /// error, never a panic, and an accepted one always ends in the v2 endpoint.
+        #[test]
+        fn endpoint_never_panics(s in proptest::prelude::any::<String>()) {
+            if let Ok(u) = endpoint(&s) {
+                proptest::prop_assert!(u.path().ends_with("/api/v2/alerts"));
+            }
+        }
+
+        #[test]
+        fn endpoint_never_panics_on_url_like_input(s in "http://[ -~]{0,40}") {
+            let _ = endpoint(&s);
+        }
+    }
+
+    #[test]
+    fn snapshot_groups_convert_and_odd_since_is_now() {
+        use crate::snapshot::{GroupView, MemberView, Snapshot};
+        let member = |name: &str, role: &str, healthy: bool, at_risk: bool| MemberView {
+            name: name.into(),
+            role: role.into(),
+            healthy,
+            at_risk,
+            unknown: false,
+            reason: None,
+            transitions: 0,
+        };
+        let view = |state: &str, since: f64| GroupView {
+            name: "md:md0".into(),
+            kind: "md".into(),
+            collector: "md".into(),
+            state: state.into(),
+            by_design: false,
+            members_total: 3,
+            members_healthy: 2,
+            members_required: 1,
+            spare: 1,
+            since,
+            transitions: 0,
+            stated_state: None,
+            evidence_disagreement: false,
+            members: vec![
+                member("sda1", "active", true, false),
+                member("sdb1", "active", true, true),
+                member("sdc1", "spare", false, false),
+            ],
+        };
+        let snap = Snapshot {
+            groups: vec![view("degraded", 1000.0), view("bogus", f64::NAN)],
+            ..Snapshot::default()
+        };
+        let before = SystemTime::now();
+        let g = groups_from_snapshot(&snap);
+        assert_eq!(g[0].state, GroupState::Degraded);
+        assert_eq!(g[0].since, t(1000));
+        assert_eq!(g[0].failed_members, vec![("sdc1".to_string(), Role::Spare)]);
+        assert_eq!(
+            g[0].at_risk_members,
+            vec![("sdb1".to_string(), Role::Active)]
+        );
+        // a state the pusher does not know is never taken for redundant
+        assert_eq!(g[1].state, GroupState::Unknown);
+        assert!(g[1].since >= before);
+    }
+
     #[test]
     fn serialized_shape_is_alertmanagers() {
         let mut tr = Tracker::new("web1", Duration::from_secs(60));
