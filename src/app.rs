@@ -25,6 +25,8 @@ pub struct Setup {
     pub engine_config: EngineConfig,
     pub jobs: Vec<(Job, CollectorInfo)>,
     pub state_dir: Option<PathBuf>,
+    /// `--alertmanager.url`: post group alerts to Alertmanager directly (off when `None`).
+    pub push: Option<crate::alertmanager::PushConfig>,
 }
 
 /// Builds the enabled collectors from flags and the config file.
@@ -70,6 +72,7 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
         },
         jobs,
         state_dir: common.state_dir.clone(),
+        push: crate::alertmanager::PushConfig::from_parsed(parsed)?,
     })
 }
 
@@ -87,6 +90,8 @@ pub struct Agent {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Wake handles of the collectors, by name (the demo pokes them after each step).
     pub wakes: Vec<(&'static str, Wake)>,
+    /// The Alertmanager push, started by [`serve_agent`] with the hostname it labels with.
+    pub push: Option<(crate::alertmanager::PushConfig, String)>,
 }
 
 /// How often the engine re-evaluates without new data (hold-down expiry, staleness).
@@ -97,6 +102,13 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
     let infos: Vec<CollectorInfo> = setup.jobs.iter().map(|(_, i)| i.clone()).collect();
     let jobs: Vec<Job> = setup.jobs.into_iter().map(|(j, _)| j).collect();
     let state_file = setup.state_dir.as_deref().map(StateFile::new);
+    let push = setup.push.map(|p| {
+        let hostname = host
+            .as_ref()
+            .map(|h| h.hostname.clone())
+            .unwrap_or_default();
+        (p, hostname)
+    });
     let mut engine = Engine::new(setup.engine_config, infos, state_file);
     let (tx, rx) = mpsc::channel::<Event>();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
@@ -127,6 +139,7 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
     Ok(Agent {
         snapshots: snap_rx,
         wakes,
+        push,
     })
 }
 
@@ -196,6 +209,18 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
     rt.block_on(async {
         let listener = crate::http::bind(&common.listen_address).await?;
         tracing::info!(address = %listener.local_addr()?, "serving metrics");
+        if let Some((push, hostname)) = agent.push.clone() {
+            tracing::info!(
+                alertmanagers = push.endpoints.len(),
+                "posting group alerts to Alertmanager"
+            );
+            tokio::spawn(crate::alertmanager::run(
+                push,
+                hostname,
+                agent.snapshots.clone(),
+                |s: &Arc<Snapshot>| crate::alertmanager::groups_from_snapshot(s),
+            ));
+        }
         let app = crate::http::app(agent.snapshots.clone(), &common.telemetry_path);
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::http::shutdown_signal())

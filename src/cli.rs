@@ -128,6 +128,9 @@ pub fn command() -> clap::Command {
             cmd = cmd.arg(a.global(true));
         }
     }
+    for a in crate::alertmanager::args() {
+        cmd = cmd.arg(a.global(true));
+    }
     cmd
 }
 

@@ -4,6 +4,7 @@
 //! woken by kernel events) → [`engine`] (hysteresis, [`policy`], staleness, persisted
 //! since) → [`snapshot`] rendered by [`render`] → served by [`http`], printed by [`status`].
 
+pub mod alertmanager;
 pub mod app;
 pub mod cli;
 pub mod config;

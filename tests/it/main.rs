@@ -1,9 +1,12 @@
 //! The integration-test binary: every end-to-end test of sparewatch lives in a module here.
 
+mod alerting;
 mod cli;
+mod e2e;
 mod golden;
 mod hwmon;
 mod link_events;
 mod storage;
 mod smart;
+mod monitoring;
 mod support;

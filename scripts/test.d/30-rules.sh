@@ -1,0 +1,29 @@
+# Alert and recording rules, their unit tests, and the Alertmanager example:
+# promtool check rules, promtool test rules, amtool check-config, amtool route tests.
+source "$(dirname "$0")/../lib.sh"; cd "$ROOT" || exit 1
+set -e
+need_apt prometheus prometheus-alertmanager
+command -v promtool >/dev/null || die "promtool not found: apt-get install prometheus"
+command -v amtool >/dev/null || die "amtool not found: apt-get install prometheus-alertmanager"
+
+P=dashboards/prometheus
+promtool check rules "$P"/sparewatch-*.yml "$P"/tests/settings-*.yml
+promtool test rules "$P"/tests/*.test.yml
+
+AM=dashboards/alertmanager/alertmanager.yml
+amtool check-config "$AM"
+# route: labels -> receiver that must get them
+while read -r want labels; do
+  [ -z "$want" ] && continue
+  # shellcheck disable=SC2086
+  amtool config routes test --config.file="$AM" --verify.receivers="$want" $labels >/dev/null 2>&1 \
+    || die "alertmanager route: {$labels} should reach $want, got: $(amtool config routes test --config.file="$AM" $labels 2>/dev/null)"
+done <<'ROUTES'
+pager   alertname=SparewatchGroupFailed severity=page hostname=web1 group=bond:bond0 kind=bond
+pager   alertname=SparewatchRedundancyRot severity=page hostname=web1 group=bond:bond0 kind=bond
+tickets alertname=SparewatchRedundancyLost severity=ticket hostname=web1 group=bond:bond0 kind=bond
+tickets alertname=SparewatchGroupDegraded severity=ticket hostname=web1 group=md:md0 kind=md
+tickets alertname=SparewatchAgentDown severity=ticket hostname=web1
+tickets alertname=SomethingElse
+ROUTES
+echo "rules, rule tests and alertmanager routes: ok"

@@ -1,0 +1,828 @@
+//! Direct push of group alerts to Alertmanager's v2 API (`--alertmanager.url`).
+//!
+//! The rule path (agent → scrape → rule evaluation → `for:` → Alertmanager) needs Prometheus
+//! and costs a scrape and an evaluation interval at least. With `--alertmanager.url` the agent
+//! posts the same alerts itself the moment a group's state changes, so a page also arrives
+//! when Prometheus is down. The alerts carry exactly the label set of the shipped rules
+//! (`alertname`, `severity`, `hostname`, `group`, `kind`): Alertmanager fingerprints alerts by
+//! their labels, so an alert arriving on both paths is one alert and one notification.
+//!
+//! Lifecycle, as Alertmanager expects it from any client (Prometheus does the same):
+//! - a new alert is posted at once, `startsAt` = when the group entered its state;
+//! - every active alert is posted again every `resend_interval` with `endsAt` four resend
+//!   intervals ahead, so Alertmanager keeps it active while the agent lives and resolves it
+//!   by itself when the agent dies without saying so;
+//! - an alert whose condition is gone is posted once more with `endsAt` = now (resolved);
+//!   a failed send is retried on the next tick while it still matters.
+//!
+//! The decisions ([`Tracker`]) are pure and tested apart from the HTTP client ([`post`]).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use clap::{Arg, ArgAction, ArgMatches};
+use http_body_util::{BodyExt, Full};
+use hyper::Uri;
+use serde::Serialize;
+use sparewatch_collectors::{GroupState, Role};
+
+use crate::cli::Parsed;
+use crate::snapshot::Snapshot;
+
+/// Where the runbooks of the shipped rules live; the pushed alerts link the same pages.
+pub const RUNBOOK_BASE: &str = "https://example.invalid/sparewatch/blob/main/docs/runbooks/";
+
+/// `--alertmanager.*` flags.
+pub fn args() -> Vec<Arg> {
+    vec![
+        Arg::new("alertmanager.url")
+            .long("alertmanager.url")
+            .value_name("URL")
+            .action(ArgAction::Append)
+            .help("Alertmanager to post group alerts to directly (http://host:9093, repeatable for an HA cluster: post to every member); off when not given"),
+        Arg::new("alertmanager.resend-interval")
+            .long("alertmanager.resend-interval")
+            .value_name("DURATION")
+            .default_value("1m")
+            .help("Re-post active alerts this often (they expire in Alertmanager after 4 intervals without a re-post)"),
+        Arg::new("alertmanager.timeout")
+            .long("alertmanager.timeout")
+            .value_name("DURATION")
+            .default_value("10s")
+            .help("Timeout of one post to one Alertmanager"),
+    ]
+}
+
+/// How the pusher is set up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushConfig {
+    /// `…/api/v2/alerts` endpoints, one per Alertmanager.
+    pub endpoints: Vec<Uri>,
+    pub resend_interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--alertmanager.url {url:?}: {detail}")]
+    Url { url: String, detail: String },
+    #[error("--alertmanager.{flag}: {detail}")]
+    Duration { flag: &'static str, detail: String },
+}
+
+impl PushConfig {
+    /// From the command line (the flags are global: given before or after the subcommand).
+    pub fn from_parsed(parsed: &Parsed) -> Result<Option<PushConfig>, ConfigError> {
+        match PushConfig::from_matches(parsed.collector_matches())? {
+            Some(c) => Ok(Some(c)),
+            None => PushConfig::from_matches(&parsed.matches),
+        }
+    }
+
+    /// `None` when no `--alertmanager.url` was given (the push is off).
+    pub fn from_matches(m: &ArgMatches) -> Result<Option<PushConfig>, ConfigError> {
+        let urls: Vec<&String> = match m.try_get_many::<String>("alertmanager.url") {
+            Ok(Some(v)) => v.collect(),
+            _ => return Ok(None),
+        };
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        let endpoints = urls
+            .into_iter()
+            .map(|u| endpoint(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let duration = |flag: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            match m.try_get_one::<String>(&format!("alertmanager.{flag}")) {
+                Ok(Some(s)) => sparewatch_collectors::parse_duration(s)
+                    .map_err(|detail| ConfigError::Duration { flag, detail }),
+                _ => Ok(default),
+            }
+        };
+        let resend_interval = duration("resend-interval", Duration::from_secs(60))?;
+        if resend_interval < Duration::from_secs(1) {
+            return Err(ConfigError::Duration {
+                flag: "resend-interval",
+                detail: "must be at least 1s".into(),
+            });
+        }
+        Ok(Some(PushConfig {
+            endpoints,
+            resend_interval,
+            timeout: duration("timeout", Duration::from_secs(10))?,
+        }))
+    }
+}
+
+/// The v2 alerts endpoint under an Alertmanager base URL (which may carry a route prefix,
+/// `http://am:9093/alertmanager`). Plain HTTP only: put a local TLS proxy in front of a TLS
+/// Alertmanager.
+pub fn endpoint(url: &str) -> Result<Uri, ConfigError> {
+    let err = |detail: &str| ConfigError::Url {
+        url: url.to_string(),
+        detail: detail.to_string(),
+    };
+    let uri: Uri = url.parse().map_err(|e| err(&format!("not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(err(
+                "https is not supported; use http:// (e.g. through a local TLS proxy)",
+            ))
+        }
+        _ => return Err(err("must start with http://")),
+    }
+    let authority = uri.authority().ok_or_else(|| err("no host"))?;
+    if uri.query().is_some() {
+        return Err(err("must not have a query"));
+    }
+    let prefix = uri.path().trim_end_matches('/');
+    format!("http://{authority}{prefix}/api/v2/alerts")
+        .parse()
+        .map_err(|e| err(&format!("{e}")))
+}
+
+/// What the pusher needs to know about one group, taken from the engine's snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupInput {
+    pub name: String,
+    pub kind: String,
+    pub state: GroupState,
+    pub by_design: bool,
+    pub spare: i64,
+    /// Members not counting as healthy, with their role.
+    pub failed_members: Vec<(String, Role)>,
+    /// Healthy members a predictor says will fail.
+    pub at_risk_members: Vec<(String, Role)>,
+    /// When the group entered `state`.
+    pub since: SystemTime,
+}
+
+/// The groups of an engine snapshot as the pusher sees them. A group whose state does not
+/// parse (cannot happen with this engine) is treated as unknown, never as redundant.
+pub fn groups_from_snapshot(s: &Snapshot) -> Vec<GroupInput> {
+    s.groups
+        .iter()
+        .map(|g| GroupInput {
+            name: g.name.clone(),
+            kind: g.kind.clone(),
+            state: GroupState::parse(&g.state).unwrap_or(GroupState::Unknown),
+            by_design: g.by_design,
+            spare: g.spare,
+            failed_members: g
+                .members
+                .iter()
+                .filter(|m| !m.healthy)
+                .map(|m| (m.name.clone(), role(&m.role)))
+                .collect(),
+            at_risk_members: g
+                .members
+                .iter()
+                .filter(|m| m.at_risk)
+                .map(|m| (m.name.clone(), role(&m.role)))
+                .collect(),
+            since: unix_time(g.since),
+        })
+        .collect()
+}
+
+fn role(s: &str) -> Role {
+    match s {
+        "standby" => Role::Standby,
+        "spare" => Role::Spare,
+        _ => Role::Active,
+    }
+}
+
+/// A since-timestamp; now when the engine has none (0) or it is out of range.
+fn unix_time(secs: f64) -> SystemTime {
+    if secs.is_finite() && secs > 0.0 && secs < 1e11 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs)
+    } else {
+        SystemTime::now()
+    }
+}
+
+/// Which alert of the shipped rules a group state raises, with its severity. The same
+/// conditions as `dashboards/prometheus/sparewatch-alerts.yml`.
+pub fn alert_for(state: GroupState, by_design: bool) -> Option<(&'static str, &'static str)> {
+    match state {
+        GroupState::Failed => Some(("SparewatchGroupFailed", "page")),
+        GroupState::NoRedundancy if !by_design => Some(("SparewatchRedundancyLost", "ticket")),
+        GroupState::Degraded => Some(("SparewatchGroupDegraded", "ticket")),
+        GroupState::Unknown => Some(("SparewatchGroupUnknown", "ticket")),
+        GroupState::NoRedundancy | GroupState::Redundant => None,
+    }
+}
+
+/// One alert in Alertmanager's v2 `postableAlert` shape.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PostableAlert {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt")]
+    pub starts_at: String,
+    #[serde(rename = "endsAt")]
+    pub ends_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Active {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: SystemTime,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Resolving {
+    active: Active,
+    ended_at: SystemTime,
+}
+
+/// Keeps the alerts the agent has raised and decides what to post.
+#[derive(Debug)]
+pub struct Tracker {
+    hostname: String,
+    resend_interval: Duration,
+    /// By (alertname, group).
+    active: BTreeMap<(&'static str, String), Active>,
+    /// Resolved alerts whose resolve has not been posted successfully yet.
+    resolving: BTreeMap<(&'static str, String), Resolving>,
+}
+
+impl Tracker {
+    pub fn new(hostname: impl Into<String>, resend_interval: Duration) -> Self {
+        Tracker {
+            hostname: hostname.into(),
+            resend_interval,
+            active: BTreeMap::new(),
+            resolving: BTreeMap::new(),
+        }
+    }
+
+    /// Alertmanager resolves an alert that was not re-posted within this time.
+    fn lifetime(&self) -> Duration {
+        self.resend_interval * 4
+    }
+
+    /// Takes the groups of a new snapshot; returns what must be posted now: new alerts,
+    /// alerts whose text changed, and resolved ones. Nothing when nothing changed.
+    pub fn update(&mut self, groups: &[GroupInput], now: SystemTime) -> Vec<PostableAlert> {
+        let mut wanted: BTreeMap<(&'static str, String), Active> = BTreeMap::new();
+        for g in groups {
+            if let Some((alertname, severity)) = alert_for(g.state, g.by_design) {
+                wanted.insert(
+                    (alertname, g.name.clone()),
+                    Active {
+                        labels: self.labels(alertname, severity, g),
+                        annotations: annotations(alertname, &self.hostname, g),
+                        starts_at: g.since.min(now),
+                    },
+                );
+            }
+        }
+        let mut out = Vec::new();
+        let gone: Vec<_> = self
+            .active
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(active) = self.active.remove(&key) {
+                out.push(resolved(&active, now));
+                self.resolving.insert(
+                    key,
+                    Resolving {
+                        active,
+                        ended_at: now,
+                    },
+                );
+            }
+        }
+        for (key, alert) in wanted {
+            self.resolving.remove(&key);
+            let changed = match self.active.get(&key) {
+                None => true,
+                Some(old) => old.annotations != alert.annotations || old.labels != alert.labels,
+            };
+            if changed {
+                let starts_at = self
+                    .active
+                    .get(&key)
+                    .map_or(alert.starts_at, |old| old.starts_at);
+                let alert = Active { starts_at, ..alert };
+                out.push(firing(&alert, now, self.lifetime()));
+                self.active.insert(key, alert);
+            }
+        }
+        out
+    }
+
+    /// The periodic re-post: every active alert with `endsAt` pushed ahead, and the resolves
+    /// that have not gone through yet (given up once Alertmanager would have expired the
+    /// alert anyway).
+    pub fn resend(&mut self, now: SystemTime) -> Vec<PostableAlert> {
+        let lifetime = self.lifetime();
+        self.resolving.retain(|_, r| {
+            now.duration_since(r.ended_at)
+                .map_or(true, |age| age <= lifetime)
+        });
+        let mut out: Vec<PostableAlert> = self
+            .resolving
+            .values()
+            .map(|r| resolved(&r.active, r.ended_at))
+            .collect();
+        out.extend(self.active.values().map(|a| firing(a, now, lifetime)));
+        out
+    }
+
+    /// The resolves in `sent` reached every Alertmanager: stop retrying them.
+    pub fn delivered(&mut self, sent: &[PostableAlert]) {
+        self.resolving.retain(|_, r| {
+            !sent
+                .iter()
+                .any(|s| s.labels == r.active.labels && s.ends_at == rfc3339(r.ended_at))
+        });
+    }
+
+    /// Alerts currently firing (for tests and the status page).
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    fn labels(
+        &self,
+        alertname: &'static str,
+        severity: &'static str,
+        g: &GroupInput,
+    ) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("alertname".to_string(), alertname.to_string()),
+            ("severity".to_string(), severity.to_string()),
+            ("hostname".to_string(), self.hostname.clone()),
+            ("group".to_string(), g.name.clone()),
+            ("kind".to_string(), g.kind.clone()),
+        ])
+    }
+}
+
+fn firing(a: &Active, now: SystemTime, lifetime: Duration) -> PostableAlert {
+    PostableAlert {
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        starts_at: rfc3339(a.starts_at),
+        ends_at: rfc3339(now + lifetime),
+    }
+}
+
+fn resolved(a: &Active, ended_at: SystemTime) -> PostableAlert {
+    PostableAlert {
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        starts_at: rfc3339(a.starts_at.min(ended_at)),
+        ends_at: rfc3339(ended_at),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn member_list(members: &[(String, Role)], none: &str) -> String {
+    if members.is_empty() {
+        return none.to_string();
+    }
+    let mut sorted: Vec<&(String, Role)> = members.iter().collect();
+    sorted.sort();
+    sorted
+        .iter()
+        .map(|(name, role)| format!("{name} ({})", role.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The same texts as the shipped rules (without the rules' template queries: the agent
+/// knows the members itself).
+fn annotations(alertname: &str, host: &str, g: &GroupInput) -> BTreeMap<String, String> {
+    let (name, kind, spare) = (&g.name, &g.kind, g.spare);
+    let failed = member_list(&g.failed_members, "none reported");
+    let (summary, description) = match alertname {
+        "SparewatchGroupFailed" => (
+            format!("{name} ({kind}) on {host} has failed"),
+            format!("Redundancy group {name} (kind {kind}) on host {host} has fewer healthy members than it needs: spare {spare}. Failed members: {failed}."),
+        ),
+        "SparewatchRedundancyLost" => (
+            format!("{name} ({kind}) on {host} is running without redundancy"),
+            format!("Redundancy group {name} (kind {kind}) on host {host} still works, but the next single failure is an outage: spare {spare}. Failed members: {failed}."),
+        ),
+        "SparewatchGroupDegraded" => (
+            format!("{name} ({kind}) on {host} is degraded"),
+            format!(
+                "Redundancy group {name} (kind {kind}) on host {host} has lost some redundancy but survives one more failure: spare {spare}. Failed members: {}. At risk: {}.",
+                member_list(&g.failed_members, "none"),
+                member_list(&g.at_risk_members, "none")
+            ),
+        ),
+        _ => (
+            format!("{name} ({kind}) on {host} is in an unknown state"),
+            format!("sparewatch on host {host} cannot tell whether redundancy group {name} (kind {kind}) is redundant: its data is missing or stale. Treat it as not redundant until it is known again."),
+        ),
+    };
+    BTreeMap::from([
+        ("summary".to_string(), summary),
+        ("description".to_string(), description),
+        (
+            "runbook_url".to_string(),
+            format!("{RUNBOOK_BASE}{alertname}.md"),
+        ),
+    ])
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error("connect to {0}: {1}")]
+    Connect(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Http(String, hyper::Error),
+    #[error("{0}: HTTP {1}: {2}")]
+    Status(String, u16, String),
+    #[error("{0}: timed out")]
+    Timeout(String),
+    #[error("{0}: {1}")]
+    Request(String, String),
+}
+
+/// Posts `alerts` to one Alertmanager's v2 endpoint (one HTTP/1.1 connection per post: a
+/// post happens on a state change or once a resend interval).
+pub async fn post(
+    endpoint: &Uri,
+    alerts: &[PostableAlert],
+    timeout: Duration,
+) -> Result<(), PostError> {
+    let target = endpoint.to_string();
+    let body = serde_json::to_vec(alerts)
+        .map_err(|e| PostError::Request(target.clone(), e.to_string()))?;
+    match tokio::time::timeout(timeout, post_inner(endpoint, &target, body)).await {
+        Ok(r) => r,
+        Err(_) => Err(PostError::Timeout(target)),
+    }
+}
+
+async fn post_inner(endpoint: &Uri, target: &str, body: Vec<u8>) -> Result<(), PostError> {
+    let authority = endpoint
+        .authority()
+        .ok_or_else(|| PostError::Request(target.to_string(), "no host".into()))?;
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((authority.host(), port))
+        .await
+        .map_err(|e| PostError::Connect(target.to_string(), e))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| PostError::Http(target.to_string(), e))?;
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::post(endpoint.path())
+        .header(hyper::header::HOST, authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("sparewatch/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| PostError::Request(target.to_string(), e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| PostError::Http(target.to_string(), e))?;
+    let status = resp.status();
+    let text = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    conn.abort();
+    if status.is_success() {
+        Ok(())
+    } else {
+        let text: String = text.chars().take(200).collect();
+        Err(PostError::Status(
+            target.to_string(),
+            status.as_u16(),
+            text.trim().to_string(),
+        ))
+    }
+}
+
+/// Posts to every endpoint; true when every one accepted.
+async fn post_all(cfg: &PushConfig, alerts: &[PostableAlert]) -> bool {
+    if alerts.is_empty() {
+        return true;
+    }
+    let mut ok = true;
+    for ep in &cfg.endpoints {
+        match post(ep, alerts, cfg.timeout).await {
+            Ok(()) => tracing::debug!(endpoint = %ep, alerts = alerts.len(), "alerts posted"),
+            Err(e) => {
+                ok = false;
+                tracing::warn!(error = %e, "posting alerts to Alertmanager failed; retrying on the next resend");
+            }
+        }
+    }
+    ok
+}
+
+/// The pusher task: posts on every new snapshot (when the alerts it implies changed) and re-posts on the resend tick,
+/// until `groups` closes (the engine stopped). Active alerts are not resolved on exit: the
+/// fault is still there; Alertmanager expires them after four resend intervals unless the
+/// rule path keeps them.
+pub async fn run<S, F>(
+    cfg: PushConfig,
+    hostname: String,
+    mut snapshots: tokio::sync::watch::Receiver<S>,
+    to_groups: F,
+) where
+    F: Fn(&S) -> Vec<GroupInput>,
+{
+    let mut tracker = Tracker::new(hostname, cfg.resend_interval);
+    let mut tick = tokio::time::interval(cfg.resend_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        let out = tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let current = to_groups(&snapshots.borrow_and_update());
+                tracker.update(&current, SystemTime::now())
+            }
+            _ = tick.tick() => tracker.resend(SystemTime::now()),
+        };
+        if post_all(&cfg, &out).await {
+            tracker.delivered(&out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(name: &str, state: GroupState, by_design: bool) -> GroupInput {
+        GroupInput {
+            name: name.into(),
+            kind: "bond".into(),
+            state,
+            by_design,
+            spare: 0,
+            failed_members: vec![("eth0".into(), Role::Active)],
+            at_risk_members: vec![],
+            since: SystemTime::UNIX_EPOCH + Duration::from_secs(1000),
+        }
+    }
+
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn alert_choice_matches_the_rules() {
+        assert_eq!(alert_for(GroupState::Redundant, false), None);
+        assert_eq!(alert_for(GroupState::NoRedundancy, true), None);
+        assert_eq!(
+            alert_for(GroupState::NoRedundancy, false),
+            Some(("SparewatchRedundancyLost", "ticket"))
+        );
+        assert_eq!(
+            alert_for(GroupState::Failed, true),
+            Some(("SparewatchGroupFailed", "page"))
+        );
+        assert_eq!(
+            alert_for(GroupState::Degraded, false),
+            Some(("SparewatchGroupDegraded", "ticket"))
+        );
+        assert_eq!(
+            alert_for(GroupState::Unknown, false),
+            Some(("SparewatchGroupUnknown", "ticket"))
+        );
+    }
+
+    #[test]
+    fn fires_once_resends_and_resolves() {
+        let mut tr = Tracker::new("web1", Duration::from_secs(60));
+        let g = group("bond:bond0", GroupState::NoRedundancy, false);
+        let out = tr.update(std::slice::from_ref(&g), t(1010));
+        assert_eq!(out.len(), 1);
+        let a = &out[0];
+        assert_eq!(a.labels["alertname"], "SparewatchRedundancyLost");
+        assert_eq!(a.labels["severity"], "ticket");
+        assert_eq!(a.labels["hostname"], "web1");
+        assert_eq!(a.labels["group"], "bond:bond0");
+        assert_eq!(a.labels["kind"], "bond");
+        assert_eq!(a.labels.len(), 5, "same label set as the rules");
+        assert_eq!(a.starts_at, "1970-01-01T00:16:40.000Z", "startsAt = since");
+        assert_eq!(
+            a.ends_at, "1970-01-01T00:20:50.000Z",
+            "endsAt = now + 4 resends"
+        );
+        assert!(a.annotations["description"].contains("Failed members: eth0 (active)"));
+        assert!(a.annotations["runbook_url"].ends_with("/SparewatchRedundancyLost.md"));
+
+        // the same snapshot again: nothing new to post
+        assert!(tr.update(std::slice::from_ref(&g), t(1011)).is_empty());
+        // the resend tick re-posts with endsAt pushed ahead
+        let re = tr.resend(t(1070));
+        assert_eq!(re.len(), 1);
+        assert_eq!(re[0].ends_at, "1970-01-01T00:21:50.000Z");
+        assert_eq!(re[0].starts_at, a.starts_at);
+
+        // fixed: resolved with endsAt = now
+        let out = tr.update(
+            &[group("bond:bond0", GroupState::Redundant, false)],
+            t(1100),
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].ends_at, "1970-01-01T00:18:20.000Z");
+        assert_eq!(out[0].labels, a.labels);
+        assert_eq!(tr.active_count(), 0);
+        // delivered: nothing left to resend
+        tr.delivered(&out);
+        assert!(tr.resend(t(1160)).is_empty());
+    }
+
+    #[test]
+    fn undelivered_resolve_is_retried_until_it_no_longer_matters() {
+        let mut tr = Tracker::new("web1", Duration::from_secs(60));
+        tr.update(&[group("md:md0", GroupState::Failed, false)], t(1000));
+        let out = tr.update(&[], t(1010));
+        assert_eq!(out.len(), 1);
+        // not delivered: the next ticks carry it again, with the original end time
+        let re = tr.resend(t(1070));
+        assert_eq!(re.len(), 1);
+        assert_eq!(re[0].ends_at, out[0].ends_at);
+        // after 4 resend intervals Alertmanager has expired it on its own: give up
+        assert!(tr.resend(t(1010 + 241)).is_empty());
+    }
+
+    #[test]
+    fn state_change_resolves_one_alert_and_fires_the_next() {
+        let mut tr = Tracker::new("web1", Duration::from_secs(60));
+        tr.update(
+            &[group("bond:bond0", GroupState::NoRedundancy, false)],
+            t(1000),
+        );
+        let mut failed = group("bond:bond0", GroupState::Failed, false);
+        failed.spare = -1;
+        failed.failed_members.push(("eth1".into(), Role::Standby));
+        let out = tr.update(&[failed], t(1005));
+        assert_eq!(out.len(), 2);
+        let lost = out
+            .iter()
+            .find(|a| a.labels["alertname"] == "SparewatchRedundancyLost");
+        let page = out
+            .iter()
+            .find(|a| a.labels["alertname"] == "SparewatchGroupFailed");
+        assert_eq!(
+            lost.map(|a| a.ends_at.as_str()),
+            Some("1970-01-01T00:16:45.000Z")
+        );
+        let page = page.expect("failed alert");
+        assert_eq!(page.labels["severity"], "page");
+        assert!(page.annotations["description"]
+            .contains("spare -1. Failed members: eth0 (active), eth1 (standby)."));
+    }
+
+    #[test]
+    fn changed_text_is_posted_but_keeps_its_start() {
+        let mut tr = Tracker::new("web1", Duration::from_secs(60));
+        let mut g = group("md:md0", GroupState::Degraded, false);
+        g.spare = 1;
+        let first = tr.update(&[g.clone()], t(1000));
+        g.at_risk_members.push(("sdb1".into(), Role::Active));
+        g.since = t(1004);
+        let out = tr.update(&[g], t(1005));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].starts_at, first[0].starts_at);
+        assert!(out[0].annotations["description"].ends_with("At risk: sdb1 (active)."));
+    }
+
+    #[test]
+    fn by_design_single_group_is_never_pushed_until_it_fails() {
+        let mut tr = Tracker::new("db7", Duration::from_secs(60));
+        assert!(tr
+            .update(
+                &[group("link:uplink", GroupState::NoRedundancy, true)],
+                t(1000)
+            )
+            .is_empty());
+        let out = tr.update(&[group("link:uplink", GroupState::Failed, true)], t(1001));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels["alertname"], "SparewatchGroupFailed");
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:9093")
+                .map(|u| u.to_string())
+                .ok(),
+            Some("http://127.0.0.1:9093/api/v2/alerts".to_string())
+        );
+        assert_eq!(
+            endpoint("http://am.example:9093/alertmanager/")
+                .map(|u| u.to_string())
+                .ok(),
+            Some("http://am.example:9093/alertmanager/api/v2/alerts".to_string())
+        );
+        for bad in [
+            "https://am:9093",
+            "am:9093",
+            "",
+            "http://",
+            "http://am:9093/?x=1",
+        ] {
+            assert!(endpoint(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    proptest::proptest! {
+        /// `--alertmanager.url` comes from the command line: any string gives Ok or a clear
+        /// error, never a panic, and an accepted one always ends in the v2 endpoint.
+        #[test]
+        fn endpoint_never_panics(s in proptest::prelude::any::<String>()) {
+            if let Ok(u) = endpoint(&s) {
+                proptest::prop_assert!(u.path().ends_with("/api/v2/alerts"));
+            }
+        }
+
+        #[test]
+        fn endpoint_never_panics_on_url_like_input(s in "http://[ -~]{0,40}") {
+            let _ = endpoint(&s);
+        }
+    }
+
+    #[test]
+    fn snapshot_groups_convert_and_odd_since_is_now() {
+        use crate::snapshot::{GroupView, MemberView, Snapshot};
+        let member = |name: &str, role: &str, healthy: bool, at_risk: bool| MemberView {
+            name: name.into(),
+            role: role.into(),
+            healthy,
+            at_risk,
+            unknown: false,
+            reason: None,
+            transitions: 0,
+        };
+        let view = |state: &str, since: f64| GroupView {
+            name: "md:md0".into(),
+            kind: "md".into(),
+            collector: "md".into(),
+            state: state.into(),
+            by_design: false,
+            members_total: 3,
+            members_healthy: 2,
+            members_required: 1,
+            spare: 1,
+            since,
+            transitions: 0,
+            stated_state: None,
+            evidence_disagreement: false,
+            members: vec![
+                member("sda1", "active", true, false),
+                member("sdb1", "active", true, true),
+                member("sdc1", "spare", false, false),
+            ],
+        };
+        let snap = Snapshot {
+            groups: vec![view("degraded", 1000.0), view("bogus", f64::NAN)],
+            ..Snapshot::default()
+        };
+        let before = SystemTime::now();
+        let g = groups_from_snapshot(&snap);
+        assert_eq!(g[0].state, GroupState::Degraded);
+        assert_eq!(g[0].since, t(1000));
+        assert_eq!(g[0].failed_members, vec![("sdc1".to_string(), Role::Spare)]);
+        assert_eq!(
+            g[0].at_risk_members,
+            vec![("sdb1".to_string(), Role::Active)]
+        );
+        // a state the pusher does not know is never taken for redundant
+        assert_eq!(g[1].state, GroupState::Unknown);
+        assert!(g[1].since >= before);
+    }
+
+    #[test]
+    fn serialized_shape_is_alertmanagers() {
+        let mut tr = Tracker::new("web1", Duration::from_secs(60));
+        let out = tr.update(&[group("bond:bond0", GroupState::Failed, false)], t(1000));
+        let v: serde_json::Value = serde_json::to_value(&out).expect("json");
+        let a = &v[0];
+        assert!(a["labels"]["alertname"].is_string());
+        assert!(a["annotations"]["summary"].is_string());
+        assert!(a["startsAt"].is_string());
+        assert!(a["endsAt"].is_string());
+    }
+}

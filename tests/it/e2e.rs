@@ -1,0 +1,387 @@
+//! The whole chain with the real programs: the agent on a fixture tree → a real Prometheus
+//! (scraping every second, the shipped rules with `for:` shortened) → two real Alertmanagers
+//! with the shipped routing → a webhook receiver in this test.
+//!
+//! - Alertmanager "rules" gets alerts from Prometheus only: the rule path.
+//! - Alertmanager "push" gets the agent's own posts (`--alertmanager.url`) *and* Prometheus'
+//!   alerts: the direct path, and the proof that both paths deduplicate into one alert.
+//!
+//! Faults: bond0's standby slave goes down (no_redundancy → ticket), then its active slave
+//! too (failed → page), then both come back (resolved). The time from each fault to each
+//! notification is printed for both paths. Finally every panel query of the shipped Grafana
+//! dashboards runs against this Prometheus and must parse and return data.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::monitoring::{
+    alertmanager_test_config, am_alerts, copy_tree, free_port, get_json, rules_test_copy,
+    start_alertmanager, urlencode, wait_for, Proc, Webhook,
+};
+use crate::support::{fixture, repo};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn prom_query(port: u16, expr: &str) -> Option<Vec<Value>> {
+    let v = get_json(port, &format!("/api/v1/query?query={}", urlencode(expr)))?;
+    v["data"]["result"].as_array().cloned()
+}
+
+fn set_link(tree: &Path, nic: &str, up: bool) {
+    let dir = tree.join("sys/class/net").join(nic);
+    let (mii, carrier, oper) = if up {
+        ("up", "1", "up")
+    } else {
+        ("down", "0", "down")
+    };
+    std::fs::write(dir.join("bonding_slave/mii_status"), format!("{mii}\n")).expect("write");
+    std::fs::write(dir.join("carrier"), format!("{carrier}\n")).expect("write");
+    std::fs::write(dir.join("operstate"), format!("{oper}\n")).expect("write");
+}
+
+fn labels(alert: &Value) -> Value {
+    alert["labels"].clone()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[test]
+fn fault_to_notification_through_prometheus_and_alertmanager() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let tree = dir.join("tree");
+    copy_tree(&fixture("net-healthy"), &tree);
+    let webhook = Webhook::start();
+
+    // Two Alertmanagers with the shipped routing.
+    let (mut am_rules, am_rules_port) = start_alertmanager(
+        dir,
+        "alertmanager-rules",
+        &alertmanager_test_config(webhook.port, "rules"),
+    );
+    let (mut am_push, am_push_port) = start_alertmanager(
+        dir,
+        "alertmanager-push",
+        &alertmanager_test_config(webhook.port, "push"),
+    );
+
+    // The agent: the net collector polls the fixture every 500 ms, 1 s hold-down, posts to
+    // the "push" Alertmanager and re-posts every 2 s.
+    let agent_port = free_port();
+    std::fs::write(
+        dir.join("agent.yml"),
+        "collectors:\n  net:\n    interval: 500ms\n",
+    )
+    .expect("write agent config");
+    let agent_args: Vec<String> = [
+        "run",
+        "--web.listen-address",
+        &format!("127.0.0.1:{agent_port}"),
+        "--collector.disable-defaults",
+        "--collector.net",
+        "--path.sysfs",
+        &tree.join("sys").display().to_string(),
+        "--path.procfs",
+        &tree.join("proc").display().to_string(),
+        "--path.rootfs",
+        &tree.display().to_string(),
+        "--config.file",
+        &dir.join("agent.yml").display().to_string(),
+        "--state.dir",
+        &dir.join("state").display().to_string(),
+        "--engine.hold-down",
+        "1s",
+        "--alertmanager.url",
+        &format!("http://127.0.0.1:{am_push_port}"),
+        "--alertmanager.resend-interval",
+        "2s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = Proc::spawn(
+        "sparewatch",
+        env!("CARGO_BIN_EXE_sparewatch"),
+        &agent_args,
+        dir.join("agent.log"),
+    );
+
+    // Prometheus: scrape and evaluate every second, alerts to both Alertmanagers.
+    let prom_port = free_port();
+    let rule_files = rules_test_copy(dir, "0s");
+    let prom_cfg = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n{}\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_rules_port}', '127.0.0.1:{am_push_port}']\n\
+         scrape_configs:\n  - job_name: sparewatch\n    static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n",
+        rule_files
+            .iter()
+            .map(|p| format!("  - {}\n", p.display()))
+            .collect::<String>()
+    );
+    std::fs::write(dir.join("prometheus.yml"), prom_cfg).expect("write prometheus.yml");
+    let mut prom = Proc::spawn(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--log.level=warn".into(),
+        ],
+        dir.join("prometheus.log"),
+    );
+    let started = SystemTime::now();
+
+    // Ready: Prometheus scraped the agent and the rules see bond0 redundant.
+    let hostname = wait_for("Prometheus to see bond:bond0 redundant", DEADLINE, || {
+        prom.assert_running();
+        agent.assert_running();
+        let r = prom_query(
+            prom_port,
+            r#"sparewatch:group_state:current{group="bond:bond0",state="redundant"}"#,
+        )?;
+        r.first()?["metric"]["hostname"].as_str().map(String::from)
+    });
+    assert!(!hostname.is_empty(), "agent exports an empty hostname");
+    let identity = |alertname: &str, severity: &str| {
+        serde_json::json!({
+            "alertname": alertname, "severity": severity, "hostname": hostname,
+            "group": "bond:bond0", "kind": "bond",
+        })
+    };
+
+    // --- Fault 1: the standby slave eth1 goes down: no_redundancy → ticket.
+    let t1 = Instant::now();
+    set_link(&tree, "eth1", false);
+    let (rule_n, rule_alert) = webhook.wait(
+        "/rules/tickets",
+        "SparewatchRedundancyLost",
+        "firing",
+        t1,
+        DEADLINE,
+    );
+    let (push_n, push_alert) = webhook.wait(
+        "/push/tickets",
+        "SparewatchRedundancyLost",
+        "firing",
+        t1,
+        DEADLINE,
+    );
+    assert_eq!(
+        labels(&rule_alert),
+        identity("SparewatchRedundancyLost", "ticket")
+    );
+    assert_eq!(
+        labels(&push_alert),
+        identity("SparewatchRedundancyLost", "ticket")
+    );
+    let desc = rule_alert["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        desc.contains("spare 0. Failed members: eth1 (standby)."),
+        "rule description: {desc}"
+    );
+    assert!(
+        rule_alert["annotations"]["runbook_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/docs/runbooks/SparewatchRedundancyLost.md")),
+        "runbook_url: {}",
+        rule_alert["annotations"]["runbook_url"]
+    );
+    let rule_ticket = rule_n.at - t1;
+    let push_ticket = push_n.at - t1;
+    // Both paths reach the "push" Alertmanager: one alert, not two.
+    wait_for(
+        "the rule path's alert to reach the push Alertmanager too",
+        DEADLINE,
+        || {
+            let a = am_alerts(am_push_port, "SparewatchRedundancyLost");
+            let from_prometheus = a.iter().any(|x| {
+                x["generatorURL"]
+                    .as_str()
+                    .is_some_and(|u| u.contains(&prom_port.to_string()))
+            });
+            (from_prometheus || rule_n.at.elapsed() > Duration::from_secs(3)).then_some(())
+        },
+    );
+    let merged = am_alerts(am_push_port, "SparewatchRedundancyLost");
+    assert_eq!(
+        merged.len(),
+        1,
+        "push and rule path must deduplicate into one alert: {merged:#?}"
+    );
+
+    // --- Fault 2: the active slave eth0 goes down too: failed → page.
+    let t2 = Instant::now();
+    set_link(&tree, "eth0", false);
+    let (rule_n, rule_alert) = webhook.wait(
+        "/rules/pager",
+        "SparewatchGroupFailed",
+        "firing",
+        t2,
+        DEADLINE,
+    );
+    let (push_n, push_alert) = webhook.wait(
+        "/push/pager",
+        "SparewatchGroupFailed",
+        "firing",
+        t2,
+        DEADLINE,
+    );
+    assert_eq!(
+        labels(&rule_alert),
+        identity("SparewatchGroupFailed", "page")
+    );
+    assert_eq!(
+        labels(&push_alert),
+        identity("SparewatchGroupFailed", "page")
+    );
+    let desc = rule_alert["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        desc.contains("spare -1. Failed members: eth0 (active), eth1 (standby)."),
+        "rule description: {desc}"
+    );
+    let rule_page = rule_n.at - t2;
+    let push_page = push_n.at - t2;
+    // Pages never go to the ticket receiver.
+    assert!(
+        webhook.all().iter().all(|n| !n.path.ends_with("/tickets")
+            || n.alerts("SparewatchGroupFailed", "firing").is_empty()),
+        "a page was routed to the ticket receiver"
+    );
+
+    // --- Repair: both slaves back: resolved notifications on both paths.
+    let t3 = Instant::now();
+    set_link(&tree, "eth0", true);
+    set_link(&tree, "eth1", true);
+    let (rule_n, _) = webhook.wait(
+        "/rules/pager",
+        "SparewatchGroupFailed",
+        "resolved",
+        t3,
+        DEADLINE,
+    );
+    let (push_n, _) = webhook.wait(
+        "/push/pager",
+        "SparewatchGroupFailed",
+        "resolved",
+        t3,
+        DEADLINE,
+    );
+    let rule_resolve = rule_n.at - t3;
+    let push_resolve = push_n.at - t3;
+    wait_for(
+        "no active SparewatchGroupFailed left in either Alertmanager",
+        DEADLINE,
+        || {
+            let left = am_alerts(am_rules_port, "SparewatchGroupFailed")
+                .into_iter()
+                .chain(am_alerts(am_push_port, "SparewatchGroupFailed"))
+                .filter(|a| a["status"]["state"] == "active")
+                .count();
+            (left == 0).then_some(())
+        },
+    );
+
+    println!(
+        "e2e latency, fault -> webhook notification (scrape 1s, eval 1s, for: 0s, group_wait 1s, collector interval 500ms, hold-down 1s):\n\
+         \x20 ticket (standby slave down):  rule path {}   direct push {}\n\
+         \x20 page   (active slave down):   rule path {}   direct push {}\n\
+         \x20 resolved (both slaves back):  rule path {}   direct push {}",
+        ms(rule_ticket),
+        ms(push_ticket),
+        ms(rule_page),
+        ms(push_page),
+        ms(rule_resolve),
+        ms(push_resolve)
+    );
+
+    // --- Every dashboard query against this Prometheus, over the whole test.
+    check_dashboards(prom_port, &format!("127.0.0.1:{agent_port}"), started);
+
+    am_rules.assert_running();
+    am_push.assert_running();
+    agent.assert_running();
+}
+
+/// Runs every panel target and every variable query of the shipped dashboards, variables
+/// substituted, as a range query over the test; each must succeed and return data.
+fn check_dashboards(prom_port: u16, instance: &str, started: SystemTime) {
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (start, end) = (secs(started), secs(SystemTime::now()) + 1);
+    let subst = |e: &str| {
+        e.replace("$job", "sparewatch")
+            .replace("$instance", instance)
+            .replace("$__rate_interval", "1m")
+            .replace("$__interval", "1s")
+            .replace("$__range", "5m")
+    };
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for file in ["sparewatch-fleet.json", "sparewatch-host.json"] {
+        let path = repo().join("dashboards/grafana").join(file);
+        let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read"))
+            .expect("dashboard JSON parses");
+        for var in dash["templating"]["list"].as_array().expect("templating") {
+            let Some(q) = var["definition"].as_str() else {
+                continue;
+            };
+            // label_values(<selector>, <label>)
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|s| s.strip_suffix(')'))
+                .expect("variable queries are label_values(selector, label)");
+            let (selector, label) = inner.rsplit_once(',').expect("selector, label");
+            let path = format!(
+                "/api/v1/label/{}/values?match[]={}&start={start}&end={end}",
+                label.trim(),
+                urlencode(&subst(selector.trim()))
+            );
+            checked += 1;
+            match get_json(prom_port, &path) {
+                Some(v) if v["data"].as_array().is_some_and(|a| !a.is_empty()) => {}
+                other => {
+                    failures.push(format!("{file} variable {}: {q} -> {other:?}", var["name"]))
+                }
+            }
+        }
+        for panel in dash["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = subst(target["expr"].as_str().expect("expr"));
+                checked += 1;
+                let path = format!(
+                    "/api/v1/query_range?query={}&start={start}&end={end}&step=1",
+                    urlencode(&expr)
+                );
+                let resp = crate::monitoring::http("GET", prom_port, &path, None);
+                let ok = match &resp {
+                    Some((200, body)) => serde_json::from_str::<Value>(body)
+                        .ok()
+                        .and_then(|v| v["data"]["result"].as_array().map(|a| !a.is_empty()))
+                        .unwrap_or(false),
+                    _ => false,
+                };
+                if !ok {
+                    failures.push(format!(
+                        "{file} panel {:?} target {}: {expr}\n  -> {resp:?}",
+                        panel["title"], target["refId"]
+                    ));
+                }
+            }
+        }
+    }
+    println!("dashboards: {checked} queries checked against Prometheus");
+    assert!(
+        failures.is_empty(),
+        "dashboard queries failing or without data:\n{}",
+        failures.join("\n")
+    );
+}
