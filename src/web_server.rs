@@ -419,6 +419,25 @@ impl<S> WriteDeadline<S> {
         }
     }
 
+    /// Passes a ready write through (and forgets the blocked time); a pending one fails once
+    /// it has been pending for longer than the deadline.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match r {
+            Poll::Pending => match self.poll_blocked(cx) {
+                Poll::Ready(e) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+            ready => {
+                self.blocked = None;
+                ready
+            }
+        }
+    }
+
     fn poll_blocked(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
         let deadline = self.deadline;
         let sleep = self
@@ -450,29 +469,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => match self.poll_blocked(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-            ready => {
-                self.blocked = None;
-                ready
-            }
-        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.guard(cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_flush(cx) {
-            Poll::Pending => match self.poll_blocked(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-            ready => {
-                self.blocked = None;
-                ready
-            }
-        }
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.guard(cx, r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
