@@ -206,9 +206,11 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let security = crate::web_server::Security::from_flags(&common.web)?;
     rt.block_on(async {
         let listener = crate::http::bind(&common.listen_address).await?;
-        tracing::info!(address = %listener.local_addr()?, "serving metrics");
+        tracing::info!(address = %listener.local_addr()?, tls = security.tls.is_some(),
+            basic_auth = security.auth.is_some(), "serving metrics");
         if let Some((push, hostname)) = agent.push.clone() {
             tracing::info!(
                 alertmanagers = push.endpoints.len(),
@@ -222,8 +224,7 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
             ));
         }
         let app = crate::http::app(agent.snapshots.clone(), &common.telemetry_path);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(crate::http::shutdown_signal())
+        crate::web_server::serve(listener, app, security, crate::http::shutdown_signal())
             .await
             .context("HTTP server")
     })

@@ -63,6 +63,9 @@ pub struct Common {
     /// Address to serve /metrics on (host:port; ":port" means all addresses).
     #[arg(long = "web.listen-address", default_value = ":9856", global = true)]
     pub listen_address: String,
+    /// TLS, basic auth and connection limits of the HTTP server.
+    #[command(flatten)]
+    pub web: crate::web_server::WebFlags,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", default_value = "/metrics", global = true)]
     pub telemetry_path: String,

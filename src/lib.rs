@@ -20,6 +20,8 @@ pub mod scheduler;
 pub mod snapshot;
 pub mod state_file;
 pub mod status;
+pub mod web_config;
+pub mod web_server;
 
 use std::time::SystemTime;
 

@@ -7,8 +7,8 @@
 pub mod command;
 pub mod error;
 pub mod events;
-pub mod md;
 pub mod hwmon;
+pub mod md;
 pub mod model;
 pub mod multipath;
 pub mod net;
@@ -92,6 +92,8 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(10),
         args: multipath::args,
         build: multipath::build,
+    },
+    CollectorSpec {
         name: "hwmon",
         help: "Fans and PMBus power supplies from hwmon, mains supplies from power_supply (sysfs, uevents)",
         enabled_by_default: true,
