@@ -592,4 +592,61 @@ mod tests {
         assert_eq!(s.groups[0].state, "degraded");
         assert!(s.groups[0].members[1].at_risk);
     }
+
+    fn health() -> impl proptest::strategy::Strategy<Value = MemberHealth> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(MemberHealth::Healthy),
+            Just(MemberHealth::AtRisk("smart".into())),
+            Just(MemberHealth::Unhealthy("down".into())),
+            Just(MemberHealth::Unknown("?".into())),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Random sequences of collections, errors and clock steps: no panic, exactly one
+        /// state per group, a member reported unhealthy the moment it is, and never
+        /// `redundant` while the latest reading has an unhealthy member.
+        #[test]
+        fn engine_invariants(
+            steps in proptest::collection::vec(
+                (proptest::collection::vec(health(), 0..6), 0u32..4, 0u64..8, proptest::bool::ANY),
+                1..30,
+            )
+        ) {
+            let mut e = engine(None);
+            let mut now = 0;
+            for (members, required, dt, fail) in steps {
+                now += dt;
+                if fail {
+                    e.finished("net", Err("boom".into()), Duration::ZERO, t(now));
+                } else {
+                    let mut g = GroupReading::new("bond:bond0", "bond", required);
+                    for (i, h) in members.iter().enumerate() {
+                        g.members.push(MemberReading::new(format!("m{i}"), Role::Active, h.clone()));
+                    }
+                    let mut c = Collection::present();
+                    c.groups.push(g);
+                    e.finished("net", Ok(c), Duration::ZERO, t(now));
+                }
+                let snap = e.evaluate(t(now));
+                for g in &snap.groups {
+                    proptest::prop_assert!(GroupState::parse(&g.state).is_some());
+                    proptest::prop_assert_eq!(g.spare, i64::from(g.members_healthy) - i64::from(g.members_required));
+                    if fail {
+                        proptest::prop_assert_eq!(g.state.as_str(), "unknown");
+                    } else {
+                        for (m, h) in g.members.iter().zip(&members) {
+                            if matches!(h, MemberHealth::Unhealthy(_)) {
+                                proptest::prop_assert!(!m.healthy);
+                            }
+                        }
+                        if members.iter().any(|h| !matches!(h, MemberHealth::Healthy)) {
+                            proptest::prop_assert_ne!(g.state.as_str(), "redundant");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
