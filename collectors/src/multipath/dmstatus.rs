@@ -286,6 +286,15 @@ mod tests {
     }
 
     #[test]
+    fn map_without_paths() {
+        // Every path removed from the table: no group, nothing to carry I/O.
+        let m = &parse("mpathz: 0 8 multipath 2 1 0 0 0 0\n").unwrap()[0];
+        assert!(m.groups.is_empty());
+        assert_eq!(m.active_group(), None);
+        assert_eq!(m.io_queued(), Some(true));
+    }
+
+    #[test]
     fn skips_other_lines() {
         assert!(parse("No devices found\n").unwrap().is_empty());
         assert!(parse("vg-root: 0 100 linear \n").unwrap().is_empty());
