@@ -211,10 +211,10 @@ impl MultipathCollector {
             ],
             1.0,
         ));
-        if let Some(q) = m.io_queued() {
+        if let Some(q) = m.queue_io() {
             out.readings.push(Reading::gauge(
-                "sparewatch_multipath_io_queued",
-                "Whether the map queues I/O because no path is usable (queue_if_no_path).",
+                "sparewatch_multipath_queue_io",
+                "The map's queue_io flag: 1 while the kernel holds I/O back instead of sending it to a path (no path chosen yet, path group initialising, or no usable path with queue_if_no_path).",
                 vec![("map", m.name.clone())],
                 q as u8 as f64,
             ));
