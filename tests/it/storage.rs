@@ -205,11 +205,13 @@ fn md_hot_spares_are_spare_members() {
         assert_eq!(spares.len(), 1, "{}", g.name);
         assert!(spares[0].healthy);
     }
-    // A failed member and an idle spare that has not started rebuilding: a spare is not
-    // data yet.
+    // Rebuilt onto its spare, the failed member still attached: a dead spare, so the
+    // array is fully redundant again but degraded until the disk is removed and replaced.
     let md8 = group(&s, "md:md8");
-    assert_eq!(md8.state, "no_redundancy");
-    assert_eq!(md8.spare, 0);
+    assert_eq!(md8.state, "degraded");
+    assert_eq!(md8.spare, 1);
+    let dead = md8.members.iter().find(|m| m.name == "sdaa").unwrap();
+    assert_eq!((dead.role.as_str(), dead.healthy), ("spare", false));
     golden("md-spare", &s);
 }
 
@@ -259,6 +261,32 @@ fn md_replacement_and_write_errors_are_risks() {
     assert!(by_name("sdc").at_risk);
     assert_eq!(by_name("sdd").role, "spare");
     golden("md-replacing", &s);
+}
+
+/// The files a Debian 6.1 kernel showed under QEMU during a raid5 recovery onto its spare.
+#[test]
+fn md_captured_recovery_from_a_real_kernel() {
+    let s = snapshot("md-captured-recovery", "md");
+    assert_eq!(
+        states(&s),
+        vec![row("md:md1", "no_redundancy", 2, 2, false)]
+    );
+    let g = group(&s, "md:md1");
+    let roles: Vec<(&str, &str, bool)> = g
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.role.as_str(), m.healthy))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("vdc", "active", true),
+            ("vdd", "spare", false),
+            ("vde", "active", true),
+            ("vdf", "active", false),
+        ]
+    );
+    golden("md-captured-recovery", &s);
 }
 
 #[test]
@@ -379,7 +407,7 @@ fn mpath_all_paths_failed() {
         states(&s)
     );
     let text = stable_metrics(&s);
-    assert!(text.contains("sparewatch_multipath_io_queued{map=\"mpathb\"} 1"));
+    assert!(text.contains("sparewatch_multipath_queue_io{map=\"mpathb\"} 1"));
     let (code, _) = sparewatch::status::check(&s);
     assert_eq!(code, 2);
     golden("mpath-all-failed", &s);

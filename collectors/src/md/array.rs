@@ -346,26 +346,38 @@ impl ArrayInfo {
         };
         let mut g = GroupReading::new(format!("md:{}", self.name), "md", policy.required);
         g.by_design = policy.by_design;
+        // Slots without a device are members too: an array of 4 with 3 devices has lost
+        // one. md takes a failed device out of its slot at once (`slot` = none), so a
+        // faulty device without a slot stands for one of those empty slots; once a spare
+        // has taken that slot over, the faulty device is a dead spare left attached (until
+        // `mdadm --remove`), which keeps the group degraded.
+        let mut free_slots = (0..raid_disks)
+            .filter(|slot| {
+                !data_members
+                    .iter()
+                    .any(|m| m.slot == Some(*slot) && !m.has("replacement"))
+            })
+            .collect::<Vec<u32>>()
+            .into_iter();
         for m in &data_members {
-            let (role, health) = self.member_health(m);
+            let (mut role, health) = self.member_health(m);
+            if self.active && m.slot.is_none() && m.has("faulty") {
+                role = match free_slots.next() {
+                    Some(_) => Role::Active,
+                    None => Role::Spare,
+                };
+            }
             let mut r = MemberReading::new(&m.name, role, health);
             r.device = m.device.clone();
             g.members.push(r);
         }
         if self.active {
-            // Slots without a device (failed and removed, or never added) are members too:
-            // an array of 4 with 3 devices has lost one.
-            for slot in 0..raid_disks {
-                let taken = data_members
-                    .iter()
-                    .any(|m| m.slot == Some(slot) && !m.has("replacement"));
-                if !taken {
-                    g.members.push(MemberReading::new(
-                        format!("slot{slot}"),
-                        Role::Active,
-                        MemberHealth::Unhealthy("missing".into()),
-                    ));
-                }
+            for slot in free_slots {
+                g.members.push(MemberReading::new(
+                    format!("slot{slot}"),
+                    Role::Active,
+                    MemberHealth::Unhealthy("missing".into()),
+                ));
             }
         } else if g.members.is_empty() {
             g.members.push(MemberReading::new(
@@ -484,6 +496,47 @@ mod tests {
             MemberHealth::Unhealthy("faulty".into())
         );
         assert_eq!(g.members[0].device.as_deref(), Some("sda"));
+    }
+
+    #[test]
+    fn faulty_without_slot_stands_for_its_slot_or_is_a_dead_spare() {
+        // raid1 without a spare: md took the failed device out of slot 1.
+        let g = array(
+            "raid1",
+            2,
+            vec![
+                member("vda", Some(0), "in_sync"),
+                member("vdb", None, "faulty"),
+            ],
+        )
+        .group()
+        .unwrap();
+        assert_eq!(g.members.len(), 2);
+        assert_eq!(g.members[1].role, Role::Active);
+        assert_eq!(
+            g.members[1].health,
+            MemberHealth::Unhealthy("faulty".into())
+        );
+        // raid5 whose spare took slot 1 over: the faulty one is left over.
+        let mut a = array(
+            "raid5",
+            3,
+            vec![
+                member("vdc", Some(0), "in_sync"),
+                member("vdd", None, "faulty"),
+                member("vde", Some(2), "in_sync"),
+                member("vdf", Some(1), "spare"),
+            ],
+        );
+        a.sync_action = Some("recover".into());
+        let g = a.group().unwrap();
+        assert_eq!(g.members.len(), 4);
+        assert_eq!(g.members[1].role, Role::Spare);
+        assert_eq!(healthy(&g), 2);
+        assert_eq!(
+            g.members[3].health,
+            MemberHealth::Unhealthy("rebuilding".into())
+        );
     }
 
     #[test]

@@ -68,8 +68,11 @@ pub struct PathStatus {
 }
 
 impl MapStatus {
-    /// Whether I/O is being queued (no usable path and queue_if_no_path).
-    pub fn io_queued(&self) -> Option<bool> {
+    /// The first info feature: the kernel's queue_io flag (current kernels; older ones
+    /// printed the number of queued I/Os there). Set on a freshly loaded map until the
+    /// first I/O picks a path, and while no usable path is left with queue_if_no_path:
+    /// not by itself a failure.
+    pub fn queue_io(&self) -> Option<bool> {
         self.features
             .first()
             .and_then(|v| v.parse::<u64>().ok())
@@ -254,7 +257,7 @@ mod tests {
         let m = &maps[0];
         assert_eq!(m.name, "mpatha");
         assert_eq!(m.features, ["0", "0"]);
-        assert_eq!(m.io_queued(), Some(false));
+        assert_eq!(m.queue_io(), Some(false));
         assert_eq!(m.next_group, 1);
         assert_eq!(m.groups.len(), 2);
         assert_eq!(m.groups[0].state, GroupState::Active);
@@ -271,7 +274,7 @@ mod tests {
     fn parses_four_paths_round_robin() {
         let m = &parse(FOUR_PATHS).unwrap()[0];
         assert_eq!(m.name, "data_lun");
-        assert_eq!(m.io_queued(), Some(true));
+        assert_eq!(m.queue_io(), Some(true));
         assert_eq!(m.groups[0].paths.len(), 4);
         let active: Vec<bool> = m.groups[0].paths.iter().map(|p| p.active).collect();
         assert_eq!(active, [true, false, true, true]);
@@ -283,6 +286,15 @@ mod tests {
         let m =
             &parse("m: 0 8 multipath 2 0 0 0 2 2 E 0 1 0 8:16 A 0 E 0 1 0 8:32 A 0\n").unwrap()[0];
         assert_eq!(m.active_group(), Some(1));
+    }
+
+    #[test]
+    fn map_without_paths() {
+        // Every path removed from the table: no group, nothing to carry I/O.
+        let m = &parse("mpathz: 0 8 multipath 2 1 0 0 0 0\n").unwrap()[0];
+        assert!(m.groups.is_empty());
+        assert_eq!(m.active_group(), None);
+        assert_eq!(m.queue_io(), Some(true));
     }
 
     #[test]

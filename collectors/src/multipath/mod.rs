@@ -118,16 +118,6 @@ fn link_name(p: &Path) -> Option<String> {
         .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
-/// The second-to-last component of a symlink's target (`.../nvme/nvme1/nvme0c1n1` →
-/// `nvme1`).
-fn link_parent_name(p: &Path) -> Option<String> {
-    std::fs::read_link(p).ok().and_then(|t| {
-        t.parent()
-            .and_then(|q| q.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-    })
-}
-
 impl MultipathCollector {
     pub fn new(roots: Roots, dmsetup: Option<PathBuf>, timeout: Duration) -> Self {
         MultipathCollector {
@@ -211,10 +201,10 @@ impl MultipathCollector {
             ],
             1.0,
         ));
-        if let Some(q) = m.io_queued() {
+        if let Some(q) = m.queue_io() {
             out.readings.push(Reading::gauge(
-                "sparewatch_multipath_io_queued",
-                "Whether the map queues I/O because no path is usable (queue_if_no_path).",
+                "sparewatch_multipath_queue_io",
+                "The map's queue_io flag: 1 while the kernel holds I/O back instead of sending it to a path (no path chosen yet, path group initialising, or no usable path with queue_if_no_path).",
                 vec![("map", m.name.clone())],
                 q as u8 as f64,
             ));
@@ -270,60 +260,61 @@ impl MultipathCollector {
         out.groups.push(g);
     }
 
+    /// NVMe namespaces with native multipath: the hidden path devices `nvme<S>c<C>n<N>` in
+    /// `/sys/block`, grouped by subsystem and head; subsystem details from
+    /// `/sys/class/nvme-subsystem/nvme-subsys<S>`, controller state from
+    /// `/sys/class/nvme/nvme<C>`.
     fn nvme_subsystems(&self) -> Result<Vec<nvme::Subsystem>, CollectError> {
-        let class = self.roots.sys("class/nvme-subsystem");
-        let mut out = Vec::new();
-        for s in list_dir(&class)? {
-            let dir = class.join(&s);
-            let entries = list_dir(&dir)?;
-            let mut sub = nvme::Subsystem {
-                name: s.clone(),
-                nqn: value(&dir.join("subsysnqn"))?,
-                model: value(&dir.join("model"))?,
-                serial: value(&dir.join("serial"))?,
-                iopolicy: value(&dir.join("iopolicy"))?,
-                ..nvme::Subsystem::default()
+        let mut out: Vec<nvme::Subsystem> = Vec::new();
+        for entry in list_dir(&self.roots.sys("block"))? {
+            let Some(pn) = nvme::PathName::parse(&entry) else {
+                continue;
             };
-            for e in &entries {
-                let is_ctrl = e
-                    .strip_prefix("nvme")
-                    .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()));
-                if is_ctrl {
-                    let c = dir.join(e);
-                    sub.controllers.push(nvme::Controller {
-                        name: e.clone(),
-                        state: value(&c.join("state"))?,
-                        transport: value(&c.join("transport"))?,
-                    });
+            let sub_name = pn.subsystem_name();
+            let i = match out.iter().position(|s| s.name == sub_name) {
+                Some(i) => i,
+                None => {
+                    out.push(self.nvme_subsystem(&sub_name)?);
+                    out.len() - 1
                 }
+            };
+            let sub = &mut out[i];
+            let ctrl = pn.controller_name();
+            if !sub.controllers.iter().any(|c| c.name == ctrl) {
+                let dir = self.roots.sys("class/nvme").join(&ctrl);
+                sub.controllers.push(nvme::Controller {
+                    state: value(&dir.join("state"))?,
+                    transport: value(&dir.join("transport"))?,
+                    name: ctrl.clone(),
+                });
             }
-            for e in &entries {
-                let mp = dir.join(e).join("multipath");
-                if !e.starts_with("nvme") || !mp.is_dir() {
-                    continue;
-                }
-                let mut ns = nvme::Namespace {
-                    name: e.clone(),
-                    paths: Vec::new(),
-                };
-                for p in list_dir(&mp)? {
-                    let link = mp.join(&p);
-                    let controller = nvme::controller_of_path(&p)
-                        .or_else(|| link_parent_name(&link))
-                        .unwrap_or_default();
-                    ns.paths.push(nvme::Path {
-                        ana_state: value(&link.join("ana_state"))?,
-                        name: p,
-                        controller,
-                    });
-                }
-                sub.namespaces.push(ns);
-            }
-            if !sub.namespaces.is_empty() {
-                out.push(sub);
+            let path = nvme::Path {
+                ana_state: value(&self.roots.sys("block").join(&entry).join("ana_state"))?,
+                name: entry,
+                controller: ctrl,
+            };
+            let head = pn.head_name();
+            match sub.namespaces.iter_mut().find(|n| n.name == head) {
+                Some(ns) => ns.paths.push(path),
+                None => sub.namespaces.push(nvme::Namespace {
+                    name: head,
+                    paths: vec![path],
+                }),
             }
         }
         Ok(out)
+    }
+
+    fn nvme_subsystem(&self, name: &str) -> Result<nvme::Subsystem, CollectError> {
+        let dir = self.roots.sys("class/nvme-subsystem").join(name);
+        Ok(nvme::Subsystem {
+            name: name.to_string(),
+            nqn: value(&dir.join("subsysnqn"))?,
+            model: value(&dir.join("model"))?,
+            serial: value(&dir.join("serial"))?,
+            iopolicy: value(&dir.join("iopolicy"))?,
+            ..nvme::Subsystem::default()
+        })
     }
 }
 

@@ -2,9 +2,10 @@
 //! `/sys/class/nvme-subsystem/*` says to groups `nvme:<subsystem>/<namespace>`.
 //!
 //! A namespace shared by several controllers of one subsystem has a head block device
-//! (`nvme0n1`) whose `multipath/` directory links to one hidden path device per controller
-//! (`nvme0c0n1`, `nvme0c1n1`: subsystem 0, controller instance 0/1, namespace 1). Each path
-//! has an ANA state; each controller a transport state.
+//! (`nvme0n1`) and one hidden path block device per controller (`nvme0c0n1`, `nvme0c1n1`:
+//! subsystem 0, controller instance 0/1, head 1), listed in `/sys/block` (kernels from 6.15
+//! also link them from the head's `multipath/` directory). Each path has an ANA state; each
+//! controller a transport state.
 
 use crate::{GroupReading, MemberHealth, MemberReading, Role};
 
@@ -66,17 +67,41 @@ pub struct Path {
     pub ana_state: Option<String>,
 }
 
-/// The controller of a path device by its name: `nvme0c1n1` → `nvme1` (the number after
-/// `c` is the controller instance).
-pub fn controller_of_path(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("nvme")?;
-    let c = rest.find('c')?;
-    let after = &rest[c + 1..];
-    let digits: String = after.chars().take_while(|ch| ch.is_ascii_digit()).collect();
-    if digits.is_empty() || !after[digits.len()..].starts_with('n') {
-        return None;
+/// A hidden path device's name, `nvme<S>c<C>n<N>`: subsystem instance S, controller
+/// instance C (controller `nvme<C>`), namespace head instance N (head `nvme<S>n<N>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathName {
+    pub subsystem: u32,
+    pub controller: u32,
+    pub head: u32,
+}
+
+impl PathName {
+    pub fn parse(name: &str) -> Option<PathName> {
+        let rest = name.strip_prefix("nvme")?;
+        let (s, rest) = rest.split_once('c')?;
+        let (c, n) = rest.split_once('n')?;
+        let num = |t: &str| -> Option<u32> {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            t.parse().ok()
+        };
+        Some(PathName {
+            subsystem: num(s)?,
+            controller: num(c)?,
+            head: num(n)?,
+        })
     }
-    Some(format!("nvme{digits}"))
+    pub fn subsystem_name(&self) -> String {
+        format!("nvme-subsys{}", self.subsystem)
+    }
+    pub fn controller_name(&self) -> String {
+        format!("nvme{}", self.controller)
+    }
+    pub fn head_name(&self) -> String {
+        format!("nvme{}n{}", self.subsystem, self.head)
+    }
 }
 
 /// Role and health of one path: the controller must be live; ANA optimized and
@@ -138,17 +163,24 @@ mod tests {
     fn path(name: &str, ana: Option<&str>) -> Path {
         Path {
             name: name.into(),
-            controller: controller_of_path(name).unwrap(),
+            controller: PathName::parse(name).unwrap().controller_name(),
             ana_state: ana.map(str::to_string),
         }
     }
 
     #[test]
     fn controller_names() {
-        assert_eq!(controller_of_path("nvme0c1n1").as_deref(), Some("nvme1"));
-        assert_eq!(controller_of_path("nvme3c12n4").as_deref(), Some("nvme12"));
-        assert_eq!(controller_of_path("nvme0n1"), None);
-        assert_eq!(controller_of_path("sda"), None);
+        let p = PathName::parse("nvme1c0n1").unwrap();
+        assert_eq!(
+            (p.subsystem_name(), p.controller_name(), p.head_name()),
+            ("nvme-subsys1".into(), "nvme0".into(), "nvme1n1".into())
+        );
+        let p = PathName::parse("nvme3c12n4").unwrap();
+        assert_eq!(p.controller_name(), "nvme12");
+        assert_eq!(PathName::parse("nvme0n1"), None);
+        assert_eq!(PathName::parse("nvme0c1n1p1"), None);
+        assert_eq!(PathName::parse("nvme0cxn1"), None);
+        assert_eq!(PathName::parse("sda"), None);
     }
 
     #[test]
@@ -211,8 +243,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn controller_of_path_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
-            let _ = controller_of_path(&String::from_utf8_lossy(&bytes));
+        fn path_name_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
+            let _ = PathName::parse(&String::from_utf8_lossy(&bytes));
         }
     }
 }
