@@ -171,23 +171,26 @@ fn hwmon_absent_is_not_present() {
     );
 }
 
-#[test]
-fn hwmon_status_and_check() {
-    let dir = fixture("hwmon-fan-stopped");
+/// Runs the real binary's `cmd` (`check`, `status`) on a fixture with only `collector`.
+pub fn run_on(cmd: &str, scenario: &str, collector: &str) -> std::process::Output {
+    let dir = fixture(scenario);
     let mut args: Vec<String> = vec![
-        "check".into(),
+        cmd.into(),
         "--collector.disable-defaults".into(),
-        "--collector.hwmon".into(),
+        format!("--collector.{collector}"),
     ];
     args.extend(fixture_args(&dir));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = sparewatch(&argv);
+    sparewatch(&argv)
+}
+
+#[test]
+fn hwmon_status_and_check() {
+    let out = run_on("check", "hwmon-fan-stopped", "hwmon");
     assert_eq!(out.status.code(), Some(1), "no_redundancy is a warning");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("fan:nct6775"), "{stdout}");
-    let mut args = argv.clone();
-    args[0] = "status";
-    let out = sparewatch(&args);
+    let out = run_on("status", "hwmon-fan-stopped", "hwmon");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("SYS_FAN1 (active): stopped (0 rpm), fan alarm"),
