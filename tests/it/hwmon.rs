@@ -197,3 +197,45 @@ fn hwmon_status_and_check() {
         "{stdout}"
     );
 }
+
+#[test]
+fn demo_story_fan_and_psu_steps() {
+    use sparewatch::demo::{build_server, STORY};
+    use sparewatch::fixture::SysTree;
+    let dir = tempfile::tempdir().expect("tmp");
+    let tree = SysTree::new(dir.path()).expect("tree");
+    build_server(&tree).expect("server");
+    let states = || {
+        let mut args = vec![
+            "sparewatch".to_string(),
+            "--collector.disable-defaults".into(),
+            "--collector.hwmon".into(),
+        ];
+        args.extend(fixture_args(dir.path()));
+        let snap = sparewatch::collect_with_args(args, fixed_now()).expect("collects");
+        let text = normalized_metrics(&snap);
+        (
+            group_state(&text, "fan:nct6775").unwrap_or_default(),
+            group_state(&text, "psu:pmbus").unwrap_or_default(),
+        )
+    };
+    assert_eq!(states(), ("redundant".into(), "redundant".into()));
+    let mut seen = Vec::new();
+    for step in STORY
+        .iter()
+        .filter(|s| s.says.starts_with("fan:") || s.says.starts_with("psu:"))
+    {
+        (step.apply)(&tree).expect("step applies");
+        seen.push(states());
+    }
+    let want = |f: &str, p: &str| (f.to_string(), p.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            want("no_redundancy", "redundant"),
+            want("redundant", "redundant"),
+            want("redundant", "no_redundancy"),
+            want("redundant", "redundant"),
+        ]
+    );
+}
