@@ -26,6 +26,7 @@ pub fn build_server(t: &SysTree) -> io::Result<()> {
     t.bond("bond0", "active-backup 1", &["eth0", "eth1"], 0)?;
     t.bond("bond1", "802.3ad 4", &["eth2", "eth3"], 1)?;
     crate::demo_storage::build(t)?;
+    crate::demo_hwmon::build(t)?;
     Ok(())
 }
 
@@ -94,6 +95,22 @@ pub const STORY: &[Step] = &[
     Step {
         says: "mpatha: sdc is reinstated",
         apply: |t| crate::demo_storage::mpatha(t, true, 1),
+    },
+    Step {
+        says: "fan:nct6775: SYS_FAN1 stops — two fans left, no spare fan",
+        apply: |t| crate::demo_hwmon::fan(t, false),
+    },
+    Step {
+        says: "fan:nct6775: SYS_FAN1 is replaced and spins again",
+        apply: |t| crate::demo_hwmon::fan(t, true),
+    },
+    Step {
+        says: "psu:pmbus: PSU pmbus@7-0059 loses AC input — the server runs on one PSU",
+        apply: |t| crate::demo_hwmon::psu(t, false),
+    },
+    Step {
+        says: "psu:pmbus: AC is back on pmbus@7-0059",
+        apply: |t| crate::demo_hwmon::psu(t, true),
     },
 ];
 

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_hwmon;
 pub mod demo_storage;
 pub mod engine;
 pub mod fixture;

@@ -8,6 +8,7 @@ pub mod command;
 pub mod error;
 pub mod events;
 pub mod hwmon;
+pub mod hwraid;
 pub mod md;
 pub mod model;
 pub mod multipath;
@@ -111,6 +112,16 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(120),
         args: smart::args,
         build: smart::build,
+    },
+    CollectorSpec {
+        name: "hwraid",
+        help: "Hardware RAID virtual drives and their physical drives (storcli/perccli JSON)",
+        enabled_by_default: true,
+        // storcli takes seconds per call and the controller raises no kernel events.
+        interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(90),
+        args: hwraid::args,
+        build: hwraid::build,
     },
 ];
 

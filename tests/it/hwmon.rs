@@ -171,26 +171,71 @@ fn hwmon_absent_is_not_present() {
     );
 }
 
-#[test]
-fn hwmon_status_and_check() {
-    let dir = fixture("hwmon-fan-stopped");
+/// Runs the real binary's `cmd` (`check`, `status`) on a fixture with only `collector`.
+pub fn run_on(cmd: &str, scenario: &str, collector: &str) -> std::process::Output {
+    let dir = fixture(scenario);
     let mut args: Vec<String> = vec![
-        "check".into(),
+        cmd.into(),
         "--collector.disable-defaults".into(),
-        "--collector.hwmon".into(),
+        format!("--collector.{collector}"),
     ];
     args.extend(fixture_args(&dir));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = sparewatch(&argv);
+    sparewatch(&argv)
+}
+
+#[test]
+fn hwmon_status_and_check() {
+    let out = run_on("check", "hwmon-fan-stopped", "hwmon");
     assert_eq!(out.status.code(), Some(1), "no_redundancy is a warning");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("fan:nct6775"), "{stdout}");
-    let mut args = argv.clone();
-    args[0] = "status";
-    let out = sparewatch(&args);
+    let out = run_on("status", "hwmon-fan-stopped", "hwmon");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("SYS_FAN1 (active): stopped (0 rpm), fan alarm"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn demo_story_fan_and_psu_steps() {
+    use sparewatch::demo::{build_server, STORY};
+    use sparewatch::fixture::SysTree;
+    let dir = tempfile::tempdir().expect("tmp");
+    let tree = SysTree::new(dir.path()).expect("tree");
+    build_server(&tree).expect("server");
+    let states = || {
+        let mut args = vec![
+            "sparewatch".to_string(),
+            "--collector.disable-defaults".into(),
+            "--collector.hwmon".into(),
+        ];
+        args.extend(fixture_args(dir.path()));
+        let snap = sparewatch::collect_with_args(args, fixed_now()).expect("collects");
+        let text = normalized_metrics(&snap);
+        (
+            group_state(&text, "fan:nct6775").unwrap_or_default(),
+            group_state(&text, "psu:pmbus").unwrap_or_default(),
+        )
+    };
+    assert_eq!(states(), ("redundant".into(), "redundant".into()));
+    let mut seen = Vec::new();
+    for step in STORY
+        .iter()
+        .filter(|s| s.says.starts_with("fan:") || s.says.starts_with("psu:"))
+    {
+        (step.apply)(&tree).expect("step applies");
+        seen.push(states());
+    }
+    let want = |f: &str, p: &str| (f.to_string(), p.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            want("no_redundancy", "redundant"),
+            want("redundant", "redundant"),
+            want("redundant", "no_redundancy"),
+            want("redundant", "redundant"),
+        ]
     );
 }

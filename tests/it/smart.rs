@@ -205,3 +205,35 @@ fn smart_real_smartctl() {
     let col = c.collect().expect("the real smartctl's output parses");
     assert!(col.present);
 }
+
+#[test]
+fn smart_failing_disk_degrades_md_arrays_built_on_it() {
+    // md arrays from the storage fixtures, disks as smart-failing's smartctl sees them:
+    // sdb (under md0's sdb1) fails SMART, nvme0 (md3's nvme0n1p1) has a critical warning.
+    let md = fixture("md-healthy");
+    let args = vec![
+        "sparewatch".to_string(),
+        "--collector.disable-defaults".into(),
+        "--collector.md".into(),
+        "--collector.smart".into(),
+        "--path.sysfs".into(),
+        md.join("sys").display().to_string(),
+        "--path.procfs".into(),
+        md.join("proc").display().to_string(),
+        "--path.rootfs".into(),
+        fixture("smart-failing").display().to_string(),
+    ];
+    let snap = sparewatch::collect_with_args(args, fixed_now()).expect("collects");
+    let text = normalized_metrics(&snap);
+    let state = |g: &str| crate::hwmon::group_state(&text, g);
+    assert_eq!(state("md:md0").as_deref(), Some("degraded"), "{text}");
+    assert_eq!(state("md:md3").as_deref(), Some("degraded"));
+    assert_eq!(state("md:md1").as_deref(), Some("redundant"));
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_member_at_risk{group=\"md:md0\",kind=\"md\",member=\"sdb1\",role=\"active\"}"
+        ),
+        Some(1.0)
+    );
+}

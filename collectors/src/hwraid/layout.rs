@@ -1,0 +1,406 @@
+//! From a parsed controller to redundancy groups: one `hwraid:c<ctrl>/v<vd>` per virtual
+//! drive, its physical drives as members, `required` by RAID level and span layout.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::storcli::{Controller, TopologyRow, VirtualDrive};
+use crate::{GroupReading, MemberHealth, MemberReading, Reading, Role, StatedRedundancy};
+
+/// How many failed drives one span of this level survives.
+pub fn span_tolerance(raid: &str, span_size: u32) -> u32 {
+    let level = raid.trim().to_ascii_uppercase();
+    match level.trim_start_matches("RAID") {
+        "1" | "10" | "1E" => span_size.saturating_sub(1),
+        "5" | "50" => 1,
+        "6" | "60" => 2,
+        _ => 0,
+    }
+}
+
+/// RAID0/RAID00 have no redundancy: single by design.
+pub fn is_striped_only(raid: &str) -> bool {
+    matches!(
+        raid.trim().to_ascii_uppercase().as_str(),
+        "RAID0" | "RAID00"
+    )
+}
+
+/// The VD state as hardware-stated redundancy. `Pdgd` (partially degraded: RAID6 with one
+/// drive lost) still has redundancy; `Dgrd` has none left; `OfLn` lost the data path.
+pub fn stated(vd: &VirtualDrive) -> Option<StatedRedundancy> {
+    if is_striped_only(&vd.raid) {
+        return None;
+    }
+    match vd.state.as_str() {
+        "Optl" => Some(StatedRedundancy::FullyRedundant),
+        "Pdgd" => Some(StatedRedundancy::Degraded),
+        "Dgrd" => Some(StatedRedundancy::Lost),
+        "OfLn" => Some(StatedRedundancy::Insufficient),
+        _ => None,
+    }
+}
+
+/// A physical drive's raw health from its state. `rebuild`: progress in percent.
+pub fn drive_health(state: &str, rebuild: Option<f64>) -> MemberHealth {
+    match state {
+        "Onln" => MemberHealth::Healthy,
+        "Rbld" => MemberHealth::Unhealthy(match rebuild {
+            Some(p) => format!("rebuilding ({p:.0}%)"),
+            None => "rebuilding".to_string(),
+        }),
+        "Offln" => MemberHealth::Unhealthy("offline".into()),
+        "Msng" => MemberHealth::Unhealthy("missing".into()),
+        "UBad" | "F" | "Failed" => MemberHealth::Unhealthy("failed".into()),
+        "Cpybck" => MemberHealth::Unhealthy("copyback in progress".into()),
+        "" => MemberHealth::Unknown("no state reported".into()),
+        other => MemberHealth::Unhealthy(format!("state {other}")),
+    }
+}
+
+fn spare_health(state: &str) -> MemberHealth {
+    match state {
+        "GHS" | "DHS" | "UGood" => MemberHealth::Healthy,
+        other => MemberHealth::Unhealthy(format!("spare in state {other}")),
+    }
+}
+
+/// Context the collector adds to the parsed controller.
+pub struct Extra<'a> {
+    /// The controller's SCSI host number (for `megaraid:<host>:<did>` device keys).
+    pub host: Option<u32>,
+    /// Rebuild progress by `EID:Slot`, in percent.
+    pub rebuild: &'a BTreeMap<String, f64>,
+}
+
+fn device_key(host: Option<u32>, did: Option<u32>) -> Option<String> {
+    Some(crate::smart::report::megaraid_key(host?, did?))
+}
+
+/// The groups of one controller's virtual drives.
+pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
+    let mut out = Vec::new();
+    for vd in &c.vds {
+        let drives: Vec<&TopologyRow> = c
+            .topology
+            .iter()
+            .filter(|r| r.dg == vd.dg && r.kind == "DRIVE" && r.row.is_some())
+            .collect();
+        let mut g = GroupReading::new(format!("hwraid:c{}/v{}", c.index, vd.vd), "hwraid", 1);
+        g.stated = stated(vd);
+        // Spans: Arr of each drive; a RAID1 of more than two drives is mirrored pairs.
+        let pairs = vd.raid.eq_ignore_ascii_case("RAID1") && drives.len() > 2;
+        let mut spans: BTreeMap<u32, (u32, u32)> = BTreeMap::new(); // span → (size, bad)
+        for d in &drives {
+            let rebuild = d.eid_slot.as_ref().and_then(|e| x.rebuild.get(e)).copied();
+            let health = drive_health(&d.state, rebuild);
+            let span = if pairs {
+                d.row.unwrap_or(0) / 2
+            } else {
+                d.arr.unwrap_or(0)
+            };
+            let e = spans.entry(span).or_default();
+            e.0 += 1;
+            if !health.counts_healthy() {
+                e.1 += 1;
+            }
+            let name = d.eid_slot.clone().unwrap_or_else(|| {
+                format!(
+                    "missing:span{}/row{}",
+                    d.arr.unwrap_or(0),
+                    d.row.unwrap_or(0)
+                )
+            });
+            let mut m = MemberReading::new(name, Role::Active, health);
+            if let Some(k) = device_key(x.host, d.did) {
+                m = m.with_device(k);
+            }
+            g.members.push(m);
+        }
+        let healthy = g
+            .members
+            .iter()
+            .filter(|m| m.health.counts_healthy())
+            .count() as i64;
+        if is_striped_only(&vd.raid) {
+            g.required = g.members.len() as u32;
+            g.by_design = true;
+        } else {
+            // spare = the weakest span's remaining tolerance; required follows from it, so a
+            // RAID10 that lost one drive in each of two spans is no_redundancy, not failed.
+            let weakest = spans
+                .values()
+                .map(|(size, bad)| span_tolerance(&vd.raid, *size) as i64 - *bad as i64)
+                .min()
+                .unwrap_or(0);
+            g.required = (healthy - weakest).clamp(1, u32::MAX as i64) as u32;
+        }
+        // Hot spares: dedicated to this drive group, or global; unconfigured good drives.
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let dedicated = c
+            .topology
+            .iter()
+            .filter(|r| r.dg == vd.dg && (r.kind == "DHS" || r.state == "DHS"))
+            .filter_map(|r| r.eid_slot.clone().map(|e| (e, r.did, r.state.clone())));
+        let listed = c
+            .pds
+            .iter()
+            .filter(|p| match p.state.as_str() {
+                "GHS" | "UGood" => true,
+                "DHS" => p.dg == Some(vd.dg),
+                _ => false,
+            })
+            .map(|p| (p.eid_slot.clone(), p.did, p.state.clone()));
+        for (slot, did, state) in dedicated.chain(listed) {
+            if slot.is_empty() || !seen.insert(slot.clone()) {
+                continue;
+            }
+            let mut m = MemberReading::new(slot, Role::Spare, spare_health(&state));
+            if let Some(k) = device_key(x.host, did) {
+                m = m.with_device(k);
+            }
+            g.members.push(m);
+        }
+        out.push(g);
+    }
+    out
+}
+
+/// Raw readings of one controller.
+pub fn readings(c: &Controller, x: &Extra<'_>, out: &mut Vec<Reading>) {
+    let ctrl = c.index.to_string();
+    out.push(Reading::gauge(
+        "sparewatch_hwraid_controller_info",
+        "A RAID controller storcli/perccli reports: model, PCI address, SCSI host.",
+        vec![
+            ("controller", ctrl.clone()),
+            ("model", c.model.clone().unwrap_or_default()),
+            ("pci_address", c.pci_address.clone().unwrap_or_default()),
+            (
+                "scsi_host",
+                x.host.map(|h| h.to_string()).unwrap_or_default(),
+            ),
+        ],
+        1.0,
+    ));
+    if let Some(s) = &c.status {
+        out.push(Reading::gauge(
+            "sparewatch_hwraid_controller_optimal",
+            "Whether the controller's own status is Optimal.",
+            vec![("controller", ctrl.clone())],
+            (s == "Optimal") as u8 as f64,
+        ));
+    }
+    for vd in &c.vds {
+        out.push(Reading::gauge(
+            "sparewatch_hwraid_virtual_drive_info",
+            "A virtual drive: RAID level, state as storcli prints it (Optl, Pdgd, Dgrd, OfLn), name.",
+            vec![
+                ("controller", ctrl.clone()),
+                ("vd", vd.vd.to_string()),
+                ("raid_level", vd.raid.clone()),
+                ("state", vd.state.clone()),
+                ("name", vd.name.clone()),
+            ],
+            1.0,
+        ));
+    }
+    for p in &c.pds {
+        out.push(Reading::gauge(
+            "sparewatch_hwraid_physical_drive_info",
+            "A physical drive: state as storcli prints it (Onln, Rbld, Offln, UGood, GHS, DHS…).",
+            vec![
+                ("controller", ctrl.clone()),
+                ("drive", p.eid_slot.clone()),
+                ("did", p.did.map(|d| d.to_string()).unwrap_or_default()),
+                ("state", p.state.clone()),
+                ("model", p.model.clone()),
+                ("medium", p.medium.clone()),
+            ],
+            1.0,
+        ));
+    }
+    for (drive, pct) in x.rebuild {
+        out.push(Reading::gauge(
+            "sparewatch_hwraid_rebuild_progress_ratio",
+            "Rebuild progress of a physical drive (0..1).",
+            vec![("controller", ctrl.clone()), ("drive", drive.clone())],
+            pct / 100.0,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::storcli::PhysicalDrive;
+    use super::*;
+
+    fn drive(dg: u32, arr: u32, row: u32, slot: u32, state: &str) -> TopologyRow {
+        TopologyRow {
+            dg,
+            arr: Some(arr),
+            row: Some(row),
+            eid_slot: (state != "Msng").then(|| format!("32:{slot}")),
+            did: (state != "Msng").then_some(slot),
+            kind: "DRIVE".into(),
+            state: state.into(),
+        }
+    }
+
+    fn ctrl(raid: &str, vd_state: &str, drives: Vec<TopologyRow>) -> Controller {
+        Controller {
+            index: 0,
+            vds: vec![VirtualDrive {
+                dg: 0,
+                vd: 0,
+                raid: raid.into(),
+                state: vd_state.into(),
+                name: String::new(),
+            }],
+            topology: drives,
+            ..Controller::default()
+        }
+    }
+
+    fn one(c: &Controller) -> GroupReading {
+        let rebuild = BTreeMap::new();
+        groups(
+            c,
+            &Extra {
+                host: Some(0),
+                rebuild: &rebuild,
+            },
+        )
+        .remove(0)
+    }
+
+    fn spare(g: &GroupReading) -> i64 {
+        g.members
+            .iter()
+            .filter(|m| m.role != Role::Spare && m.health.counts_healthy())
+            .count() as i64
+            - g.required as i64
+    }
+
+    #[test]
+    fn raid1_two_drives() {
+        let g = one(&ctrl(
+            "RAID1",
+            "Optl",
+            vec![drive(0, 0, 0, 0, "Onln"), drive(0, 0, 1, 1, "Onln")],
+        ));
+        assert_eq!(
+            (g.name.as_str(), g.required, spare(&g)),
+            ("hwraid:c0/v0", 1, 1)
+        );
+        assert_eq!(g.members[0].device.as_deref(), Some("megaraid:0:0"));
+        assert_eq!(g.stated, Some(StatedRedundancy::FullyRedundant));
+        let g = one(&ctrl(
+            "RAID1",
+            "Dgrd",
+            vec![drive(0, 0, 0, 0, "Onln"), drive(0, 0, 1, 1, "Msng")],
+        ));
+        assert_eq!((g.required, spare(&g)), (1, 0));
+        assert_eq!(g.members[1].name, "missing:span0/row1");
+        assert_eq!(g.stated, Some(StatedRedundancy::Lost));
+    }
+
+    #[test]
+    fn raid5_and_raid6_tolerances() {
+        let d = |s: [&str; 4]| (0..4).map(|i| drive(0, 0, i, i, s[i as usize])).collect();
+        let g = one(&ctrl("RAID5", "Dgrd", d(["Onln", "Onln", "Offln", "Onln"])));
+        assert_eq!((g.required, spare(&g)), (3, 0), "RAID5 of 4, one lost");
+        let g = one(&ctrl("RAID6", "Pdgd", d(["Onln", "Onln", "Offln", "Onln"])));
+        assert_eq!((g.required, spare(&g)), (2, 1), "RAID6 of 4, one lost");
+        assert_eq!(g.stated, Some(StatedRedundancy::Degraded));
+        let g = one(&ctrl("RAID6", "Dgrd", d(["Onln", "Rbld", "Offln", "Onln"])));
+        assert_eq!(
+            (g.required, spare(&g)),
+            (2, 0),
+            "RAID6 of 4, one lost, one rebuilding"
+        );
+    }
+
+    #[test]
+    fn raid10_is_span_aware() {
+        let d = |s: [&str; 4]| {
+            (0..4)
+                .map(|i| drive(0, i / 2, i % 2, i, s[i as usize]))
+                .collect()
+        };
+        let g = one(&ctrl("RAID10", "Optl", d(["Onln"; 4])));
+        assert_eq!(spare(&g), 1);
+        let g = one(&ctrl(
+            "RAID10",
+            "Dgrd",
+            d(["Onln", "Offln", "Onln", "Onln"]),
+        ));
+        assert_eq!(spare(&g), 0, "one mirror half lost");
+        let g = one(&ctrl(
+            "RAID10",
+            "Dgrd",
+            d(["Onln", "Offln", "Offln", "Onln"]),
+        ));
+        assert_eq!(spare(&g), 0, "one lost in each span: still working");
+        let g = one(&ctrl(
+            "RAID10",
+            "OfLn",
+            d(["Offln", "Offln", "Onln", "Onln"]),
+        ));
+        assert!(spare(&g) < 0, "a whole mirror lost");
+    }
+
+    #[test]
+    fn raid0_is_single_by_design_without_stated_redundancy() {
+        let g = one(&ctrl(
+            "RAID0",
+            "Optl",
+            vec![drive(0, 0, 0, 0, "Onln"), drive(0, 0, 1, 1, "Onln")],
+        ));
+        assert_eq!((g.required, g.by_design, spare(&g)), (2, true, 0));
+        assert_eq!(g.stated, None);
+    }
+
+    #[test]
+    fn spares_are_spare_members() {
+        let mut c = ctrl(
+            "RAID1",
+            "Optl",
+            vec![drive(0, 0, 0, 0, "Onln"), drive(0, 0, 1, 1, "Onln")],
+        );
+        c.pds = vec![
+            PhysicalDrive {
+                eid_slot: "32:4".into(),
+                did: Some(4),
+                state: "GHS".into(),
+                ..PhysicalDrive::default()
+            },
+            PhysicalDrive {
+                eid_slot: "32:5".into(),
+                did: Some(5),
+                state: "DHS".into(),
+                dg: Some(1),
+                ..PhysicalDrive::default()
+            },
+        ];
+        let g = one(&c);
+        let spares: Vec<&str> = g
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Spare)
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(
+            spares,
+            vec!["32:4"],
+            "DHS of another drive group is not ours"
+        );
+    }
+
+    #[test]
+    fn rebuild_progress_in_reason() {
+        assert_eq!(
+            drive_health("Rbld", Some(37.4)),
+            MemberHealth::Unhealthy("rebuilding (37%)".into())
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The `hwraid` collector: hardware RAID through Broadcom/LSI `storcli` (or Dell's
+//! `perccli`, same JSON): one group `hwraid:c<controller>/v<vd>` per virtual drive.
+//!
+//! Runs `storcli /call show all J` (controllers, topology, virtual and physical drives),
+//! and `storcli /call/eall/sall show rebuild J` only while a drive rebuilds. Members carry
+//! the device key `megaraid:<SCSI host>:<device id>` (host from the controller's PCI
+//! address in sysfs), the key the `smart` collector uses for the same drive.
+
+pub mod layout;
+pub mod storcli;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Arg;
+use serde::Deserialize;
+
+use crate::roots::list_dir;
+use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Roots};
+
+/// Where storcli/perccli are looked for (under `--path.rootfs`) when no path is configured.
+const STORCLI_PATHS: [&str; 11] = [
+    "opt/MegaRAID/storcli/storcli64",
+    "opt/MegaRAID/storcli/storcli",
+    "opt/MegaRAID/perccli/perccli64",
+    "opt/MegaRAID/perccli/perccli",
+    "opt/lsi/storcli/storcli",
+    "usr/sbin/storcli64",
+    "usr/sbin/storcli",
+    "usr/sbin/perccli64",
+    "usr/sbin/perccli",
+    "usr/bin/storcli64",
+    "usr/bin/storcli",
+];
+
+/// `collectors.hwraid` in the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HwraidConfig {
+    /// storcli or perccli binary; default: the first of the usual install paths that exists.
+    #[serde(default)]
+    pub storcli: Option<PathBuf>,
+    /// Upper bound for one storcli run (default 30s).
+    #[serde(default)]
+    pub command_timeout: Option<String>,
+}
+
+pub fn args() -> Vec<Arg> {
+    vec![Arg::new("collector.hwraid.storcli-path")
+        .long("collector.hwraid.storcli-path")
+        .value_name("PATH")
+        .help("storcli or perccli binary [default: /opt/MegaRAID/storcli/storcli64, /usr/sbin/storcli64, … under --path.rootfs]")]
+}
+
+pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
+    let mut config: HwraidConfig = crate::parse_config("hwraid", ctx.config)?;
+    if let Ok(Some(p)) = ctx
+        .matches
+        .try_get_one::<String>("collector.hwraid.storcli-path")
+    {
+        config.storcli = Some(PathBuf::from(p));
+    }
+    let timeout = match &config.command_timeout {
+        Some(s) => crate::parse_duration(s).map_err(|e| BuildError::Config {
+            collector: "hwraid",
+            detail: format!("command_timeout: {e}"),
+        })?,
+        None => Duration::from_secs(30),
+    };
+    Ok(Box::new(HwraidCollector {
+        roots: ctx.roots.clone(),
+        storcli: config.storcli,
+        timeout,
+    }))
+}
+
+pub struct HwraidCollector {
+    roots: Roots,
+    storcli: Option<PathBuf>,
+    timeout: Duration,
+}
+
+impl HwraidCollector {
+    pub fn new(roots: Roots, storcli: Option<PathBuf>, timeout: Duration) -> Self {
+        HwraidCollector {
+            roots,
+            storcli,
+            timeout,
+        }
+    }
+
+    fn binary(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.storcli {
+            return Some(p.clone());
+        }
+        STORCLI_PATHS
+            .iter()
+            .map(|p| self.roots.root(p))
+            .find(|p| p.exists())
+    }
+
+    /// Runs storcli; `Ok(None)` when it is absent. storcli exits non-zero when a command
+    /// fails, with the reason in its JSON: the parser reports it.
+    fn run(&self, bin: &Path, args: &[&str]) -> Result<Option<Vec<u8>>, CollectError> {
+        let Some(out) = crate::command::run(bin, args, self.timeout)? else {
+            return Ok(None);
+        };
+        if out.status.code().is_none() {
+            return Err(CollectError::Command {
+                command: format!("{} {}", bin.display(), args.join(" ")),
+                detail: format!("killed by a signal ({})", out.status),
+            });
+        }
+        Ok(Some(out.stdout))
+    }
+
+    /// The SCSI host number of the controller at this PCI address: the `hostN` entry of
+    /// `/sys/bus/pci/devices/<address>/`.
+    fn scsi_host(&self, pci: &str) -> Result<Option<u32>, CollectError> {
+        Ok(list_dir(&self.roots.sys("bus/pci/devices").join(pci))?
+            .iter()
+            .find_map(|e| e.strip_prefix("host").and_then(|n| n.parse().ok())))
+    }
+}
+
+impl Collector for HwraidCollector {
+    fn collect(&mut self) -> Result<Collection, CollectError> {
+        let Some(bin) = self.binary() else {
+            return Ok(Collection::not_present());
+        };
+        let Some(out) = self.run(&bin, &["/call", "show", "all", "J"])? else {
+            return Ok(Collection::not_present());
+        };
+        let show = storcli::parse_show_all(&out)?;
+        if show.controllers.is_empty() {
+            return Ok(Collection::not_present());
+        }
+        let rebuilding = show
+            .controllers
+            .iter()
+            .any(|c| c.topology.iter().any(|r| r.state == "Rbld"));
+        let mut progress: BTreeMap<u32, BTreeMap<String, f64>> = BTreeMap::new();
+        if rebuilding {
+            if let Some(out) = self.run(&bin, &["/call/eall/sall", "show", "rebuild", "J"])? {
+                for (c, drive, pct) in storcli::parse_rebuild(&out)? {
+                    progress.entry(c).or_default().insert(drive, pct);
+                }
+            }
+        }
+        let mut col = Collection::present();
+        let empty = BTreeMap::new();
+        for c in &show.controllers {
+            let host = match &c.pci_address {
+                Some(p) => self.scsi_host(p)?,
+                None => None,
+            };
+            if host.is_none() {
+                tracing::debug!(
+                    controller = c.index,
+                    "no SCSI host found for the controller: its drives carry no device key"
+                );
+            }
+            let x = layout::Extra {
+                host,
+                rebuild: progress.get(&c.index).unwrap_or(&empty),
+            };
+            col.groups.extend(layout::groups(c, &x));
+            layout::readings(c, &x, &mut col.readings);
+        }
+        Ok(col)
+    }
+}
