@@ -18,6 +18,7 @@
 //! The decisions ([`Tracker`]) are pure and tested apart from the HTTP client ([`post`]).
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -516,6 +517,66 @@ async fn post_inner(endpoint: &Uri, target: &str, body: Vec<u8>) -> Result<(), P
     }
 }
 
+/// What the push has done, per Alertmanager, for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct EndpointStats {
+    success: u64,
+    error: u64,
+    last_success: Option<SystemTime>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    active: usize,
+    endpoints: BTreeMap<String, EndpointStats>,
+}
+
+/// The push's counters. Process-wide because there is one agent (and one push) per process;
+/// `None` while no push runs, so nothing is rendered for agents without `--alertmanager.url`.
+static STATS: Mutex<Option<Stats>> = Mutex::new(None);
+
+fn with_stats(f: impl FnOnce(&mut Stats)) {
+    if let Ok(mut guard) = STATS.lock() {
+        if let Some(stats) = guard.as_mut() {
+            f(stats);
+        }
+    }
+}
+
+/// Adds the push's own series to a rendering (nothing when the push is off).
+pub fn render_stats(f: &mut crate::render::Families) {
+    let Ok(guard) = STATS.lock() else {
+        return;
+    };
+    let Some(stats) = guard.as_ref() else {
+        return;
+    };
+    f.gauge(
+        "sparewatch_alertmanager_alerts_active",
+        "Group alerts the agent currently posts to Alertmanager as firing (--alertmanager.url).",
+        &[],
+        stats.active as f64,
+    );
+    for (am, e) in &stats.endpoints {
+        for (result, n) in [("success", e.success), ("error", e.error)] {
+            f.counter(
+                "sparewatch_alertmanager_posts_total",
+                "Posts of alerts to an Alertmanager by result (error: refused, timed out, or not 2xx).",
+                &[("alertmanager", am.as_str()), ("result", result)],
+                n as f64,
+            );
+        }
+        if let Some(t) = e.last_success {
+            f.gauge(
+                "sparewatch_alertmanager_last_success_timestamp_seconds",
+                "When a post to this Alertmanager last succeeded (Unix time).",
+                &[("alertmanager", am.as_str())],
+                crate::snapshot::unix(t),
+            );
+        }
+    }
+}
+
 /// Posts to every endpoint; true when every one accepted.
 async fn post_all(cfg: &PushConfig, alerts: &[PostableAlert]) -> bool {
     if alerts.is_empty() {
@@ -523,7 +584,19 @@ async fn post_all(cfg: &PushConfig, alerts: &[PostableAlert]) -> bool {
     }
     let mut ok = true;
     for ep in &cfg.endpoints {
-        match post(ep, alerts, cfg.timeout).await {
+        let result = post(ep, alerts, cfg.timeout).await;
+        let key = ep.to_string();
+        with_stats(|s| {
+            let e = s.endpoints.entry(key).or_default();
+            match result {
+                Ok(()) => {
+                    e.success += 1;
+                    e.last_success = Some(SystemTime::now());
+                }
+                Err(_) => e.error += 1,
+            }
+        });
+        match result {
             Ok(()) => tracing::debug!(endpoint = %ep, alerts = alerts.len(), "alerts posted"),
             Err(e) => {
                 ok = false;
@@ -547,6 +620,16 @@ pub async fn run<S, F>(
     F: Fn(&S) -> Vec<GroupInput>,
 {
     let mut tracker = Tracker::new(hostname, cfg.resend_interval);
+    if let Ok(mut guard) = STATS.lock() {
+        *guard = Some(Stats {
+            active: 0,
+            endpoints: cfg
+                .endpoints
+                .iter()
+                .map(|e| (e.to_string(), EndpointStats::default()))
+                .collect(),
+        });
+    }
     let mut tick = tokio::time::interval(cfg.resend_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
@@ -561,6 +644,8 @@ pub async fn run<S, F>(
             }
             _ = tick.tick() => tracker.resend(SystemTime::now()),
         };
+        let active = tracker.active_count();
+        with_stats(|s| s.active = active);
         if post_all(&cfg, &out).await {
             tracker.delivered(&out);
         }

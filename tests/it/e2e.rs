@@ -20,7 +20,7 @@ use crate::monitoring::{
     alertmanager_test_config, am_alerts, copy_tree, free_port, get_json, rules_test_copy,
     start_alertmanager, urlencode, wait_for, Proc, Webhook,
 };
-use crate::support::{fixture, repo};
+use crate::support::{fixture, metric_value, promtool_check_metrics, repo};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -303,6 +303,31 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
         ms(rule_resolve),
         ms(push_resolve)
     );
+
+    // The push's own series: every post went through, nothing left firing; the whole
+    // output with them passes promtool's lint.
+    let metrics = crate::monitoring::http("GET", agent_port, "/metrics", None)
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let am = format!("http://127.0.0.1:{am_push_port}/api/v2/alerts");
+    let posts = |result: &str| {
+        metric_value(
+            &metrics,
+            &format!(
+                "sparewatch_alertmanager_posts_total{{alertmanager=\"{am}\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    assert!(
+        posts("success").is_some_and(|n| n >= 4.0),
+        "fire, fire, resolve and resends must have been posted:\n{metrics}"
+    );
+    assert_eq!(posts("error"), Some(0.0));
+    wait_for("the push to hold no firing alert", DEADLINE, || {
+        let m = crate::monitoring::http("GET", agent_port, "/metrics", None)?.1;
+        (metric_value(&m, "sparewatch_alertmanager_alerts_active") == Some(0.0)).then_some(())
+    });
+    promtool_check_metrics(&metrics);
 
     // --- Every dashboard query against this Prometheus, over the whole test.
     check_dashboards(prom_port, &format!("127.0.0.1:{agent_port}"), started);
