@@ -4,4 +4,4 @@
 source "$(dirname "$0")/../lib.sh"; cd "$ROOT" || exit 1
 set -e
 need_apt prometheus prometheus-alertmanager
-cargo test --locked --test it e2e:: -- --nocapture
+cargo test --locked --test it -- e2e:: alerting::agent_pages_through_alertmanager_without_prometheus --nocapture
