@@ -135,6 +135,9 @@ pub fn endpoint(url: &str) -> Result<Uri, ConfigError> {
         _ => return Err(err("must start with http://")),
     }
     let authority = uri.authority().ok_or_else(|| err("no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(err("credentials in the URL are not supported"));
+    }
     if uri.query().is_some() {
         return Err(err("must not have a query"));
     }
@@ -828,6 +831,7 @@ mod tests {
             "",
             "http://",
             "http://am:9093/?x=1",
+            "http://user:pw@am:9093",
         ] {
             assert!(endpoint(bad).is_err(), "{bad:?} accepted");
         }
@@ -897,6 +901,68 @@ mod tests {
         // a state the pusher does not know is never taken for redundant
         assert_eq!(g[1].state, GroupState::Unknown);
         assert!(g[1].since >= before);
+    }
+
+    #[test]
+    fn flags_before_or_after_the_subcommand_and_repeated() {
+        let parse = |args: &[&str]| {
+            let parsed = crate::cli::parse_from(args.iter().copied()).expect("parses");
+            PushConfig::from_parsed(&parsed)
+        };
+        assert_eq!(
+            parse(&["sparewatch", "run"]).ok(),
+            Some(None),
+            "off by default"
+        );
+        let c = parse(&[
+            "sparewatch",
+            "run",
+            "--alertmanager.url",
+            "http://am1:9093",
+            "--alertmanager.url=http://am2:9093/am",
+            "--alertmanager.resend-interval",
+            "30s",
+        ])
+        .expect("valid")
+        .expect("on");
+        let eps: Vec<String> = c.endpoints.iter().map(|u| u.to_string()).collect();
+        assert_eq!(
+            eps,
+            [
+                "http://am1:9093/api/v2/alerts",
+                "http://am2:9093/am/api/v2/alerts"
+            ]
+        );
+        assert_eq!(c.resend_interval, Duration::from_secs(30));
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        let c = parse(&[
+            "sparewatch",
+            "--alertmanager.url",
+            "http://am1:9093",
+            "demo",
+        ])
+        .expect("valid")
+        .expect("on before the subcommand too");
+        assert_eq!(c.endpoints.len(), 1);
+        for bad in [
+            ["--alertmanager.url", "https://am1:9093", "", ""],
+            [
+                "--alertmanager.url",
+                "http://am1",
+                "--alertmanager.resend-interval",
+                "0s",
+            ],
+            [
+                "--alertmanager.url",
+                "http://am1",
+                "--alertmanager.timeout",
+                "soon",
+            ],
+        ] {
+            let mut args = vec!["sparewatch", "run"];
+            args.extend(bad.iter().filter(|a| !a.is_empty()));
+            assert!(parse(&args).is_err(), "{args:?} accepted");
+        }
     }
 
     #[test]
