@@ -8,7 +8,8 @@
 //! their labels, so an alert arriving on both paths is one alert and one notification.
 //!
 //! Lifecycle, as Alertmanager expects it from any client (Prometheus does the same):
-//! - a new alert is posted at once, `startsAt` = when the group entered its state;
+//! - a new alert is posted once the group has held the state for the page / ticket delay
+//!   (the push's `for:`), `startsAt` = when the group entered its state;
 //! - every active alert is posted again every `resend_interval` with `endsAt` four resend
 //!   intervals ahead, so Alertmanager keeps it active while the agent lives and resolves it
 //!   by itself when the agent dies without saying so;
@@ -47,6 +48,16 @@ pub fn args() -> Vec<Arg> {
             .value_name("DURATION")
             .default_value("1m")
             .help("Re-post active alerts this often (they expire in Alertmanager after 4 intervals without a re-post)"),
+        Arg::new("alertmanager.page-delay")
+            .long("alertmanager.page-delay")
+            .value_name("DURATION")
+            .default_value("0s")
+            .help("Post a page alert (group failed) only once the group has been in that state this long"),
+        Arg::new("alertmanager.ticket-delay")
+            .long("alertmanager.ticket-delay")
+            .value_name("DURATION")
+            .default_value("10m")
+            .help("Post a ticket alert (no_redundancy, degraded, unknown) only once the group has been in that state this long, like the rules' for:, so a switch reload does not open tickets fleet-wide"),
         Arg::new("alertmanager.timeout")
             .long("alertmanager.timeout")
             .value_name("DURATION")
@@ -62,6 +73,9 @@ pub struct PushConfig {
     pub endpoints: Vec<Uri>,
     pub resend_interval: Duration,
     pub timeout: Duration,
+    /// How long a group must be in a state before its page / ticket alert is posted.
+    pub page_delay: Duration,
+    pub ticket_delay: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +126,8 @@ impl PushConfig {
             endpoints,
             resend_interval,
             timeout: duration("timeout", Duration::from_secs(10))?,
+            page_delay: duration("page-delay", Duration::ZERO)?,
+            ticket_delay: duration("ticket-delay", Duration::from_secs(600))?,
         }))
     }
 }
@@ -249,6 +265,8 @@ struct Resolving {
 pub struct Tracker {
     hostname: String,
     resend_interval: Duration,
+    page_delay: Duration,
+    ticket_delay: Duration,
     /// By (alertname, group).
     active: BTreeMap<(&'static str, String), Active>,
     /// Resolved alerts whose resolve has not been posted successfully yet.
@@ -260,9 +278,19 @@ impl Tracker {
         Tracker {
             hostname: hostname.into(),
             resend_interval,
+            page_delay: Duration::ZERO,
+            ticket_delay: Duration::ZERO,
             active: BTreeMap::new(),
             resolving: BTreeMap::new(),
         }
+    }
+
+    /// Alerts are posted only once their group has been in the state for this long, by
+    /// severity (the push's `for:`).
+    pub fn with_delays(mut self, page: Duration, ticket: Duration) -> Self {
+        self.page_delay = page;
+        self.ticket_delay = ticket;
+        self
     }
 
     /// Alertmanager resolves an alert that was not re-posted within this time.
@@ -276,6 +304,16 @@ impl Tracker {
         let mut wanted: BTreeMap<(&'static str, String), Active> = BTreeMap::new();
         for g in groups {
             if let Some((alertname, severity)) = alert_for(g.state, g.by_design) {
+                let delay = if severity == "page" {
+                    self.page_delay
+                } else {
+                    self.ticket_delay
+                };
+                let held = now.duration_since(g.since).unwrap_or(Duration::ZERO);
+                let posted = self.active.contains_key(&(alertname, g.name.clone()));
+                if held < delay && !posted {
+                    continue; // pending, like a rule inside its for:
+                }
                 wanted.insert(
                     (alertname, g.name.clone()),
                     Active {
@@ -622,7 +660,8 @@ pub async fn run<S, F>(
 ) where
     F: Fn(&S) -> Vec<GroupInput>,
 {
-    let mut tracker = Tracker::new(hostname, cfg.resend_interval);
+    let mut tracker =
+        Tracker::new(hostname, cfg.resend_interval).with_delays(cfg.page_delay, cfg.ticket_delay);
     if let Ok(mut guard) = STATS.lock() {
         *guard = Some(Stats {
             active: 0,
@@ -798,6 +837,34 @@ mod tests {
     }
 
     #[test]
+    fn delays_hold_alerts_back_like_for() {
+        let mut tr = Tracker::new("web1", Duration::from_secs(60))
+            .with_delays(Duration::from_secs(30), Duration::from_secs(600));
+        // since = 1000 (group() default)
+        let lost = group("bond:bond0", GroupState::NoRedundancy, false);
+        assert!(tr.update(std::slice::from_ref(&lost), t(1100)).is_empty());
+        assert!(
+            tr.resend(t(1100)).is_empty(),
+            "a pending alert is not resent"
+        );
+        // back to redundant inside the delay: nothing was posted, nothing to resolve
+        let ok = group("bond:bond0", GroupState::Redundant, false);
+        assert!(tr.update(std::slice::from_ref(&ok), t(1200)).is_empty());
+        // held for the full delay: posted
+        let out = tr.update(std::slice::from_ref(&lost), t(1600));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels["alertname"], "SparewatchRedundancyLost");
+        // a page has its own, shorter delay
+        let mut failed = group("bond:bond1", GroupState::Failed, false);
+        failed.since = t(1590);
+        let out = tr.update(&[lost.clone(), failed.clone()], t(1610));
+        assert!(out.is_empty(), "page pending for 20 of 30 s: {out:?}");
+        let out = tr.update(&[lost, failed], t(1620));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels["severity"], "page");
+    }
+
+    #[test]
     fn by_design_single_group_is_never_pushed_until_it_fails() {
         let mut tr = Tracker::new("db7", Duration::from_secs(60));
         assert!(tr
@@ -935,6 +1002,8 @@ mod tests {
         );
         assert_eq!(c.resend_interval, Duration::from_secs(30));
         assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.page_delay, Duration::ZERO);
+        assert_eq!(c.ticket_delay, Duration::from_secs(600));
         let c = parse(&[
             "sparewatch",
             "--alertmanager.url",

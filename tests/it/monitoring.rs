@@ -397,7 +397,8 @@ pub fn set_link(tree: &Path, nic: &str, up: bool) {
 }
 
 /// The built agent on the fixture copy `tree`: net collector only, polling every 500 ms,
-/// 1 s hold-down, posting to `alertmanager_url` every `resend`. Returns it and its port.
+/// 1 s hold-down, posting to `alertmanager_url` every `resend` with no page/ticket delay.
+/// Returns it and its port.
 pub fn start_agent(dir: &Path, tree: &Path, alertmanager_url: &str, resend: &str) -> (Proc, u16) {
     let port = free_port();
     let config = dir.join("agent.yml");
@@ -425,6 +426,9 @@ pub fn start_agent(dir: &Path, tree: &Path, alertmanager_url: &str, resend: &str
         alertmanager_url,
         "--alertmanager.resend-interval",
         resend,
+        // as the rules' for: in the test copy: no waiting, the chain is what is measured
+        "--alertmanager.ticket-delay",
+        "0s",
     ]
     .iter()
     .map(|s| s.to_string())
