@@ -8,7 +8,8 @@
 //! their labels, so an alert arriving on both paths is one alert and one notification.
 //!
 //! Lifecycle, as Alertmanager expects it from any client (Prometheus does the same):
-//! - a new alert is posted at once, `startsAt` = when the group entered its state;
+//! - a new alert is posted once the group has held the state for the page / ticket delay
+//!   (the push's `for:`), `startsAt` = when the group entered its state;
 //! - every active alert is posted again every `resend_interval` with `endsAt` four resend
 //!   intervals ahead, so Alertmanager keeps it active while the agent lives and resolves it
 //!   by itself when the agent dies without saying so;
@@ -18,6 +19,7 @@
 //! The decisions ([`Tracker`]) are pure and tested apart from the HTTP client ([`post`]).
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -46,6 +48,16 @@ pub fn args() -> Vec<Arg> {
             .value_name("DURATION")
             .default_value("1m")
             .help("Re-post active alerts this often (they expire in Alertmanager after 4 intervals without a re-post)"),
+        Arg::new("alertmanager.page-delay")
+            .long("alertmanager.page-delay")
+            .value_name("DURATION")
+            .default_value("0s")
+            .help("Post a page alert (group failed) only once the group has been in that state this long"),
+        Arg::new("alertmanager.ticket-delay")
+            .long("alertmanager.ticket-delay")
+            .value_name("DURATION")
+            .default_value("10m")
+            .help("Post a ticket alert (no_redundancy, degraded, unknown) only once the group has been in that state this long, like the rules' for:, so a switch reload does not open tickets fleet-wide"),
         Arg::new("alertmanager.timeout")
             .long("alertmanager.timeout")
             .value_name("DURATION")
@@ -61,6 +73,9 @@ pub struct PushConfig {
     pub endpoints: Vec<Uri>,
     pub resend_interval: Duration,
     pub timeout: Duration,
+    /// How long a group must be in a state before its page / ticket alert is posted.
+    pub page_delay: Duration,
+    pub ticket_delay: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +126,8 @@ impl PushConfig {
             endpoints,
             resend_interval,
             timeout: duration("timeout", Duration::from_secs(10))?,
+            page_delay: duration("page-delay", Duration::ZERO)?,
+            ticket_delay: duration("ticket-delay", Duration::from_secs(600))?,
         }))
     }
 }
@@ -134,6 +151,9 @@ pub fn endpoint(url: &str) -> Result<Uri, ConfigError> {
         _ => return Err(err("must start with http://")),
     }
     let authority = uri.authority().ok_or_else(|| err("no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(err("credentials in the URL are not supported"));
+    }
     if uri.query().is_some() {
         return Err(err("must not have a query"));
     }
@@ -245,6 +265,8 @@ struct Resolving {
 pub struct Tracker {
     hostname: String,
     resend_interval: Duration,
+    page_delay: Duration,
+    ticket_delay: Duration,
     /// By (alertname, group).
     active: BTreeMap<(&'static str, String), Active>,
     /// Resolved alerts whose resolve has not been posted successfully yet.
@@ -256,9 +278,19 @@ impl Tracker {
         Tracker {
             hostname: hostname.into(),
             resend_interval,
+            page_delay: Duration::ZERO,
+            ticket_delay: Duration::ZERO,
             active: BTreeMap::new(),
             resolving: BTreeMap::new(),
         }
+    }
+
+    /// Alerts are posted only once their group has been in the state for this long, by
+    /// severity (the push's `for:`).
+    pub fn with_delays(mut self, page: Duration, ticket: Duration) -> Self {
+        self.page_delay = page;
+        self.ticket_delay = ticket;
+        self
     }
 
     /// Alertmanager resolves an alert that was not re-posted within this time.
@@ -272,6 +304,16 @@ impl Tracker {
         let mut wanted: BTreeMap<(&'static str, String), Active> = BTreeMap::new();
         for g in groups {
             if let Some((alertname, severity)) = alert_for(g.state, g.by_design) {
+                let delay = if severity == "page" {
+                    self.page_delay
+                } else {
+                    self.ticket_delay
+                };
+                let held = now.duration_since(g.since).unwrap_or(Duration::ZERO);
+                let posted = self.active.contains_key(&(alertname, g.name.clone()));
+                if held < delay && !posted {
+                    continue; // pending, like a rule inside its for:
+                }
                 wanted.insert(
                     (alertname, g.name.clone()),
                     Active {
@@ -516,6 +558,66 @@ async fn post_inner(endpoint: &Uri, target: &str, body: Vec<u8>) -> Result<(), P
     }
 }
 
+/// What the push has done, per Alertmanager, for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct EndpointStats {
+    success: u64,
+    error: u64,
+    last_success: Option<SystemTime>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    active: usize,
+    endpoints: BTreeMap<String, EndpointStats>,
+}
+
+/// The push's counters. Process-wide because there is one agent (and one push) per process;
+/// `None` while no push runs, so nothing is rendered for agents without `--alertmanager.url`.
+static STATS: Mutex<Option<Stats>> = Mutex::new(None);
+
+fn with_stats(f: impl FnOnce(&mut Stats)) {
+    if let Ok(mut guard) = STATS.lock() {
+        if let Some(stats) = guard.as_mut() {
+            f(stats);
+        }
+    }
+}
+
+/// Adds the push's own series to a rendering (nothing when the push is off).
+pub fn render_stats(f: &mut crate::render::Families) {
+    let Ok(guard) = STATS.lock() else {
+        return;
+    };
+    let Some(stats) = guard.as_ref() else {
+        return;
+    };
+    f.gauge(
+        "sparewatch_alertmanager_alerts_active",
+        "Group alerts the agent currently posts to Alertmanager as firing (--alertmanager.url).",
+        &[],
+        stats.active as f64,
+    );
+    for (am, e) in &stats.endpoints {
+        for (result, n) in [("success", e.success), ("error", e.error)] {
+            f.counter(
+                "sparewatch_alertmanager_posts_total",
+                "Posts of alerts to an Alertmanager by result (error: refused, timed out, or not 2xx).",
+                &[("alertmanager", am.as_str()), ("result", result)],
+                n as f64,
+            );
+        }
+        if let Some(t) = e.last_success {
+            f.gauge(
+                "sparewatch_alertmanager_last_success_timestamp_seconds",
+                "When a post to this Alertmanager last succeeded (Unix time).",
+                &[("alertmanager", am.as_str())],
+                crate::snapshot::unix(t),
+            );
+        }
+    }
+}
+
 /// Posts to every endpoint; true when every one accepted.
 async fn post_all(cfg: &PushConfig, alerts: &[PostableAlert]) -> bool {
     if alerts.is_empty() {
@@ -523,7 +625,19 @@ async fn post_all(cfg: &PushConfig, alerts: &[PostableAlert]) -> bool {
     }
     let mut ok = true;
     for ep in &cfg.endpoints {
-        match post(ep, alerts, cfg.timeout).await {
+        let result = post(ep, alerts, cfg.timeout).await;
+        let key = ep.to_string();
+        with_stats(|s| {
+            let e = s.endpoints.entry(key).or_default();
+            match result {
+                Ok(()) => {
+                    e.success += 1;
+                    e.last_success = Some(SystemTime::now());
+                }
+                Err(_) => e.error += 1,
+            }
+        });
+        match result {
             Ok(()) => tracing::debug!(endpoint = %ep, alerts = alerts.len(), "alerts posted"),
             Err(e) => {
                 ok = false;
@@ -546,7 +660,18 @@ pub async fn run<S, F>(
 ) where
     F: Fn(&S) -> Vec<GroupInput>,
 {
-    let mut tracker = Tracker::new(hostname, cfg.resend_interval);
+    let mut tracker =
+        Tracker::new(hostname, cfg.resend_interval).with_delays(cfg.page_delay, cfg.ticket_delay);
+    if let Ok(mut guard) = STATS.lock() {
+        *guard = Some(Stats {
+            active: 0,
+            endpoints: cfg
+                .endpoints
+                .iter()
+                .map(|e| (e.to_string(), EndpointStats::default()))
+                .collect(),
+        });
+    }
     let mut tick = tokio::time::interval(cfg.resend_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
@@ -561,6 +686,8 @@ pub async fn run<S, F>(
             }
             _ = tick.tick() => tracker.resend(SystemTime::now()),
         };
+        let active = tracker.active_count();
+        with_stats(|s| s.active = active);
         if post_all(&cfg, &out).await {
             tracker.delivered(&out);
         }
@@ -710,6 +837,34 @@ mod tests {
     }
 
     #[test]
+    fn delays_hold_alerts_back_like_for() {
+        let mut tr = Tracker::new("web1", Duration::from_secs(60))
+            .with_delays(Duration::from_secs(30), Duration::from_secs(600));
+        // since = 1000 (group() default)
+        let lost = group("bond:bond0", GroupState::NoRedundancy, false);
+        assert!(tr.update(std::slice::from_ref(&lost), t(1100)).is_empty());
+        assert!(
+            tr.resend(t(1100)).is_empty(),
+            "a pending alert is not resent"
+        );
+        // back to redundant inside the delay: nothing was posted, nothing to resolve
+        let ok = group("bond:bond0", GroupState::Redundant, false);
+        assert!(tr.update(std::slice::from_ref(&ok), t(1200)).is_empty());
+        // held for the full delay: posted
+        let out = tr.update(std::slice::from_ref(&lost), t(1600));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels["alertname"], "SparewatchRedundancyLost");
+        // a page has its own, shorter delay
+        let mut failed = group("bond:bond1", GroupState::Failed, false);
+        failed.since = t(1590);
+        let out = tr.update(&[lost.clone(), failed.clone()], t(1610));
+        assert!(out.is_empty(), "page pending for 20 of 30 s: {out:?}");
+        let out = tr.update(&[lost, failed], t(1620));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels["severity"], "page");
+    }
+
+    #[test]
     fn by_design_single_group_is_never_pushed_until_it_fails() {
         let mut tr = Tracker::new("db7", Duration::from_secs(60));
         assert!(tr
@@ -743,6 +898,7 @@ mod tests {
             "",
             "http://",
             "http://am:9093/?x=1",
+            "http://user:pw@am:9093",
         ] {
             assert!(endpoint(bad).is_err(), "{bad:?} accepted");
         }
@@ -812,6 +968,70 @@ mod tests {
         // a state the pusher does not know is never taken for redundant
         assert_eq!(g[1].state, GroupState::Unknown);
         assert!(g[1].since >= before);
+    }
+
+    #[test]
+    fn flags_before_or_after_the_subcommand_and_repeated() {
+        let parse = |args: &[&str]| {
+            let parsed = crate::cli::parse_from(args.iter().copied()).expect("parses");
+            PushConfig::from_parsed(&parsed)
+        };
+        assert_eq!(
+            parse(&["sparewatch", "run"]).ok(),
+            Some(None),
+            "off by default"
+        );
+        let c = parse(&[
+            "sparewatch",
+            "run",
+            "--alertmanager.url",
+            "http://am1:9093",
+            "--alertmanager.url=http://am2:9093/am",
+            "--alertmanager.resend-interval",
+            "30s",
+        ])
+        .expect("valid")
+        .expect("on");
+        let eps: Vec<String> = c.endpoints.iter().map(|u| u.to_string()).collect();
+        assert_eq!(
+            eps,
+            [
+                "http://am1:9093/api/v2/alerts",
+                "http://am2:9093/am/api/v2/alerts"
+            ]
+        );
+        assert_eq!(c.resend_interval, Duration::from_secs(30));
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.page_delay, Duration::ZERO);
+        assert_eq!(c.ticket_delay, Duration::from_secs(600));
+        let c = parse(&[
+            "sparewatch",
+            "--alertmanager.url",
+            "http://am1:9093",
+            "demo",
+        ])
+        .expect("valid")
+        .expect("on before the subcommand too");
+        assert_eq!(c.endpoints.len(), 1);
+        for bad in [
+            ["--alertmanager.url", "https://am1:9093", "", ""],
+            [
+                "--alertmanager.url",
+                "http://am1",
+                "--alertmanager.resend-interval",
+                "0s",
+            ],
+            [
+                "--alertmanager.url",
+                "http://am1",
+                "--alertmanager.timeout",
+                "soon",
+            ],
+        ] {
+            let mut args = vec!["sparewatch", "run"];
+            args.extend(bad.iter().filter(|a| !a.is_empty()));
+            assert!(parse(&args).is_err(), "{args:?} accepted");
+        }
     }
 
     #[test]

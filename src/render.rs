@@ -267,6 +267,7 @@ pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
             1.0,
         );
     }
+    crate::alertmanager::render_stats(&mut f);
     f.gauge(
         "sparewatch_snapshot_timestamp_seconds",
         "When the served snapshot was evaluated (Unix time): scrapes serve the last snapshot, never wait on hardware.",

@@ -7,7 +7,8 @@ use sparewatch::alertmanager::{endpoint, post, GroupInput, PostError, Tracker};
 use sparewatch_collectors::{GroupState, Role};
 
 use crate::monitoring::{
-    alertmanager_test_config, am_alerts, free_port, start_alertmanager, wait_for, Proc, Webhook,
+    alertmanager_test_config, am_alerts, fixture_copy, free_port, http, set_link, start_agent,
+    start_alertmanager, wait_for, Proc, Webhook,
 };
 
 fn group(name: &str, state: GroupState) -> GroupInput {
@@ -198,4 +199,42 @@ fn post_errors_are_errors_not_panics() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+/// The direct path needs no Prometheus: the agent alone pages through Alertmanager, and
+/// resolves when the fault is gone.
+#[test]
+fn agent_pages_through_alertmanager_without_prometheus() {
+    let (tmp, _am, am_port, webhook) = alertmanager_with_webhook();
+    let tree = fixture_copy(tmp.path());
+    let (mut agent, agent_port) = start_agent(
+        tmp.path(),
+        &tree,
+        &format!("http://127.0.0.1:{am_port}"),
+        "1s",
+    );
+    wait_for("the agent to see bond0 redundant", WAIT, || {
+        agent.assert_running();
+        let (_, m) = http("GET", agent_port, "/metrics", None)?;
+        m.contains(
+            r#"sparewatch_group_state{group="bond:bond0",kind="bond",state="redundant",by_design="false"} 1"#,
+        )
+        .then_some(())
+    });
+    let t0 = Instant::now();
+    set_link(&tree, "eth0", false);
+    set_link(&tree, "eth1", false);
+    let (n, alert) = webhook.wait("/am/pager", "SparewatchGroupFailed", "firing", t0, WAIT);
+    assert_eq!(alert["labels"]["group"], "bond:bond0");
+    assert_eq!(alert["labels"]["severity"], "page");
+    let fired = n.at - t0;
+    let t1 = Instant::now();
+    set_link(&tree, "eth0", true);
+    set_link(&tree, "eth1", true);
+    let (n, _) = webhook.wait("/am/pager", "SparewatchGroupFailed", "resolved", t1, WAIT);
+    println!(
+        "direct push without Prometheus: page after {:?}, resolved after {:?} (group_wait 1s, hold-down 1s)",
+        fired,
+        n.at - t1
+    );
 }

@@ -11,34 +11,21 @@
 //! notification is printed for both paths. Finally every panel query of the shipped Grafana
 //! dashboards runs against this Prometheus and must parse and return data.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::monitoring::{
-    alertmanager_test_config, am_alerts, copy_tree, free_port, get_json, rules_test_copy,
-    start_alertmanager, urlencode, wait_for, Proc, Webhook,
+    alertmanager_test_config, am_alerts, fixture_copy, free_port, get_json, rules_test_copy,
+    set_link, start_agent, start_alertmanager, urlencode, wait_for, Proc, Webhook,
 };
-use crate::support::{fixture, repo};
+use crate::support::{metric_value, promtool_check_metrics, repo};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn prom_query(port: u16, expr: &str) -> Option<Vec<Value>> {
     let v = get_json(port, &format!("/api/v1/query?query={}", urlencode(expr)))?;
     v["data"]["result"].as_array().cloned()
-}
-
-fn set_link(tree: &Path, nic: &str, up: bool) {
-    let dir = tree.join("sys/class/net").join(nic);
-    let (mii, carrier, oper) = if up {
-        ("up", "1", "up")
-    } else {
-        ("down", "0", "down")
-    };
-    std::fs::write(dir.join("bonding_slave/mii_status"), format!("{mii}\n")).expect("write");
-    std::fs::write(dir.join("carrier"), format!("{carrier}\n")).expect("write");
-    std::fs::write(dir.join("operstate"), format!("{oper}\n")).expect("write");
 }
 
 fn labels(alert: &Value) -> Value {
@@ -53,8 +40,7 @@ fn ms(d: Duration) -> String {
 fn fault_to_notification_through_prometheus_and_alertmanager() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let tree = dir.join("tree");
-    copy_tree(&fixture("net-healthy"), &tree);
+    let tree = fixture_copy(dir);
     let webhook = Webhook::start();
 
     // Two Alertmanagers with the shipped routing.
@@ -71,43 +57,11 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
 
     // The agent: the net collector polls the fixture every 500 ms, 1 s hold-down, posts to
     // the "push" Alertmanager and re-posts every 2 s.
-    let agent_port = free_port();
-    std::fs::write(
-        dir.join("agent.yml"),
-        "collectors:\n  net:\n    interval: 500ms\n",
-    )
-    .expect("write agent config");
-    let agent_args: Vec<String> = [
-        "run",
-        "--web.listen-address",
-        &format!("127.0.0.1:{agent_port}"),
-        "--collector.disable-defaults",
-        "--collector.net",
-        "--path.sysfs",
-        &tree.join("sys").display().to_string(),
-        "--path.procfs",
-        &tree.join("proc").display().to_string(),
-        "--path.rootfs",
-        &tree.display().to_string(),
-        "--config.file",
-        &dir.join("agent.yml").display().to_string(),
-        "--state.dir",
-        &dir.join("state").display().to_string(),
-        "--engine.hold-down",
-        "1s",
-        "--alertmanager.url",
+    let (mut agent, agent_port) = start_agent(
+        dir,
+        &tree,
         &format!("http://127.0.0.1:{am_push_port}"),
-        "--alertmanager.resend-interval",
         "2s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut agent = Proc::spawn(
-        "sparewatch",
-        env!("CARGO_BIN_EXE_sparewatch"),
-        &agent_args,
-        dir.join("agent.log"),
     );
 
     // Prometheus: scrape and evaluate every second, alerts to both Alertmanagers.
@@ -303,6 +257,31 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
         ms(rule_resolve),
         ms(push_resolve)
     );
+
+    // The push's own series: every post went through, nothing left firing; the whole
+    // output with them passes promtool's lint.
+    let metrics = crate::monitoring::http("GET", agent_port, "/metrics", None)
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let am = format!("http://127.0.0.1:{am_push_port}/api/v2/alerts");
+    let posts = |result: &str| {
+        metric_value(
+            &metrics,
+            &format!(
+                "sparewatch_alertmanager_posts_total{{alertmanager=\"{am}\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    assert!(
+        posts("success").is_some_and(|n| n >= 4.0),
+        "fire, fire, resolve and resends must have been posted:\n{metrics}"
+    );
+    assert_eq!(posts("error"), Some(0.0));
+    wait_for("the push to hold no firing alert", DEADLINE, || {
+        let m = crate::monitoring::http("GET", agent_port, "/metrics", None)?.1;
+        (metric_value(&m, "sparewatch_alertmanager_alerts_active") == Some(0.0)).then_some(())
+    });
+    promtool_check_metrics(&metrics);
 
     // --- Every dashboard query against this Prometheus, over the whole test.
     check_dashboards(prom_port, &format!("127.0.0.1:{agent_port}"), started);

@@ -2,6 +2,7 @@
 
 mod alerting;
 mod cli;
+mod dashboards;
 mod e2e;
 mod golden;
 mod hwmon;

@@ -375,3 +375,69 @@ pub fn copy_tree(from: &Path, to: &Path) {
         to.display()
     );
 }
+
+/// A copy of the `net-healthy` fixture (two active-backup bonds) under `dir`, for faults.
+pub fn fixture_copy(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    copy_tree(&crate::support::fixture("net-healthy"), &tree);
+    tree
+}
+
+/// Takes a bond slave of the fixture copy down or up, as the kernel shows it in sysfs.
+pub fn set_link(tree: &Path, nic: &str, up: bool) {
+    let dir = tree.join("sys/class/net").join(nic);
+    let (mii, carrier, oper) = if up {
+        ("up", "1", "up")
+    } else {
+        ("down", "0", "down")
+    };
+    std::fs::write(dir.join("bonding_slave/mii_status"), format!("{mii}\n")).expect("write");
+    std::fs::write(dir.join("carrier"), format!("{carrier}\n")).expect("write");
+    std::fs::write(dir.join("operstate"), format!("{oper}\n")).expect("write");
+}
+
+/// The built agent on the fixture copy `tree`: net collector only, polling every 500 ms,
+/// 1 s hold-down, posting to `alertmanager_url` every `resend` with no page/ticket delay.
+/// Returns it and its port.
+pub fn start_agent(dir: &Path, tree: &Path, alertmanager_url: &str, resend: &str) -> (Proc, u16) {
+    let port = free_port();
+    let config = dir.join("agent.yml");
+    std::fs::write(&config, "collectors:\n  net:\n    interval: 500ms\n")
+        .expect("write agent config");
+    let args: Vec<String> = [
+        "run",
+        "--web.listen-address",
+        &format!("127.0.0.1:{port}"),
+        "--collector.disable-defaults",
+        "--collector.net",
+        "--path.sysfs",
+        &tree.join("sys").display().to_string(),
+        "--path.procfs",
+        &tree.join("proc").display().to_string(),
+        "--path.rootfs",
+        &tree.display().to_string(),
+        "--config.file",
+        &config.display().to_string(),
+        "--state.dir",
+        &dir.join("state").display().to_string(),
+        "--engine.hold-down",
+        "1s",
+        "--alertmanager.url",
+        alertmanager_url,
+        "--alertmanager.resend-interval",
+        resend,
+        // as the rules' for: in the test copy: no waiting, the chain is what is measured
+        "--alertmanager.ticket-delay",
+        "0s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let agent = Proc::spawn(
+        "sparewatch",
+        env!("CARGO_BIN_EXE_sparewatch"),
+        &args,
+        dir.join("agent.log"),
+    );
+    (agent, port)
+}

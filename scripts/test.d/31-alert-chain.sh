@@ -1,0 +1,7 @@
+# The end-to-end alert chain (tests/it/e2e.rs) with its output shown, so the CI log carries
+# the measured fault-to-notification latencies of the rule path and the direct push.
+# Real Prometheus and Alertmanager from the Debian packages.
+source "$(dirname "$0")/../lib.sh"; cd "$ROOT" || exit 1
+set -e
+need_apt prometheus prometheus-alertmanager
+cargo test --locked --test it -- e2e:: alerting::agent_pages_through_alertmanager_without_prometheus --nocapture
