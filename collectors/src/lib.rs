@@ -8,6 +8,7 @@ pub mod command;
 pub mod error;
 pub mod events;
 pub mod hwmon;
+pub mod ipmi;
 pub mod md;
 pub mod model;
 pub mod multipath;
@@ -111,6 +112,15 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(120),
         args: smart::args,
         build: smart::build,
+    },
+    CollectorSpec {
+        name: "ipmi",
+        help: "PSUs, power redundancy and fans from the BMC (in-band /dev/ipmi0 or RMCP+)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        args: ipmi::args,
+        build: ipmi::build,
     },
 ];
 
