@@ -5,6 +5,7 @@ mod cli;
 mod e2e;
 mod golden;
 mod hwmon;
+mod ipmi;
 mod link_events;
 mod monitoring;
 mod smart;
