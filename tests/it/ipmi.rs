@@ -7,310 +7,15 @@
 //! Needs the Debian packages `openipmi`, `ipmitool`, `freeipmi-tools`
 //! (scripts/deps/apt-ipmi.txt): a missing one fails the test, naming the package.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod sim;
+
 use std::time::{Duration, Instant, SystemTime};
 
+use sim::{Sim, PASSWORD, USER};
 use sparewatch::engine::{CollectorInfo, Engine, EngineConfig};
 use sparewatch::snapshot::{GroupView, Snapshot};
 use sparewatch_collectors::ipmi::{Bmc, IpmiCollector};
 use sparewatch_collectors::{Collection, Collector, GroupReading, MemberHealth, StatedRedundancy};
-
-const USER: &str = "admin";
-const PASSWORD: &str = "swpass";
-
-fn lab_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/ipmi_sim")
-}
-
-fn need(tool: &str, package: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(tool);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{tool} not found: install the Debian package {package} (scripts/deps/apt-ipmi.txt)");
-}
-
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    s.local_addr().expect("addr").port()
-}
-
-fn free_tcp_port() -> u16 {
-    let s = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-    s.local_addr().expect("addr").port()
-}
-
-/// Compiles bmc.sdrs with sdrcomp and returns the emulator command file with the records
-/// spliced in as `main_sdr_add` lines.
-fn emulator_commands(out: &Path) -> String {
-    let sdrcomp = need("sdrcomp", "openipmi");
-    let raw_path = out.join("bmc.raw");
-    let st = Command::new(sdrcomp)
-        .current_dir(lab_dir())
-        .args(["-8", "-r", "-o"])
-        .arg(&raw_path)
-        .arg("bmc.sdrs")
-        .status()
-        .expect("run sdrcomp");
-    assert!(st.success(), "sdrcomp failed");
-    let raw = std::fs::read(&raw_path).expect("read compiled SDRs");
-    let mut lines = Vec::new();
-    let mut i = 0;
-    while i + 5 <= raw.len() {
-        let n = 5 + raw[i + 4] as usize;
-        let bytes: Vec<String> = raw[i..i + n].iter().map(|b| format!("{b:#04x}")).collect();
-        lines.push(format!("main_sdr_add 0x20 {}", bytes.join(" ")));
-        i += n;
-    }
-    assert_eq!(i, raw.len(), "compiled SDRs end in the middle of a record");
-    let emu = std::fs::read_to_string(lab_dir().join("bmc.emu")).expect("bmc.emu");
-    assert!(emu.contains("# @SDRS@"));
-    emu.replace("# @SDRS@", &lines.join("\n"))
-}
-
-/// One running simulator; killed on drop.
-pub struct Sim {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    pub lan_port: u16,
-    console_port: u16,
-}
-
-impl Sim {
-    pub fn start() -> Sim {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let emu = emulator_commands(dir.path());
-        std::fs::write(dir.path().join("bmc.emu"), emu).expect("write emu");
-        std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).expect("pw");
-        let mut sim = Sim {
-            child: None,
-            dir,
-            lan_port: free_udp_port(),
-            console_port: free_tcp_port(),
-        };
-        sim.spawn();
-        sim
-    }
-
-    fn spawn(&mut self) {
-        let conf = std::fs::read_to_string(lab_dir().join("lan.conf.in"))
-            .expect("lan.conf.in")
-            .replace("@LAN_PORT@", &self.lan_port.to_string())
-            .replace("@CONSOLE_PORT@", &self.console_port.to_string());
-        let d = self.dir.path();
-        std::fs::write(d.join("lan.conf"), conf).expect("write lan.conf");
-        let state = d.join("state");
-        std::fs::create_dir_all(&state).expect("state dir");
-        let child = Command::new(need("ipmi_sim", "openipmi"))
-            .arg("-c")
-            .arg(d.join("lan.conf"))
-            .arg("-f")
-            .arg(d.join("bmc.emu"))
-            .arg("-s")
-            .arg(&state)
-            .args(["-n", "-p"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("sim.log")).expect("log"))
-            .spawn()
-            .expect("start ipmi_sim");
-        self.child = Some(child);
-        // Ready when the console answers with its prompt (the LAN side starts before it).
-        // The prompt must be read before closing: ipmi_sim dies of SIGPIPE when it writes
-        // its greeting to a console connection that is already closed.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "ipmi_sim did not start: {}",
-                std::fs::read_to_string(d.join("sim.log")).unwrap_or_default()
-            );
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.console_port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 256];
-                while !seen.windows(2).any(|w| w == b"> ") {
-                    match s.read(&mut buf) {
-                        Ok(k) if k > 0 => seen.extend_from_slice(&buf[..k]),
-                        _ => break,
-                    }
-                }
-                if seen.windows(2).any(|w| w == b"> ") {
-                    break;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // And the LAN side answers an RMCP presence ping.
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
-        udp.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("timeout");
-        let ping = [
-            0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x80, 0x01, 0x00, 0x00,
-        ];
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "ipmi_sim's LAN side did not start"
-            );
-            let _ = udp.send_to(&ping, ("127.0.0.1", self.lan_port));
-            let mut buf = [0u8; 64];
-            if udp.recv(&mut buf).is_ok() {
-                break;
-            }
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    pub fn password_file(&self) -> PathBuf {
-        self.dir.path().join("password")
-    }
-
-    /// Runs emulator commands on the console and waits for each to be done.
-    pub fn cmd(&self, commands: &[&str]) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.console_port)).expect("console");
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        let mut seen = Vec::new();
-        let prompts = |b: &[u8]| b.windows(2).filter(|w| w == b"> ").count();
-        let wait_for = |s: &mut TcpStream, n: usize, seen: &mut Vec<u8>| {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while prompts(seen) < n {
-                assert!(
-                    Instant::now() < deadline,
-                    "console did not answer: {seen:?}"
-                );
-                let mut buf = [0u8; 1024];
-                match s.read(&mut buf) {
-                    Ok(0) => panic!(
-                        "console closed: {}",
-                        std::fs::read_to_string(self.dir.path().join("sim.log"))
-                            .unwrap_or_default()
-                    ),
-                    Ok(k) => seen.extend_from_slice(&buf[..k]),
-                    Err(_) => {}
-                }
-            }
-        };
-        wait_for(&mut s, 1, &mut seen);
-        for (i, c) in commands.iter().enumerate() {
-            s.write_all(format!("{c}\n").as_bytes()).expect("write");
-            wait_for(&mut s, i + 2, &mut seen);
-        }
-        let text = String::from_utf8_lossy(&seen);
-        assert!(
-            !text.contains("**"),
-            "emulator command failed: {commands:?}: {text}"
-        );
-    }
-
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
-    }
-
-    /// Stops the simulator answering (SIGSTOP) / lets it go on (SIGCONT).
-    pub fn freeze(&self) {
-        self.signal("-STOP");
-    }
-    pub fn thaw(&self) {
-        self.signal("-CONT");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// A BMC restart: the process dies and a fresh one starts on the same ports.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn bmc(&self, timeout: Duration, retries: u32) -> Bmc {
-        Bmc::lan(
-            "sim",
-            "127.0.0.1",
-            self.lan_port,
-            USER,
-            self.password_file(),
-            timeout,
-            retries,
-        )
-    }
-
-    pub fn collector(&self) -> IpmiCollector {
-        IpmiCollector::new(vec![self.bmc(Duration::from_secs(1), 1)])
-    }
-
-    fn ipmitool(&self, args: &[&str]) -> String {
-        let port = self.lan_port.to_string();
-        let mut all = vec![
-            "-I",
-            "lanplus",
-            "-C",
-            "3",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            USER,
-            "-P",
-            PASSWORD,
-        ];
-        all.extend_from_slice(args);
-        let out = Command::new(need("ipmitool", "ipmitool"))
-            .args(&all)
-            .output()
-            .expect("run ipmitool");
-        assert!(out.status.success(), "ipmitool {args:?} failed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn ipmi_sensors(&self, extra: &[&str]) -> String {
-        let cache = self.dir.path().join("freeipmi-cache");
-        std::fs::create_dir_all(&cache).expect("cache dir");
-        let out = Command::new(need("ipmi-sensors", "freeipmi-tools"))
-            .arg("-h")
-            .arg(format!("127.0.0.1:{}", self.lan_port))
-            .args(["-u", USER, "-p", PASSWORD, "-D", "LAN_2_0", "-l", "ADMIN"])
-            .args(["-W", "opensesspriv", "--quiet-cache"])
-            .arg(format!("--sdr-cache-directory={}", cache.display()))
-            .args(["--comma-separated-output", "--no-header-output"])
-            .args(extra)
-            .output()
-            .expect("run ipmi-sensors");
-        assert!(out.status.success(), "ipmi-sensors failed: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(c) = &self.child {
-            // A frozen simulator must be thawed to die cleanly.
-            let _ = Command::new("kill")
-                .args(["-CONT", &c.id().to_string()])
-                .status();
-        }
-        self.kill();
-    }
-}
 
 fn group<'a>(c: &'a Collection, name: &str) -> &'a GroupReading {
     c.groups
@@ -402,6 +107,21 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
         .and_then(|l| l.rsplit_once(' '))
         .and_then(|(_, v)| v.parse().ok())
+}
+
+/// `sparewatch status` with only the ipmi collector, an empty root (no /dev/ipmi0) and
+/// these extra arguments.
+fn status(rootfs: &std::path::Path, extra: &[&str]) -> Snapshot {
+    let mut args = vec![
+        "sparewatch",
+        "status",
+        "--collector.disable-defaults",
+        "--collector.ipmi",
+        "--path.rootfs",
+        rootfs.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    sparewatch::collect_with_args(args, SystemTime::now()).expect("collects")
 }
 
 fn text(s: &Snapshot) -> String {
@@ -518,31 +238,11 @@ fn psu_failure_is_no_redundancy_and_recovers_after_hold_down() {
 fn flags_select_the_bmc_and_psu_failure_shows_in_metrics() {
     let sim = Sim::start();
     sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 1 1"]);
-    let port = sim.lan_port.to_string();
-    let pw = sim.password_file();
     let empty = tempfile::tempdir().expect("tmp");
-    let snap = sparewatch::collect_with_args(
-        [
-            "sparewatch",
-            "status",
-            "--collector.disable-defaults",
-            "--collector.ipmi",
-            "--path.rootfs",
-            empty.path().to_str().expect("utf-8"),
-            "--ipmi.host",
-            "127.0.0.1",
-            "--ipmi.port",
-            &port,
-            "--ipmi.user",
-            USER,
-            "--ipmi.password-file",
-            pw.to_str().expect("utf-8"),
-            "--ipmi.cipher-suite",
-            "3",
-        ],
-        SystemTime::now(),
-    )
-    .expect("collects");
+    let flags = sim.flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--ipmi.cipher-suite", "3"]);
+    let snap = status(empty.path(), &args);
     let t = text(&snap);
     assert_eq!(
         metric(
@@ -884,7 +584,22 @@ fn bmc_restart_re_establishes_the_session() {
     sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 1 1"]);
     // The old session is gone on the new BMC: the request is retried on a new session in
     // the same cycle.
-    let col = c.collect().expect("collects after the restart");
+    let col = match c.collect() {
+        Ok(c) => c,
+        Err(e) => {
+            let alive = std::process::Command::new("ps")
+                .args(["-o", "pid,stat", "-p", &sim.pid().to_string()])
+                .output()
+                .expect("ps");
+            panic!(
+                "{e}: exit {:?} stats {:?} ps {} log {}",
+                sim.exit_status(),
+                c.bmcs()[0].stats(),
+                String::from_utf8_lossy(&alive.stdout),
+                std::fs::read_to_string(sim.dir.path().join("sim.log")).unwrap_or_default()
+            );
+        }
+    };
     assert_eq!(c.bmcs()[0].stats().logins, 2);
     assert_eq!(
         health(&col, "psu:chassis", "PSU2"),
@@ -932,20 +647,10 @@ fn config_file_bmcs_each_have_their_groups() {
     )
     .expect("config");
     let run = || {
-        sparewatch::collect_with_args(
-            [
-                "sparewatch",
-                "status",
-                "--collector.disable-defaults",
-                "--collector.ipmi",
-                "--path.rootfs",
-                dir.path().to_str().expect("utf-8"),
-                "--config.file",
-                config.to_str().expect("utf-8"),
-            ],
-            SystemTime::now(),
+        status(
+            dir.path(),
+            &["--config.file", config.to_str().expect("utf-8")],
         )
-        .expect("collects")
     };
     let snap = run();
     assert_eq!(gview(&snap, "psu:rack-a/chassis").state, "redundant");
@@ -973,22 +678,106 @@ fn config_file_bmcs_each_have_their_groups() {
 #[test]
 fn no_device_and_no_host_is_not_present() {
     let empty = tempfile::tempdir().expect("tmp");
-    let snap = sparewatch::collect_with_args(
-        [
-            "sparewatch",
-            "status",
-            "--collector.disable-defaults",
-            "--collector.ipmi",
-            "--path.rootfs",
-            empty.path().to_str().expect("utf-8"),
-        ],
-        SystemTime::now(),
-    )
-    .expect("collects");
+    let snap = status(empty.path(), &[]);
     let t = text(&snap);
     assert_eq!(
         metric(&t, "sparewatch_collector_present", &[("collector", "ipmi")]),
         Some(0.0),
         "{t}"
     );
+}
+
+/// The running agent: while the BMC hangs, every scrape is still answered at once (from the
+/// last snapshot), and the IPMI groups turn unknown once the collector fails.
+#[test]
+fn hung_bmc_never_slows_a_scrape() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("sparewatch.yml");
+    std::fs::write(
+        &config,
+        "collectors:\n  ipmi:\n    interval: 500ms\n    timeout: 3s\n    request_timeout: 300ms\n    retries: 1\n",
+    )
+    .expect("config");
+    let mut args: Vec<String> = [
+        "sparewatch",
+        "run",
+        "--collector.disable-defaults",
+        "--collector.ipmi",
+        "--path.rootfs",
+        dir.path().to_str().expect("utf-8"),
+        "--config.file",
+        config.to_str().expect("utf-8"),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(sim.flags());
+    let parsed = sparewatch::cli::parse_from(args).expect("flags");
+    let roots = sparewatch::app::roots(&parsed);
+    let setup = sparewatch::app::setup(&parsed, &roots).expect("setup");
+    let agent = sparewatch::app::start(setup, None, false).expect("agent");
+    let app = sparewatch::http::app(agent.snapshots.clone(), "/metrics");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let scrape = || {
+        rt.block_on(async {
+            let start = Instant::now();
+            let resp = app
+                .clone()
+                .oneshot(
+                    axum::http::Request::get("/metrics")
+                        .body(axum::body::Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            (start.elapsed(), String::from_utf8_lossy(&body).into_owned())
+        })
+    };
+    let psu_state = |t: &str, state: &str| {
+        metric(
+            t,
+            "sparewatch_group_state",
+            &[("group", "psu:chassis"), ("state", state)],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while psu_state(&scrape().1, "redundant") != Some(1.0) {
+        assert!(Instant::now() < deadline, "the agent never saw the BMC");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    sim.freeze();
+    let frozen_at = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut scrapes = 0;
+    let text = loop {
+        let (took, t) = scrape();
+        slowest = slowest.max(took);
+        scrapes += 1;
+        if psu_state(&t, "unknown") == Some(1.0) {
+            break t;
+        }
+        assert!(
+            frozen_at.elapsed() < Duration::from_secs(15),
+            "groups never turned unknown"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        metric(&text, "sparewatch_collector_up", &[("collector", "ipmi")]),
+        Some(0.0)
+    );
+    // Scrapes never wait for the BMC: the frozen BMC costs 300 ms per request, a scrape
+    // must not come near that.
+    assert!(
+        slowest < Duration::from_millis(250),
+        "slowest of {scrapes} scrapes while the BMC hung: {slowest:?}"
+    );
+    sim.thaw();
 }
