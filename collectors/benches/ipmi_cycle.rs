@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench -p sparewatch-collectors --bench ipmi_cycle`
 //! (add `-- --write docs/benchmarks.md` to replace the section between the
-//! `<!-- ipmi-bench -->` markers there). Needs openipmi, ipmitool, freeipmi-tools.
+//! `<!-- bench:ipmi -->` markers there). Needs openipmi, ipmitool, freeipmi-tools.
 
 #[allow(dead_code)]
 #[path = "../../tests/it/ipmi/sim.rs"]
@@ -53,9 +53,7 @@ fn run_tool(program: &str, args: &[String]) {
 }
 
 fn main() {
-    let write_to = std::env::args()
-        .skip_while(|a| a != "--write")
-        .nth(1);
+    let write_to = std::env::args().skip_while(|a| a != "--write").nth(1);
     let sim = Sim::start();
     let mut rows = Vec::new();
 
@@ -197,8 +195,8 @@ fn main() {
     }
     print!("{md}");
     if let Some(path) = write_to {
-        const START: &str = "<!-- ipmi-bench -->";
-        const END: &str = "<!-- /ipmi-bench -->";
+        const START: &str = "<!-- bench:ipmi -->";
+        const END: &str = "<!-- /bench:ipmi -->";
         // cargo runs benches in the package directory: relative paths are the workspace's.
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")

@@ -781,3 +781,35 @@ fn hung_bmc_never_slows_a_scrape() {
     );
     sim.thaw();
 }
+
+/// The whole `/metrics` of one simulator state (PSU2 failed, FAN2 below lower critical,
+/// redundancy lost) at the fixed clock, against tests/golden/ipmi-psu2-failed.prom, and
+/// `promtool check metrics` clean.
+#[test]
+fn golden_metrics_of_a_faulted_bmc() {
+    let sim = Sim::start();
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x12 1 1 1",
+        "sensor_set_bit_clr_rest 0x20 0 0x20 1 1 1",
+        "sensor_set_value 0x20 0 0x32 8 1",
+    ]);
+    let empty = tempfile::tempdir().expect("tmp");
+    let flags = sim.flags();
+    let mut args: Vec<String> = [
+        "sparewatch",
+        "status",
+        "--collector.disable-defaults",
+        "--collector.ipmi",
+        "--path.rootfs",
+        empty.path().to_str().expect("utf-8"),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(flags);
+    let snap = sparewatch::collect_with_args(args, crate::support::fixed_now()).expect("collects");
+    crate::support::promtool_check_metrics(&String::from_utf8_lossy(&snap.metrics_text));
+    // The simulator's port changes from run to run.
+    let text = crate::support::normalized_metrics(&snap)
+        .replace(&format!("127.0.0.1:{}", sim.lan_port), "127.0.0.1:<port>");
+    crate::support::assert_golden("ipmi-psu2-failed", &text);
+}
