@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod hwmon;
 pub mod hwraid;
+pub mod ipmi;
 pub mod md;
 pub mod model;
 pub mod multipath;
@@ -122,6 +123,15 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(90),
         args: hwraid::args,
         build: hwraid::build,
+    },
+    CollectorSpec {
+        name: "ipmi",
+        help: "PSUs, power redundancy and fans from the BMC (in-band /dev/ipmi0 or RMCP+)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        args: ipmi::args,
+        build: ipmi::build,
     },
 ];
 

@@ -7,6 +7,7 @@ mod e2e;
 mod golden;
 mod hwmon;
 mod hwraid;
+mod ipmi;
 mod link_events;
 mod monitoring;
 mod smart;

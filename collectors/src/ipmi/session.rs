@@ -1,0 +1,471 @@
+//! The connection to one BMC through ipmi-rs: in-band (`/dev/ipmi0`, the kernel's
+//! `ipmi_devintf`) or RMCP+ (lanplus). Every request has a timeout; a transport failure
+//! drops the session and the request is retried on a fresh one (this is also how a BMC
+//! restart is survived), up to `retries` times. ipmi-rs 0.6 panics on a few malformed
+//! answers and on socket errors (`unwrap`/`todo!` in its RMCP+ code): each call into it is
+//! guarded by `catch_unwind`, so a panic there is a failed request of this BMC only.
+//!
+//! The IPMI commands (Get SDR Repository Info, Reserve SDR Repository, Get SDR, Get Sensor
+//! Reading) are our own `IpmiCommand` implementations: the crate's SDR iterator reads
+//! records whole without a reservation, which real BMCs and ipmi_sim reject or pad, and its
+//! sensor reading type keeps the discrete state bits private.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipmi_rs::connection::{
+    Address, Channel, IpmiCommand, IpmiConnection, LogicalUnit, Message, NetFn, Request,
+    RequestTargetAddress,
+};
+use ipmi_rs::rmcp::Rmcp;
+
+use super::decode::SensorReading;
+use super::sdr::{self, RepositoryInfo, SdrError};
+
+/// Where a BMC is and how to log in.
+#[derive(Clone)]
+pub enum Target {
+    /// In-band through the kernel driver's character device.
+    Device(PathBuf),
+    /// RMCP+ over UDP.
+    Lan {
+        host: String,
+        port: u16,
+        user: String,
+        password: Secret,
+    },
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Device(p) => write!(f, "device {}", p.display()),
+            Target::Lan {
+                host, port, user, ..
+            } => write!(f, "lanplus {user}@{host}:{port}"),
+        }
+    }
+}
+
+/// Where the password comes from. Read at every login (a rotated password file is picked
+/// up), never logged: `Debug` shows only the source.
+#[derive(Clone)]
+pub enum Secret {
+    None,
+    File(PathBuf),
+    Env(String),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::None => f.write_str("no password"),
+            Secret::File(p) => write!(f, "password from file {}", p.display()),
+            Secret::Env(v) => write!(f, "password from ${v}"),
+        }
+    }
+}
+
+impl Secret {
+    fn read(&self) -> Result<Vec<u8>, String> {
+        let mut v = match self {
+            Secret::None => return Ok(Vec::new()),
+            Secret::File(p) => std::fs::read(p)
+                .map_err(|e| format!("reading password file {}: {e}", p.display()))?,
+            Secret::Env(name) => std::env::var_os(name)
+                .ok_or_else(|| format!("environment variable {name} is not set"))?
+                .into_encoded_bytes(),
+        };
+        while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            v.pop();
+        }
+        if v.len() > 20 {
+            return Err("password longer than the 20 bytes RMCP+ allows".into());
+        }
+        Ok(v)
+    }
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// The BMC answered with a non-zero completion code.
+    Completion(u8),
+    /// No usable answer: timeout, socket error, login failure, garbage.
+    Transport(String),
+    /// An answer that does not parse.
+    Parse(String),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Completion(cc) => write!(f, "completion code {cc:#04x}"),
+            RequestError::Transport(e) => f.write_str(e),
+            RequestError::Parse(e) => write!(f, "malformed answer: {e}"),
+        }
+    }
+}
+
+impl From<SdrError> for RequestError {
+    fn from(e: SdrError) -> Self {
+        RequestError::Parse(e.0)
+    }
+}
+
+/// Counters of the session layer, exported as raw readings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub requests: u64,
+    pub retries: u64,
+    pub transport_errors: u64,
+    pub logins: u64,
+}
+
+enum Conn {
+    File(ipmi_rs::File),
+    Rmcp(Box<Rmcp>),
+}
+
+pub struct Session {
+    target: Target,
+    timeout: Duration,
+    retries: u32,
+    conn: Option<Conn>,
+    pub stats: SessionStats,
+}
+
+impl Session {
+    pub fn new(target: Target, timeout: Duration, retries: u32) -> Self {
+        Session {
+            target,
+            timeout,
+            retries,
+            conn: None,
+            stats: SessionStats::default(),
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn is_lan(&self) -> bool {
+        matches!(self.target, Target::Lan { .. })
+    }
+
+    /// Drops the session; the next request logs in again.
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+
+    fn connect(&mut self) -> Result<(), RequestError> {
+        self.stats.logins += 1;
+        let conn = match &self.target {
+            Target::Device(path) => Conn::File(
+                ipmi_rs::File::new(path, self.timeout)
+                    .map_err(|e| RequestError::Transport(format!("{}: {e}", path.display())))?,
+            ),
+            Target::Lan {
+                host,
+                port,
+                user,
+                password,
+            } => {
+                let password = password.read().map_err(RequestError::Transport)?;
+                let addr = format!("{host}:{port}");
+                let timeout = self.timeout;
+                let user = user.clone();
+                let rmcp = guarded(move || {
+                    let mut r =
+                        Rmcp::new(addr.as_str(), timeout).map_err(|e| format!("{addr}: {e}"))?;
+                    r.activate(true, Some(&user), Some(&password))
+                        .map_err(|e| format!("RMCP+ login to {addr} failed: {}", activation(&e)))?;
+                    Ok::<_, String>(r)
+                })
+                .and_then(|r| r)
+                .map_err(RequestError::Transport)?;
+                Conn::Rmcp(Box::new(rmcp))
+            }
+        };
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    /// Sends one command to the BMC (LUN `lun`) or, in-band, to a satellite controller on
+    /// IPMB, and parses the answer. Transport failures are retried on a new session.
+    pub fn request<C>(
+        &mut self,
+        owner: Option<(u8, u8)>,
+        lun: u8,
+        cmd: C,
+    ) -> Result<C::Output, RequestError>
+    where
+        C: IpmiCommand<Error = SdrError> + Clone,
+    {
+        let mut attempt = 0;
+        loop {
+            self.stats.requests += 1;
+            match self.once(owner, lun, cmd.clone()) {
+                Err(RequestError::Transport(e)) => {
+                    self.stats.transport_errors += 1;
+                    self.conn = None;
+                    if attempt >= self.retries {
+                        return Err(RequestError::Transport(e));
+                    }
+                    attempt += 1;
+                    self.stats.retries += 1;
+                    tracing::debug!(target = ?self.target, error = %e, attempt, "IPMI request failed, retrying on a new session");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn once<C>(
+        &mut self,
+        owner: Option<(u8, u8)>,
+        lun: u8,
+        cmd: C,
+    ) -> Result<C::Output, RequestError>
+    where
+        C: IpmiCommand<Error = SdrError>,
+    {
+        if self.conn.is_none() {
+            self.connect()?;
+        }
+        let lun = LogicalUnit::from_low_bits(lun);
+        let target = match owner {
+            Some((addr, channel)) => RequestTargetAddress::BmcOrIpmb(
+                Address(addr),
+                Channel::new(channel).unwrap_or(Channel::Primary),
+                lun,
+            ),
+            None => RequestTargetAddress::Bmc(lun),
+        };
+        let message: Message = cmd.into();
+        let (netfn, command) = (message.netfn(), message.cmd());
+        let mut request = Request::new(message, target);
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(RequestError::Transport("not connected".into()));
+        };
+        let response = guarded(|| match conn {
+            Conn::File(f) => f.send_recv(&mut request).map_err(|e| e.to_string()),
+            Conn::Rmcp(r) => r.send_recv(&mut request).map_err(|e| format!("{e:?}")),
+        })
+        .and_then(|r| r)
+        .map_err(RequestError::Transport)?;
+        if response.netfn() != netfn || response.cmd() != command {
+            return Err(RequestError::Transport(format!(
+                "answer to another request (netfn {:?} cmd {:#04x}, sent {:?} {:#04x})",
+                response.netfn(),
+                response.cmd(),
+                netfn,
+                command
+            )));
+        }
+        if response.cc() != 0 {
+            return Err(RequestError::Completion(response.cc()));
+        }
+        C::parse_success_response(response.data()).map_err(RequestError::from)
+    }
+}
+
+/// Runs a call into ipmi-rs, turning a panic inside it into an error.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        format!("ipmi-rs panicked: {what}")
+    })
+}
+
+fn activation(e: &ipmi_rs::rmcp::ActivationError) -> String {
+    use ipmi_rs::rmcp::ActivationError as A;
+    match e {
+        A::PongReceive(io) | A::PingSend(io) | A::BindSocket(io) => {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                "no answer to the RMCP ping (timeout)".into()
+            } else {
+                io.to_string()
+            }
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Get SDR Repository Info (Storage 0x20).
+#[derive(Clone, Copy, Debug)]
+pub struct GetSdrRepositoryInfo;
+
+impl From<GetSdrRepositoryInfo> for Message {
+    fn from(_: GetSdrRepositoryInfo) -> Self {
+        Message::new_request(NetFn::Storage, 0x20, Vec::new())
+    }
+}
+
+impl IpmiCommand for GetSdrRepositoryInfo {
+    type Output = RepositoryInfo;
+    type Error = SdrError;
+    fn parse_success_response(data: &[u8]) -> Result<RepositoryInfo, SdrError> {
+        RepositoryInfo::parse(data)
+    }
+}
+
+/// Reserve SDR Repository (Storage 0x22).
+#[derive(Clone, Copy, Debug)]
+pub struct ReserveSdrRepository;
+
+impl From<ReserveSdrRepository> for Message {
+    fn from(_: ReserveSdrRepository) -> Self {
+        Message::new_request(NetFn::Storage, 0x22, Vec::new())
+    }
+}
+
+impl IpmiCommand for ReserveSdrRepository {
+    type Output = u16;
+    type Error = SdrError;
+    fn parse_success_response(data: &[u8]) -> Result<u16, SdrError> {
+        sdr::parse_reservation(data)
+    }
+}
+
+/// Get SDR (Storage 0x23): `count` bytes of record `record_id` from `offset`.
+#[derive(Clone, Copy, Debug)]
+pub struct GetSdr {
+    pub reservation: u16,
+    pub record_id: u16,
+    pub offset: u8,
+    pub count: u8,
+}
+
+impl From<GetSdr> for Message {
+    fn from(c: GetSdr) -> Self {
+        Message::new_request(
+            NetFn::Storage,
+            0x23,
+            sdr::get_sdr_request(c.reservation, c.record_id, c.offset, c.count),
+        )
+    }
+}
+
+impl IpmiCommand for GetSdr {
+    /// Next record ID and the bytes read.
+    type Output = (u16, Vec<u8>);
+    type Error = SdrError;
+    fn parse_success_response(data: &[u8]) -> Result<(u16, Vec<u8>), SdrError> {
+        sdr::parse_get_sdr(data).map(|(n, b)| (n, b.to_vec()))
+    }
+}
+
+/// Get Sensor Reading (Sensor/Event 0x2D).
+#[derive(Clone, Copy, Debug)]
+pub struct GetSensorReading(pub u8);
+
+impl From<GetSensorReading> for Message {
+    fn from(c: GetSensorReading) -> Self {
+        Message::new_request(NetFn::SensorEvent, 0x2D, vec![c.0])
+    }
+}
+
+impl IpmiCommand for GetSensorReading {
+    type Output = SensorReading;
+    type Error = SdrError;
+    fn parse_success_response(data: &[u8]) -> Result<SensorReading, SdrError> {
+        SensorReading::parse(data)
+    }
+}
+
+/// Completion codes of Get SDR that mean "reservation lost, start the record again".
+pub const CC_RESERVATION_CANCELLED: u8 = 0xC5;
+/// Completion codes that mean "ask for fewer bytes".
+pub const CC_TOO_MANY_BYTES: [u8; 3] = [0xCA, 0xC7, 0xC8];
+/// "Requested sensor, data, or record not present."
+pub const CC_NOT_PRESENT: u8 = 0xCB;
+
+/// Reads the whole SDR repository: reservation, then every record in chunks (header
+/// first, then at most `chunk` bytes a request). Returns the raw records.
+pub fn read_repository(s: &mut Session, chunk: u8) -> Result<Vec<Vec<u8>>, RequestError> {
+    const MAX_RECORDS: usize = 4096;
+    let mut chunk = chunk.clamp(4, 32);
+    let mut reservation = s.request(None, 0, ReserveSdrRepository)?;
+    let mut records = Vec::new();
+    let mut id: u16 = 0x0000;
+    let mut seen = std::collections::HashSet::new();
+    let mut restarts = 0;
+    while id != 0xFFFF {
+        if !seen.insert(id) || records.len() >= MAX_RECORDS {
+            return Err(RequestError::Parse(format!(
+                "SDR repository loops at record {id:#06x}"
+            )));
+        }
+        let res = read_record(s, reservation, id, &mut chunk);
+        match res {
+            Ok((next, bytes)) => {
+                records.push(bytes);
+                id = next;
+            }
+            Err(RequestError::Completion(CC_RESERVATION_CANCELLED)) if restarts < 8 => {
+                // The repository changed under us (or the reservation timed out): reserve
+                // again and reread this record.
+                restarts += 1;
+                seen.remove(&id);
+                reservation = s.request(None, 0, ReserveSdrRepository)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(records)
+}
+
+fn read_record(
+    s: &mut Session,
+    reservation: u16,
+    id: u16,
+    chunk: &mut u8,
+) -> Result<(u16, Vec<u8>), RequestError> {
+    let header_req = GetSdr {
+        reservation,
+        record_id: id,
+        offset: 0,
+        count: sdr::SdrHeader::LEN as u8,
+    };
+    let (next, head) = s.request(None, 0, header_req)?;
+    let header = sdr::SdrHeader::parse(&head)?;
+    let total = sdr::SdrHeader::LEN + header.length as usize;
+    let mut bytes = head[..sdr::SdrHeader::LEN].to_vec();
+    while bytes.len() < total {
+        let want = (*chunk as usize).min(total - bytes.len()) as u8;
+        let req = GetSdr {
+            reservation,
+            record_id: id,
+            offset: bytes.len() as u8,
+            count: want,
+        };
+        match s.request(None, 0, req) {
+            Ok((_, part)) if part.is_empty() => {
+                return Err(RequestError::Parse(format!(
+                    "SDR record {id:#06x}: empty chunk at offset {}",
+                    bytes.len()
+                )))
+            }
+            Ok((_, part)) => {
+                let take = part.len().min(total - bytes.len());
+                bytes.extend_from_slice(&part[..take]);
+            }
+            Err(RequestError::Completion(cc)) if CC_TOO_MANY_BYTES.contains(&cc) && *chunk > 4 => {
+                *chunk /= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((next, bytes))
+}

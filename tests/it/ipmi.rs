@@ -1,0 +1,815 @@
+//! The ipmi collector against a real BMC simulator (OpenIPMI `ipmi_sim`) over RMCP+.
+//!
+//! Each test starts its own simulator on free loopback ports from the set-up in
+//! `tests/lab/ipmi_sim/` (SDRs compiled with `sdrcomp` at test time), injects faults on the
+//! simulator's console, and checks member health and, through the engine, group state.
+//! Every simulator is killed when its guard drops, also when a test panics.
+//! Needs the Debian packages `openipmi`, `ipmitool`, `freeipmi-tools`
+//! (scripts/deps/apt-ipmi.txt): a missing one fails the test, naming the package.
+
+mod sim;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use sim::{Sim, PASSWORD, USER};
+use sparewatch::engine::{CollectorInfo, Engine, EngineConfig};
+use sparewatch::snapshot::{GroupView, Snapshot};
+use sparewatch_collectors::ipmi::{Bmc, IpmiCollector};
+use sparewatch_collectors::{Collection, Collector, GroupReading, MemberHealth, StatedRedundancy};
+
+fn group<'a>(c: &'a Collection, name: &str) -> &'a GroupReading {
+    c.groups
+        .iter()
+        .find(|g| g.name == name)
+        .unwrap_or_else(|| panic!("no group {name} in {:#?}", c.groups))
+}
+
+fn health<'a>(c: &'a Collection, group_name: &str, member: &str) -> &'a MemberHealth {
+    &group(c, group_name)
+        .members
+        .iter()
+        .find(|m| m.name == member)
+        .unwrap_or_else(|| panic!("no member {member} in {group_name}"))
+        .health
+}
+
+fn reading(c: &Collection, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    c.readings
+        .iter()
+        .find(|r| {
+            r.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| r.labels.iter().any(|(k2, v2)| k2 == k && v2 == v))
+        })
+        .map(|r| r.value)
+}
+
+/// The engine around one collector, with a controllable clock.
+struct Rig {
+    engine: Engine,
+    now: SystemTime,
+}
+
+const HOLD_DOWN: Duration = Duration::from_secs(5);
+
+impl Rig {
+    fn new() -> Rig {
+        Rig {
+            engine: Engine::new(
+                EngineConfig {
+                    hold_down: HOLD_DOWN,
+                    ..EngineConfig::default()
+                },
+                vec![CollectorInfo {
+                    name: "ipmi",
+                    interval: Duration::from_secs(15),
+                    timeout: Duration::from_secs(10),
+                }],
+                None,
+            ),
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        }
+    }
+
+    /// One collection at the rig's clock, then evaluation; the clock moves by `advance`.
+    fn cycle(&mut self, c: &mut IpmiCollector, advance: Duration) -> Snapshot {
+        self.now += advance;
+        let result = c.collect().map_err(|e| e.to_string());
+        self.engine
+            .finished("ipmi", result, Duration::from_millis(10), self.now);
+        sparewatch::app::evaluate_and_render(&mut self.engine, self.now, None, false)
+    }
+
+    fn evaluate(&mut self, advance: Duration) -> Snapshot {
+        self.now += advance;
+        sparewatch::app::evaluate_and_render(&mut self.engine, self.now, None, false)
+    }
+}
+
+fn gview<'a>(s: &'a Snapshot, name: &str) -> &'a GroupView {
+    s.groups
+        .iter()
+        .find(|g| g.name == name)
+        .unwrap_or_else(|| panic!("no group {name}"))
+}
+
+/// Value of one series of the Prometheus text, matched by name and a subset of labels.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let (series, _) = l.rsplit_once(' ').unwrap_or((l, ""));
+            (series == name || series.starts_with(&format!("{name}{{")))
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// `sparewatch status` with only the ipmi collector, an empty root (no /dev/ipmi0) and
+/// these extra arguments.
+fn status(rootfs: &std::path::Path, extra: &[&str]) -> Snapshot {
+    let mut args = vec![
+        "sparewatch",
+        "status",
+        "--collector.disable-defaults",
+        "--collector.ipmi",
+        "--path.rootfs",
+        rootfs.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    sparewatch::collect_with_args(args, SystemTime::now()).expect("collects")
+}
+
+fn text(s: &Snapshot) -> String {
+    String::from_utf8_lossy(&s.metrics_text).into_owned()
+}
+
+#[test]
+fn healthy_bmc_gives_redundant_groups_and_readings_in_base_units() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    let col = c.collect().expect("collects");
+    assert!(col.present);
+    let psu = group(&col, "psu:chassis");
+    assert_eq!(psu.kind, "psu");
+    assert_eq!(psu.required, 1);
+    assert_eq!(psu.stated, Some(StatedRedundancy::FullyRedundant));
+    assert_eq!(psu.members.len(), 2);
+    assert!(psu
+        .members
+        .iter()
+        .all(|m| m.health == MemberHealth::Healthy));
+    let fans = group(&col, "fan:chassis");
+    assert_eq!((fans.members.len(), fans.required), (3, 2));
+    assert!(fans
+        .members
+        .iter()
+        .all(|m| m.health == MemberHealth::Healthy));
+    let v = |sensor: &str| {
+        reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", sensor)])
+            .unwrap_or_else(|| panic!("no value for {sensor}"))
+    };
+    assert_eq!(v("FAN1"), 6000.0);
+    assert_eq!(v("PSU2 Input Power"), 180.0);
+    assert_eq!(v("PSU1 12V"), 12.0);
+    assert_eq!(v("CPU1 Temp"), 45.0);
+    assert_eq!(
+        reading(
+            &col,
+            "sparewatch_ipmi_sensor_threshold",
+            &[("sensor", "FAN2"), ("threshold", "lower_critical")]
+        ),
+        Some(1000.0)
+    );
+    assert_eq!(
+        reading(
+            &col,
+            "sparewatch_ipmi_sensor_state",
+            &[("sensor", "PS Redundancy"), ("state", "fully_redundant")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        reading(&col, "sparewatch_ipmi_bmc_up", &[("bmc", "sim")]),
+        Some(1.0)
+    );
+
+    let mut rig = Rig::new();
+    let snap = rig.cycle(&mut c, Duration::ZERO);
+    assert_eq!(gview(&snap, "psu:chassis").state, "redundant");
+    assert_eq!(gview(&snap, "fan:chassis").state, "redundant");
+}
+
+/// The "done means": PSU2's failure bit → psu no_redundancy; cleared → redundant
+/// once the hold-down has passed.
+#[test]
+fn psu_failure_is_no_redundancy_and_recovers_after_hold_down() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    let mut rig = Rig::new();
+    assert_eq!(
+        gview(&rig.cycle(&mut c, Duration::ZERO), "psu:chassis").state,
+        "redundant"
+    );
+
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 1 1"]);
+    let snap = rig.cycle(&mut c, Duration::from_secs(15));
+    let t = text(&snap);
+    assert_eq!(
+        metric(
+            &t,
+            "sparewatch_group_state",
+            &[("kind", "psu"), ("state", "no_redundancy")]
+        ),
+        Some(1.0),
+        "{t}"
+    );
+    let g = gview(&snap, "psu:chassis");
+    let psu2 = g.members.iter().find(|m| m.name == "PSU2").expect("PSU2");
+    assert!(!psu2.healthy);
+    assert_eq!(psu2.reason.as_deref(), Some("failure detected"));
+
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 0 1"]);
+    let snap = rig.cycle(&mut c, Duration::from_secs(1));
+    assert_eq!(
+        gview(&snap, "psu:chassis").state,
+        "no_redundancy",
+        "recovery must wait for the hold-down"
+    );
+    let snap = rig.evaluate(HOLD_DOWN);
+    let t = text(&snap);
+    assert_eq!(
+        metric(
+            &t,
+            "sparewatch_group_state",
+            &[("kind", "psu"), ("state", "redundant")]
+        ),
+        Some(1.0),
+        "{t}"
+    );
+}
+
+/// The same through the command line, as `sparewatch status` runs it.
+#[test]
+fn flags_select_the_bmc_and_psu_failure_shows_in_metrics() {
+    let sim = Sim::start();
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 1 1"]);
+    let empty = tempfile::tempdir().expect("tmp");
+    let flags = sim.flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--ipmi.cipher-suite", "3"]);
+    let snap = status(empty.path(), &args);
+    let t = text(&snap);
+    assert_eq!(
+        metric(
+            &t,
+            "sparewatch_group_state",
+            &[("group", "psu:chassis"), ("state", "no_redundancy")]
+        ),
+        Some(1.0),
+        "{t}"
+    );
+    assert!(
+        !t.contains(PASSWORD),
+        "the password leaked into the metrics"
+    );
+}
+
+#[test]
+fn ac_lost_marks_that_psu_unhealthy() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    sim.cmd(&["sensor_set_bit 0x20 0 0x11 3 1 1"]);
+    let col = c.collect().expect("collects");
+    assert_eq!(
+        health(&col, "psu:chassis", "PSU1"),
+        &MemberHealth::Unhealthy("AC lost".into())
+    );
+    assert_eq!(health(&col, "psu:chassis", "PSU2"), &MemberHealth::Healthy);
+    let mut rig = Rig::new();
+    assert_eq!(
+        gview(&rig.cycle(&mut c, Duration::ZERO), "psu:chassis").state,
+        "no_redundancy"
+    );
+}
+
+#[test]
+fn removed_psu_is_not_present() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 0 0 1"]);
+    let col = c.collect().expect("collects");
+    assert_eq!(
+        health(&col, "psu:chassis", "PSU2"),
+        &MemberHealth::Unhealthy("not present".into())
+    );
+    let mut rig = Rig::new();
+    let snap = rig.cycle(&mut c, Duration::ZERO);
+    let g = gview(&snap, "psu:chassis");
+    assert_eq!((g.state.as_str(), g.spare), ("no_redundancy", 0));
+}
+
+#[test]
+fn stated_redundancy_lost_wins_while_both_psus_look_fine() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    sim.cmd(&["sensor_set_bit_clr_rest 0x20 0 0x20 1 1 1"]);
+    let col = c.collect().expect("collects");
+    let psu = group(&col, "psu:chassis");
+    assert!(psu
+        .members
+        .iter()
+        .all(|m| m.health == MemberHealth::Healthy));
+    assert_eq!(psu.stated, Some(StatedRedundancy::Lost));
+    let mut rig = Rig::new();
+    let snap = rig.cycle(&mut c, Duration::ZERO);
+    let g = gview(&snap, "psu:chassis");
+    assert_eq!(g.state, "no_redundancy");
+    assert_eq!(g.stated_state.as_deref(), Some("no_redundancy"));
+    assert!(g.evidence_disagreement);
+}
+
+#[test]
+fn predictive_failure_is_at_risk_and_inactive_psu_is_a_healthy_standby() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x11 2 1 1",
+        "sensor_set_bit 0x20 0 0x12 7 1 1",
+    ]);
+    let col = c.collect().expect("collects");
+    assert!(matches!(
+        health(&col, "psu:chassis", "PSU1"),
+        MemberHealth::AtRisk(r) if r == "predictive failure"
+    ));
+    let psu2 = group(&col, "psu:chassis")
+        .members
+        .iter()
+        .find(|m| m.name == "PSU2")
+        .expect("PSU2");
+    assert_eq!(psu2.health, MemberHealth::Healthy);
+    assert_eq!(psu2.role, sparewatch_collectors::Role::Standby);
+    let mut rig = Rig::new();
+    assert_eq!(
+        gview(&rig.cycle(&mut c, Duration::ZERO), "psu:chassis").state,
+        "degraded"
+    );
+}
+
+#[test]
+fn fan_below_lower_critical_and_recovered() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    let mut rig = Rig::new();
+    assert_eq!(
+        gview(&rig.cycle(&mut c, Duration::ZERO), "fan:chassis").state,
+        "redundant"
+    );
+    sim.cmd(&["sensor_set_value 0x20 0 0x32 8 1"]);
+    let col = c.collect().expect("collects");
+    assert_eq!(
+        health(&col, "fan:chassis", "FAN2"),
+        &MemberHealth::Unhealthy("below lower critical".into())
+    );
+    assert_eq!(
+        reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", "FAN2")]),
+        Some(800.0)
+    );
+    let snap = rig.cycle(&mut c, Duration::from_secs(15));
+    let g = gview(&snap, "fan:chassis");
+    assert_eq!((g.state.as_str(), g.members_healthy), ("no_redundancy", 2));
+
+    sim.cmd(&["sensor_set_value 0x20 0 0x32 61 1"]);
+    let col = c.collect().expect("collects");
+    assert_eq!(health(&col, "fan:chassis", "FAN2"), &MemberHealth::Healthy);
+    rig.cycle(&mut c, Duration::from_secs(1));
+    let snap = rig.evaluate(HOLD_DOWN);
+    assert_eq!(gview(&snap, "fan:chassis").state, "redundant");
+}
+
+/// ipmitool's reading text for every sensor: name → (status, reading).
+fn ipmitool_elist(out: &str) -> Vec<(String, String, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').map(str::trim).collect();
+            (f.len() == 5).then(|| (f[0].to_string(), f[2].to_string(), f[4].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_sensor_agrees_with_ipmitool_and_freeipmi() {
+    let sim = Sim::start();
+    // A state with something in every kind of sensor.
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x12 1 1 1",
+        "sensor_set_bit 0x20 0 0x11 2 1 1",
+        "sensor_set_bit_clr_rest 0x20 0 0x20 1 1 1",
+        "sensor_set_value 0x20 0 0x32 8 1",
+        "sensor_set_value 0x20 0 0x33 15 1",
+        "sensor_set_value 0x20 0 0x40 190 0",
+    ]);
+    let mut c = sim.collector();
+    let col = c.collect().expect("collects");
+    let records = c.bmcs()[0].records().to_vec();
+    assert_eq!(records.len(), 10);
+
+    // ipmitool: values of threshold sensors, event texts of discrete ones.
+    let elist = ipmitool_elist(&sim.ipmitool(&["sdr", "elist"]));
+    assert_eq!(elist.len(), records.len(), "{elist:?}");
+    // FreeIPMI: value and the raw event bitmask of every sensor.
+    let fi = sim.ipmi_sensors(&["--output-event-bitmask", "--output-sensor-state"]);
+    let fi: Vec<Vec<String>> = fi
+        .lines()
+        .map(|l| l.split(',').map(|s| s.trim().to_string()).collect())
+        .collect();
+    assert_eq!(fi.len(), records.len(), "{fi:?}");
+
+    let mut checked = 0;
+    for r in &records {
+        let (_, status, text) = elist
+            .iter()
+            .find(|(n, _, _)| *n == r.name)
+            .unwrap_or_else(|| panic!("ipmitool lacks {}", r.name));
+        let row = fi
+            .iter()
+            .find(|row| row.get(1) == Some(&r.name))
+            .unwrap_or_else(|| panic!("ipmi-sensors lacks {}", r.name));
+        // id,name,type,state,reading,units,event-bitmask
+        let fi_bitmask = u16::from_str_radix(row[6].trim_end_matches('h'), 16)
+            .unwrap_or_else(|_| panic!("bitmask {:?}", row[6]));
+        let states = |prefix: &str| -> Vec<String> {
+            col.readings
+                .iter()
+                .filter(|x| {
+                    x.name == "sparewatch_ipmi_sensor_state"
+                        && x.labels.iter().any(|(k, v)| *k == "sensor" && v == &r.name)
+                        && x.value == 1.0
+                })
+                .flat_map(|x| x.labels.iter().filter(|(k, _)| *k == "state"))
+                .map(|(_, v)| v.clone())
+                .filter(|v| v.starts_with(prefix))
+                .collect()
+        };
+        if r.is_threshold() {
+            let ours = reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", &r.name)])
+                .expect("value");
+            let tool: f64 = text
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("ipmitool reading {text:?}"));
+            assert!(
+                (ours - tool).abs() < 1e-6,
+                "{}: {ours} vs ipmitool {tool}",
+                r.name
+            );
+            let fi_value: f64 = row[4].parse().expect("freeipmi value");
+            assert!(
+                (ours - fi_value).abs() < 1e-6,
+                "{}: {ours} vs freeipmi {fi_value}",
+                r.name
+            );
+            // Threshold state: ipmitool's status column, FreeIPMI's bitmask.
+            let asserted = states("at_or_");
+            let expect_status = if asserted.iter().any(|s| s.contains("non_recoverable")) {
+                "lnr"
+            } else if asserted.iter().any(|s| s.ends_with("lower_critical")) {
+                "lcr"
+            } else if asserted.iter().any(|s| s.ends_with("lower_non_critical")) {
+                "lnc"
+            } else {
+                "ok"
+            };
+            assert_eq!(status, expect_status, "{}", r.name);
+            let ours_mask = (0..6u16)
+                .filter(|o| {
+                    asserted.iter().any(|s| {
+                        *s == sparewatch_collectors::ipmi::decode::state_name(
+                            r.sensor_type,
+                            r.reading_type,
+                            *o as u8,
+                        )
+                    })
+                })
+                .fold(0u16, |m, o| m | (1 << o));
+            assert_eq!(
+                ours_mask, fi_bitmask,
+                "{} threshold bits vs freeipmi",
+                r.name
+            );
+        } else {
+            let asserted = states("");
+            let ours_mask = (0..15u8)
+                .filter(|o| {
+                    asserted.contains(&sparewatch_collectors::ipmi::decode::state_name(
+                        r.sensor_type,
+                        r.reading_type,
+                        *o,
+                    ))
+                })
+                .fold(0u16, |m, o| m | (1 << o));
+            assert_eq!(ours_mask, fi_bitmask, "{} state bits vs freeipmi", r.name);
+            // ipmitool prints the asserted states as text, in offset order.
+            for s in &asserted {
+                let words = s.replace('_', " ");
+                let first = words.split(' ').next().unwrap_or_default();
+                assert!(
+                    text.to_lowercase().contains(first),
+                    "{}: state {s} not in ipmitool's {text:?}",
+                    r.name
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 10);
+    // And what it means: PSU2 failed, PSU1 at risk, redundancy lost, FAN2 critical, FAN3
+    // below non-critical.
+    assert_eq!(
+        health(&col, "psu:chassis", "PSU2"),
+        &MemberHealth::Unhealthy("failure detected".into())
+    );
+    assert!(matches!(
+        health(&col, "fan:chassis", "FAN3"),
+        MemberHealth::AtRisk(_)
+    ));
+}
+
+#[test]
+fn sdrs_are_read_once_and_again_only_when_the_repository_changes() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    for _ in 0..3 {
+        c.collect().expect("collects");
+    }
+    assert_eq!(c.bmcs()[0].sdr_reads(), 1, "the SDR cache was not used");
+    // A fourth fan appears: a new SDR (and its sensor) on the running BMC.
+    let sdr = std::fs::read_to_string(sim.dir.path().join("bmc.emu")).expect("emu");
+    let fan3 = sdr
+        .lines()
+        .find(|l| l.starts_with("main_sdr_add") && l.contains("0x46 0x41 0x4e 0x33"))
+        .expect("FAN3's SDR line");
+    let fan4 = fan3
+        .replace(" 0x20 0x00 0x33 0x1d 0x03 ", " 0x20 0x00 0x34 0x1d 0x04 ")
+        .replace("0x46 0x41 0x4e 0x33", "0x46 0x41 0x4e 0x34");
+    assert_ne!(fan3, fan4, "FAN3's record has changed shape");
+    sim.cmd(&[
+        "sensor_add 0x20 0 0x34 0x04 0x01",
+        "sensor_set_threshold 0x20 0 0x34 readable 000111 0 0 0 5 10 20",
+        "sensor_set_event_support 0x20 0 0x34 enable scanning per-state 000000000010101 000000000010101 000000000010101 000000000010101",
+        "sensor_set_value 0x20 0 0x34 59 0",
+        &fan4,
+    ]);
+    let col = c.collect().expect("collects");
+    assert_eq!(c.bmcs()[0].sdr_reads(), 2);
+    let fans = group(&col, "fan:chassis");
+    assert_eq!((fans.members.len(), fans.required), (4, 3));
+    assert_eq!(health(&col, "fan:chassis", "FAN4"), &MemberHealth::Healthy);
+}
+
+#[test]
+fn hung_bmc_fails_fast_makes_groups_unknown_and_recovers() {
+    let sim = Sim::start();
+    let timeout = Duration::from_millis(300);
+    let mut c = IpmiCollector::new(vec![sim.bmc(timeout, 1)]);
+    let mut rig = Rig::new();
+    rig.cycle(&mut c, Duration::ZERO);
+    sim.freeze();
+    let start = Instant::now();
+    let err = c.collect().expect_err("a frozen BMC cannot answer");
+    let took = start.elapsed();
+    // One request plus one retry whose login gets no answer: bounded by the timeouts.
+    assert!(took < timeout * 6, "took {took:?}");
+    assert!(err.to_string().contains("sim"), "{err}");
+    let snap = rig.cycle(&mut c, Duration::from_secs(15));
+    assert_eq!(gview(&snap, "psu:chassis").state, "unknown");
+    assert_eq!(gview(&snap, "fan:chassis").state, "unknown");
+    sim.thaw();
+    let col = c.collect().expect("answers again");
+    assert_eq!(group(&col, "psu:chassis").members.len(), 2);
+}
+
+#[test]
+fn bmc_restart_re_establishes_the_session() {
+    let mut sim = Sim::start();
+    let mut c = IpmiCollector::new(vec![sim.bmc(Duration::from_millis(500), 1)]);
+    c.collect().expect("collects");
+    assert_eq!(c.bmcs()[0].stats().logins, 1);
+    sim.restart();
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 1 1"]);
+    // The old session is gone on the new BMC: the request is retried on a new session in
+    // the same cycle.
+    let col = match c.collect() {
+        Ok(c) => c,
+        Err(e) => {
+            let alive = std::process::Command::new("ps")
+                .args(["-o", "pid,stat", "-p", &sim.pid().to_string()])
+                .output()
+                .expect("ps");
+            panic!(
+                "{e}: exit {:?} stats {:?} ps {} log {}",
+                sim.exit_status(),
+                c.bmcs()[0].stats(),
+                String::from_utf8_lossy(&alive.stdout),
+                std::fs::read_to_string(sim.dir.path().join("sim.log")).unwrap_or_default()
+            );
+        }
+    };
+    assert_eq!(c.bmcs()[0].stats().logins, 2);
+    assert_eq!(
+        health(&col, "psu:chassis", "PSU2"),
+        &MemberHealth::Unhealthy("failure detected".into())
+    );
+}
+
+#[test]
+fn wrong_password_is_a_clear_error_without_the_password() {
+    let sim = Sim::start();
+    let wrong = sim.dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password").expect("write");
+    let mut c = IpmiCollector::new(vec![Bmc::lan(
+        "sim",
+        "127.0.0.1",
+        sim.lan_port,
+        USER,
+        wrong,
+        Duration::from_millis(500),
+        0,
+    )]);
+    let err = c.collect().expect_err("login must fail").to_string();
+    assert!(err.contains("login"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+}
+
+/// Several BMCs from the config file: one frozen leaves its groups unknown while the other
+/// keeps reporting, and the collector stays up.
+#[test]
+fn config_file_bmcs_each_have_their_groups() {
+    let a = Sim::start();
+    let b = Sim::start();
+    b.cmd(&["sensor_set_bit 0x20 0 0x11 1 1 1"]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("sparewatch.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "collectors:\n  ipmi:\n    request_timeout: 300ms\n    retries: 0\n    bmcs:\n      - {{name: rack-a, host: 127.0.0.1, port: {}, user: admin, password_file: {}}}\n      - {{name: rack-b, host: 127.0.0.1, port: {}, user: admin, password_file: {}}}\n",
+            a.lan_port,
+            a.password_file().display(),
+            b.lan_port,
+            b.password_file().display()
+        ),
+    )
+    .expect("config");
+    let run = || {
+        status(
+            dir.path(),
+            &["--config.file", config.to_str().expect("utf-8")],
+        )
+    };
+    let snap = run();
+    assert_eq!(gview(&snap, "psu:rack-a/chassis").state, "redundant");
+    assert_eq!(gview(&snap, "psu:rack-b/chassis").state, "no_redundancy");
+    assert_eq!(gview(&snap, "fan:rack-b/chassis").state, "redundant");
+    // One BMC not answering: its groups unknown (from the cached records), the other's fine.
+    // A fresh agent has no cache: the frozen BMC then has no groups but is reported down.
+    a.freeze();
+    let snap = run();
+    let t = text(&snap);
+    assert_eq!(
+        metric(&t, "sparewatch_ipmi_bmc_up", &[("bmc", "rack-a")]),
+        Some(0.0),
+        "{t}"
+    );
+    assert_eq!(
+        metric(&t, "sparewatch_collector_up", &[("collector", "ipmi")]),
+        Some(1.0),
+        "{t}"
+    );
+    assert_eq!(gview(&snap, "psu:rack-b/chassis").state, "no_redundancy");
+    a.thaw();
+}
+
+#[test]
+fn no_device_and_no_host_is_not_present() {
+    let empty = tempfile::tempdir().expect("tmp");
+    let snap = status(empty.path(), &[]);
+    let t = text(&snap);
+    assert_eq!(
+        metric(&t, "sparewatch_collector_present", &[("collector", "ipmi")]),
+        Some(0.0),
+        "{t}"
+    );
+}
+
+/// The running agent: while the BMC hangs, every scrape is still answered at once (from the
+/// last snapshot), and the IPMI groups turn unknown once the collector fails.
+#[test]
+fn hung_bmc_never_slows_a_scrape() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("sparewatch.yml");
+    std::fs::write(
+        &config,
+        "collectors:\n  ipmi:\n    interval: 500ms\n    timeout: 3s\n    request_timeout: 300ms\n    retries: 1\n",
+    )
+    .expect("config");
+    let mut args: Vec<String> = [
+        "sparewatch",
+        "run",
+        "--collector.disable-defaults",
+        "--collector.ipmi",
+        "--path.rootfs",
+        dir.path().to_str().expect("utf-8"),
+        "--config.file",
+        config.to_str().expect("utf-8"),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(sim.flags());
+    let parsed = sparewatch::cli::parse_from(args).expect("flags");
+    let roots = sparewatch::app::roots(&parsed);
+    let setup = sparewatch::app::setup(&parsed, &roots).expect("setup");
+    let agent = sparewatch::app::start(setup, None, false).expect("agent");
+    let app = sparewatch::http::app(agent.snapshots.clone(), "/metrics");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let scrape = || {
+        rt.block_on(async {
+            let start = Instant::now();
+            let resp = app
+                .clone()
+                .oneshot(
+                    axum::http::Request::get("/metrics")
+                        .body(axum::body::Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            (start.elapsed(), String::from_utf8_lossy(&body).into_owned())
+        })
+    };
+    let psu_state = |t: &str, state: &str| {
+        metric(
+            t,
+            "sparewatch_group_state",
+            &[("group", "psu:chassis"), ("state", state)],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while psu_state(&scrape().1, "redundant") != Some(1.0) {
+        assert!(Instant::now() < deadline, "the agent never saw the BMC");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    sim.freeze();
+    let frozen_at = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut scrapes = 0;
+    let text = loop {
+        let (took, t) = scrape();
+        slowest = slowest.max(took);
+        scrapes += 1;
+        if psu_state(&t, "unknown") == Some(1.0) {
+            break t;
+        }
+        assert!(
+            frozen_at.elapsed() < Duration::from_secs(15),
+            "groups never turned unknown"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        metric(&text, "sparewatch_collector_up", &[("collector", "ipmi")]),
+        Some(0.0)
+    );
+    // Scrapes never wait for the BMC: the frozen BMC costs 300 ms per request, a scrape
+    // must not come near that.
+    assert!(
+        slowest < Duration::from_millis(250),
+        "slowest of {scrapes} scrapes while the BMC hung: {slowest:?}"
+    );
+    sim.thaw();
+}
+
+/// The whole `/metrics` of one simulator state (PSU2 failed, FAN2 below lower critical,
+/// redundancy lost) at the fixed clock, against tests/golden/ipmi-psu2-failed.prom, and
+/// `promtool check metrics` clean.
+#[test]
+fn golden_metrics_of_a_faulted_bmc() {
+    let sim = Sim::start();
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x12 1 1 1",
+        "sensor_set_bit_clr_rest 0x20 0 0x20 1 1 1",
+        "sensor_set_value 0x20 0 0x32 8 1",
+    ]);
+    let empty = tempfile::tempdir().expect("tmp");
+    let flags = sim.flags();
+    let mut args: Vec<String> = [
+        "sparewatch",
+        "status",
+        "--collector.disable-defaults",
+        "--collector.ipmi",
+        "--path.rootfs",
+        empty.path().to_str().expect("utf-8"),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(flags);
+    let snap = sparewatch::collect_with_args(args, crate::support::fixed_now()).expect("collects");
+    crate::support::promtool_check_metrics(&String::from_utf8_lossy(&snap.metrics_text));
+    // The simulator's port changes from run to run.
+    let text = crate::support::normalized_metrics(&snap)
+        .replace(&format!("127.0.0.1:{}", sim.lan_port), "127.0.0.1:<port>");
+    crate::support::assert_golden("ipmi-psu2-failed", &text);
+}
