@@ -82,8 +82,10 @@ fn run(filters: &[String]) -> Result<bool> {
     let dir = tempfile::Builder::new().prefix("sparewatch-lab-").tempdir()?;
     let top = dir.path().to_path_buf();
     let initramfs = initramfs::build(dir.path(), &kver, &agent).context("build the initramfs")?;
+    let kernel = initramfs::kernel_image(&kernel, dir.path()).context("unpack the kernel")?;
     println!(
-        "lab: kernel {kver}, initramfs {:.1} MiB ({} modules) built in {:.1} s",
+        "lab: kernel {kver} ({}), initramfs {:.1} MiB ({} modules) built in {:.1} s",
+        kernel.file_name().unwrap_or_default().to_string_lossy(),
         initramfs.bytes as f64 / 1048576.0,
         initramfs.modules,
         t.elapsed().as_secs_f64()

@@ -39,8 +39,9 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// Boots the lab kernel with the shared initramfs and `args` (devices) added.
-    pub fn boot(lab: &Lab, name: &str, mem_mb: u32, args: &[String]) -> Result<Vm> {
+    /// Boots the lab kernel with the shared initramfs, the module sets `modules` (see
+    /// `initramfs::MODULE_SETS`) and `args` (devices) added.
+    pub fn boot(lab: &Lab, name: &str, modules: &[&str], mem_mb: u32, args: &[String]) -> Result<Vm> {
         let dir = lab.dir.path().join(format!("vm-{name}"));
         fs::create_dir_all(dir.join("share/out"))?;
         let qmp_path = dir.join("qmp.sock");
@@ -52,7 +53,11 @@ impl Vm {
             .arg(&lab.kernel)
             .arg("-initrd")
             .arg(&lab.initramfs.path)
-            .args(["-append", "console=ttyS0 panic=-1 quiet rdinit=/init"])
+            .arg("-append")
+            .arg(format!(
+                "console=ttyS0 panic=-1 quiet rdinit=/init edd=off lab.modules={}",
+                modules.join(",")
+            ))
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp_path.display()))
             .arg("-virtfs")

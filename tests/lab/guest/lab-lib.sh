@@ -7,3 +7,4 @@ uptime_ms() {
   cs=${cs#"${cs%%[!0]*}"}
   echo $(( ${cs:-0} * 10 ))
 }
+# Note: busybox-static 1.35's `wget -T` segfaults; bound wget with `timeout` instead.

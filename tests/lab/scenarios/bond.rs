@@ -23,7 +23,7 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
             format!("virtio-net-pci,netdev=n{i},id={nic},mac=52:54:00:5e:00:0{i}"),
         ]);
     }
-    let mut vm = Vm::boot(lab, S, 256, &args)?;
+    let mut vm = Vm::boot(lab, S, &["net"], 256, &args)?;
 
     // Which guest interface is which QEMU NIC: by MAC, before the bond rewrites the MACs.
     let mut eth_of = Vec::new();
