@@ -92,6 +92,8 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(10),
         args: multipath::args,
         build: multipath::build,
+    },
+    CollectorSpec {
         name: "hwmon",
         help: "Fans and PMBus power supplies from hwmon, mains supplies from power_supply (sysfs, uevents)",
         enabled_by_default: true,
