@@ -315,8 +315,12 @@ impl Collector for NetCollector {
         }
         let mut c = Collection::present();
         let mut links = Vec::new();
+        // Interfaces are directories (symlinks to them); /sys/class/net also holds the
+        // plain file `bonding_masters` once the bonding module is loaded.
         for name in names.iter().filter(|n| n.as_str() != "lo") {
-            links.push(self.read_link(name)?);
+            if self.class_net().join(name).is_dir() {
+                links.push(self.read_link(name)?);
+            }
         }
         let configured: Vec<&str> = self
             .config
