@@ -111,7 +111,9 @@ pub fn children_of_self() -> Vec<String> {
             continue;
         };
         // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        let Some(close) = stat.rfind(')') else { continue };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let mut rest = stat[close + 1..].split_whitespace();
         let (_state, ppid) = (rest.next(), rest.next());
         if ppid == Some(me.as_str()) {

@@ -19,15 +19,15 @@ pub const MODULE_SETS: &[(&str, &[&str])] = &[
     ("base", &["virtio_pci", "9p", "9pnet_virtio"]),
     ("net", &["virtio_net", "bonding"]),
     ("md", &["virtio_blk", "raid1", "raid456"]),
-    ("mpath", &["virtio_scsi", "sd_mod", "dm_multipath", "dm_round_robin"]),
+    (
+        "mpath",
+        &["virtio_scsi", "sd_mod", "dm_multipath", "dm_round_robin"],
+    ),
     ("ipmi", &["ipmi_si", "ipmi_devintf"]),
 ];
 
 /// Host tools copied into the guest with their shared libraries: (binary, Debian package).
-const TOOLS: &[(&str, &str)] = &[
-    ("mdadm", "mdadm"),
-    ("dmsetup", "dmsetup"),
-];
+const TOOLS: &[(&str, &str)] = &[("mdadm", "mdadm"), ("dmsetup", "dmsetup")];
 
 const GUEST_FILES: &[(&str, &str, u32)] = &[
     ("init", include_str!("guest/init"), 0o755),
@@ -48,7 +48,9 @@ pub struct Initramfs {
 pub fn build(dir: &Path, kver: &str, agent: &Path) -> Result<Initramfs> {
     let root = dir.join("root");
     fs::create_dir_all(&root)?;
-    for d in ["bin", "sbin", "etc/lab", "proc", "sys", "dev", "tmp", "run", "lab"] {
+    for d in [
+        "bin", "sbin", "etc/lab", "proc", "sys", "dev", "tmp", "run", "lab",
+    ] {
         fs::create_dir_all(root.join(d))?;
     }
 

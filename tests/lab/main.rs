@@ -41,7 +41,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn step(&mut self, scenario: &'static str, step: &str, state: &str, latency_ms: Option<u64>) {
+    pub fn step(
+        &mut self,
+        scenario: &'static str,
+        step: &str,
+        state: &str,
+        latency_ms: Option<u64>,
+    ) {
         let lat = latency_ms.map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"));
         println!("lab: {scenario:<10} {step:<58} {state:<14} {lat}");
         self.steps.push(Step {
@@ -63,7 +69,10 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[("bond", scenarios::bond::run)];
 const NOT_RUN: &[(&str, &str)] = &[];
 
 fn main() -> ExitCode {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     match run(&filters) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -79,7 +88,9 @@ fn run(filters: &[String]) -> Result<bool> {
     let t = Instant::now();
     let (kernel, kver) = kernel()?;
     let agent = agent()?;
-    let dir = tempfile::Builder::new().prefix("sparewatch-lab-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("sparewatch-lab-")
+        .tempdir()?;
     let top = dir.path().to_path_buf();
     let initramfs = initramfs::build(dir.path(), &kver, &agent).context("build the initramfs")?;
     let kernel = initramfs::kernel_image(&kernel, dir.path()).context("unpack the kernel")?;
@@ -129,11 +140,16 @@ fn run(filters: &[String]) -> Result<bool> {
 
     println!("\nlab: summary (guest-clock latency from injection to the agent reporting it)");
     for s in &report.steps {
-        let lat = s.latency_ms.map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"));
+        let lat = s
+            .latency_ms
+            .map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"));
         println!("  {:<10} {:<58} {:<14} {lat}", s.scenario, s.step, s.state);
     }
     for (name, ok, secs) in &results {
-        println!("  scenario {name:<10} {} ({secs:.1} s)", if *ok { "ok" } else { "FAILED" });
+        println!(
+            "  scenario {name:<10} {} ({secs:.1} s)",
+            if *ok { "ok" } else { "FAILED" }
+        );
     }
     for (name, why) in NOT_RUN {
         println!("  scenario {name:<10} NOT RUN: {why}");
@@ -169,7 +185,11 @@ fn kernel() -> Result<(PathBuf, String)> {
     };
     let kver = path
         .file_name()
-        .and_then(|n| n.to_string_lossy().strip_prefix("vmlinuz-").map(str::to_string))
+        .and_then(|n| {
+            n.to_string_lossy()
+                .strip_prefix("vmlinuz-")
+                .map(str::to_string)
+        })
         .context("kernel file name is not vmlinuz-<version>")?;
     if !Path::new("/lib/modules").join(&kver).is_dir() {
         bail!("/lib/modules/{kver} missing: install linux-image-amd64");

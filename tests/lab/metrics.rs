@@ -35,9 +35,16 @@ impl Metrics {
     }
 
     /// Samples of `name` whose labels include every `(key, value)` of `with`.
-    pub fn find<'a>(&'a self, name: &'a str, with: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> + 'a {
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        with: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| {
-            s.name == name && with.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            s.name == name
+                && with
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
     }
 

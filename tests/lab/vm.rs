@@ -41,7 +41,13 @@ pub struct Vm {
 impl Vm {
     /// Boots the lab kernel with the shared initramfs, the module sets `modules` (see
     /// `initramfs::MODULE_SETS`) and `args` (devices) added.
-    pub fn boot(lab: &Lab, name: &str, modules: &[&str], mem_mb: u32, args: &[String]) -> Result<Vm> {
+    pub fn boot(
+        lab: &Lab,
+        name: &str,
+        modules: &[&str],
+        mem_mb: u32,
+        args: &[String],
+    ) -> Result<Vm> {
         let dir = lab.dir.path().join(format!("vm-{name}"));
         fs::create_dir_all(dir.join("share/out"))?;
         let qmp_path = dir.join("qmp.sock");
@@ -142,7 +148,12 @@ impl Vm {
             if now >= end {
                 bail!("timed out after {timeout:?} waiting for {needle:?} on the console");
             }
-            b = self.console.cv.wait_timeout(b, end - now).expect("console lock").0;
+            b = self
+                .console
+                .cv
+                .wait_timeout(b, end - now)
+                .expect("console lock")
+                .0;
         }
     }
 
@@ -183,7 +194,10 @@ impl Vm {
     }
 
     pub fn qmp(&mut self, execute: &str, args: Value) -> Result<Value> {
-        append(&self.dir.join("commands.log"), &format!("qmp {execute} {args}\n"));
+        append(
+            &self.dir.join("commands.log"),
+            &format!("qmp {execute} {args}\n"),
+        );
         self.qmp.execute(execute, args)
     }
 
@@ -249,12 +263,20 @@ impl Vm {
                  last scrape: {now}"
             );
         }
-        Ok((ms.ok_or_else(|| anyhow!("lab-wait printed no time: {out:?}"))?, m?))
+        Ok((
+            ms.ok_or_else(|| anyhow!("lab-wait printed no time: {out:?}"))?,
+            m?,
+        ))
     }
 
     /// Waits until the agent reports `group` in `state`, then re-checks it in the parsed
     /// scrape (exactly one state series at 1, and it is `state`).
-    pub fn wait_state(&mut self, group: &str, state: &str, timeout_s: u32) -> Result<(u64, Metrics)> {
+    pub fn wait_state(
+        &mut self,
+        group: &str,
+        state: &str,
+        timeout_s: u32,
+    ) -> Result<(u64, Metrics)> {
         let (ms, m) = self.wait_metric(
             timeout_s,
             "sparewatch_group_state",
@@ -309,11 +331,7 @@ fn describe(m: &Metrics, metric: &str, labels: &[(&str, &str)]) -> String {
             };
         }
     }
-    let lines: Vec<_> = m
-        .text
-        .lines()
-        .filter(|l| l.starts_with(metric))
-        .collect();
+    let lines: Vec<_> = m.text.lines().filter(|l| l.starts_with(metric)).collect();
     lines.join("; ")
 }
 
@@ -336,7 +354,11 @@ fn spawn_console_reader(
                         if verbose {
                             eprint!("{}", String::from_utf8_lossy(&chunk[..n]));
                         }
-                        console.buf.lock().expect("console lock").extend_from_slice(&chunk[..n]);
+                        console
+                            .buf
+                            .lock()
+                            .expect("console lock")
+                            .extend_from_slice(&chunk[..n]);
                         console.cv.notify_all();
                     }
                 }
@@ -402,7 +424,8 @@ impl Qmp {
                 Ok(0) => bail!("QMP socket closed"),
                 Ok(_) if self.pending.ends_with('\n') => {
                     let line = std::mem::take(&mut self.pending);
-                    return serde_json::from_str(&line).with_context(|| format!("QMP sent {line:?}"));
+                    return serde_json::from_str(&line)
+                        .with_context(|| format!("QMP sent {line:?}"));
                 }
                 Ok(_) => continue,
                 Err(e)

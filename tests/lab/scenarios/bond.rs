@@ -34,7 +34,10 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
             ))?
             .trim()
             .to_string();
-        ensure!(name.starts_with("eth"), "no guest interface with nic{i}'s MAC: {name:?}");
+        ensure!(
+            name.starts_with("eth"),
+            "no guest interface with nic{i}'s MAC: {name:?}"
+        );
         eth_of.push(name);
     }
     let nic_of = |eth: &str| -> Result<&'static str> {
@@ -49,7 +52,9 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
     vm.sh_ok("echo active-backup >/sys/class/net/bond0/bonding/mode")?;
     vm.sh_ok("echo 100 >/sys/class/net/bond0/bonding/miimon")?;
     for e in &eth_of {
-        vm.sh_ok(&format!("ip link set {e} down; echo +{e} >/sys/class/net/bond0/bonding/slaves"))?;
+        vm.sh_ok(&format!(
+            "ip link set {e} down; echo +{e} >/sys/class/net/bond0/bonding/slaves"
+        ))?;
     }
     vm.sh_ok("ip link set bond0 up; ip addr add 10.0.2.15/24 dev bond0")?;
     vm.start_agent(&agent_config(""))?;
@@ -57,7 +62,11 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
     let (_, m) = vm.wait_state(GROUP, "redundant", STEP_TIMEOUT_S)?;
     report.step(S, "bond0 up, both slaves up", "redundant", None);
     let active = active_slave(&m)?;
-    let standby = eth_of.iter().find(|e| **e != active).context("a standby slave")?.clone();
+    let standby = eth_of
+        .iter()
+        .find(|e| **e != active)
+        .context("a standby slave")?
+        .clone();
     ping(&mut vm).context("bond0 carries no traffic with both slaves up")?;
 
     // 1. Standby link off: no_redundancy, the active one keeps working.
@@ -70,14 +79,24 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
     );
     check_member(&m, &standby, "standby", 0.0)?;
     check_member(&m, &active, "active", 1.0)?;
-    report.step(S, &format!("standby {standby} link off"), "no_redundancy", Some(ms));
+    report.step(
+        S,
+        &format!("standby {standby} link off"),
+        "no_redundancy",
+        Some(ms),
+    );
     ping(&mut vm).context("the active slave stopped carrying traffic")?;
 
     vm.mark()?;
     set_link(&mut vm, nic_of(&standby)?, true)?;
     let (ms, _) = vm.wait_state(GROUP, "redundant", STEP_TIMEOUT_S)?;
     check_hold_down(ms)?;
-    report.step(S, &format!("standby {standby} link on (after hold-down)"), "redundant", Some(ms));
+    report.step(
+        S,
+        &format!("standby {standby} link on (after hold-down)"),
+        "redundant",
+        Some(ms),
+    );
 
     // 2. Active link off: failover to the standby, no_redundancy.
     vm.mark()?;
@@ -88,11 +107,21 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
         1.0,
         &[("bond", "bond0"), ("slave", &standby)],
     )?;
-    report.step(S, &format!("active {active} link off: failover to {standby}"), "-", Some(ms_fo));
+    report.step(
+        S,
+        &format!("active {active} link off: failover to {standby}"),
+        "-",
+        Some(ms_fo),
+    );
     let (ms, m) = vm.wait_state(GROUP, "no_redundancy", STEP_TIMEOUT_S)?;
     check_member(&m, &standby, "active", 1.0)?;
     check_member(&m, &active, "standby", 0.0)?;
-    report.step(S, &format!("active {active} link off"), "no_redundancy", Some(ms));
+    report.step(
+        S,
+        &format!("active {active} link off"),
+        "no_redundancy",
+        Some(ms),
+    );
     ping(&mut vm).context("no traffic after the failover")?;
 
     // 3. Both off: failed.
@@ -125,7 +154,11 @@ fn ping(vm: &mut Vm) -> Result<()> {
 
 /// The bond's active slave as the agent exports it.
 fn active_slave(m: &crate::metrics::Metrics) -> Result<String> {
-    let a = m.labels_at_one("sparewatch_net_bond_active_slave", &[("bond", "bond0")], "slave");
+    let a = m.labels_at_one(
+        "sparewatch_net_bond_active_slave",
+        &[("bond", "bond0")],
+        "slave",
+    );
     match a.as_slice() {
         [one] => Ok(one.clone()),
         _ => bail!("agent exports {} active slaves for bond0: {a:?}", a.len()),
