@@ -3,6 +3,7 @@
 mod alerting;
 mod cli;
 mod dashboards;
+mod docs;
 mod e2e;
 mod golden;
 mod hwmon;
