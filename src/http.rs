@@ -60,15 +60,7 @@ async fn index(State(s): State<AppState>) -> Html<String> {
     let snap = s.snapshots.borrow().clone();
     let mut rows = String::new();
     for g in &snap.groups {
-        let detail: Vec<String> = g
-            .members
-            .iter()
-            .filter_map(|m| {
-                m.reason
-                    .as_ref()
-                    .map(|r| format!("{} ({}): {}", m.name, m.role, r))
-            })
-            .collect();
+        let detail = g.reasons();
         rows.push_str(&format!(
             "<tr class=\"{st}\"><td>{name}</td><td>{kind}</td><td>{st}{bd}</td><td>{spare}</td><td>{h}/{t} (need {r})</td><td>{since}</td><td>{detail}</td></tr>\n",
             st = esc(&g.state),

@@ -36,6 +36,20 @@ pub struct GroupView {
     pub members: Vec<MemberView>,
 }
 
+impl GroupView {
+    /// Why members are not fine: "eth1 (standby): mii down", one entry per such member.
+    pub fn reasons(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                m.reason
+                    .as_ref()
+                    .map(|r| format!("{} ({}): {}", m.name, m.role, r))
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemberView {
     pub name: String,

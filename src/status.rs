@@ -31,15 +31,7 @@ pub fn table(snap: &Snapshot) -> String {
         "WHY".into(),
     ]];
     for g in &snap.groups {
-        let why: Vec<String> = g
-            .members
-            .iter()
-            .filter_map(|m| {
-                m.reason
-                    .as_ref()
-                    .map(|r| format!("{} ({}): {}", m.name, m.role, r))
-            })
-            .collect();
+        let why = g.reasons();
         let mut state = g.state.clone();
         if g.by_design {
             state.push_str(" (by design)");
