@@ -1,8 +1,8 @@
-//! `dmsetup status --target multipath` output and NVMe path names: any bytes the tool or
-//! sysfs could hand over.
+//! `dmsetup status --target multipath` output, multipathd's checker listing and NVMe path
+//! names: any bytes the tools or sysfs could hand over.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sparewatch_collectors::multipath::{dmstatus, nvme};
+use sparewatch_collectors::multipath::{checker, dmstatus, nvme};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -15,4 +15,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = nvme::PathName::parse(&text);
+    for (dev, state) in checker::parse(&text) {
+        assert!(!dev.contains('|'));
+        let _ = checker::health_of_usable_path(Some(&state));
+    }
 });

@@ -586,3 +586,25 @@ fn md_member_on_a_smart_failing_disk_is_at_risk() {
     );
     assert_eq!(group(&s, "md:md1").state, "redundant");
 }
+
+#[test]
+fn mpath_checker_states_from_multipathd() {
+    let s = snapshot("mpath-checker", "multipath");
+    assert_eq!(
+        states(&s),
+        vec![
+            // sdc is still A in the device-mapper, but its checker found it faulty.
+            row("mpath:mpatha", "no_redundancy", 1, 1, false),
+            // sde shaky: at risk (counts, but the group is no longer clean).
+            row("mpath:mpathb", "degraded", 4, 1, false),
+            row("mpath:mpathc", "redundant", 2, 1, false),
+        ]
+    );
+    let sdc = &group(&s, "mpath:mpatha").members[1];
+    assert_eq!(sdc.reason.as_deref(), Some("checker faulty"));
+    let text = stable_metrics(&s);
+    assert!(text.contains(
+        "sparewatch_multipath_path_checker_state{map=\"mpathb\",path=\"sdf\",state=\"ghost\"} 1"
+    ));
+    golden("mpath-checker", &s);
+}
