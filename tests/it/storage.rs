@@ -4,7 +4,7 @@
 //! tests/golden/<scenario>.prom, refreshed with `UPDATE_GOLDEN=1 cargo test --test it storage`).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::{
@@ -554,4 +554,57 @@ fn md_watches_mdstat_and_the_notified_attributes() {
     assert!(files.iter().all(|p| p.exists()), "{rel:?}");
     // Progress is read at the interval, not watched (it is notified every checkpoint).
     assert!(!rel.iter().any(|r| r.ends_with("sync_completed")));
+}
+
+/// A disk SMART finds failing (the smart collector's `sdb` in smart-failing) that is a
+/// member of a healthy mirror (md-healthy's md0 over sda1/sdb1) makes that member at risk
+/// and the group degraded, across collectors.
+#[test]
+fn md_member_on_a_smart_failing_disk_is_at_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = fixture("md-healthy");
+    let smart = fixture("smart-failing");
+    let link = |target: PathBuf, name: &str| {
+        std::fs::create_dir_all(dir.path().join(name).parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, dir.path().join(name)).unwrap();
+    };
+    link(md.join("sys/block"), "sys/block");
+    link(md.join("sys/devices"), "sys/devices");
+    link(smart.join("sys/class"), "sys/class");
+    link(md.join("proc"), "proc");
+    link(smart.join("usr"), "usr");
+    link(smart.join("smartctl"), "smartctl");
+    let s = snapshot_with(dir.path(), "md", &["--collector.smart"]);
+    assert!(collector_up(&s, "smart") && collector_up(&s, "md"));
+    let g = group(&s, "md:md0");
+    assert_eq!(g.state, "degraded");
+    let sdb1 = g.members.iter().find(|m| m.name == "sdb1").unwrap();
+    assert!(sdb1.at_risk, "{sdb1:?}");
+    assert!(
+        sdb1.reason.as_deref().unwrap_or("").contains("SMART"),
+        "{sdb1:?}"
+    );
+    assert_eq!(group(&s, "md:md1").state, "redundant");
+}
+
+#[test]
+fn mpath_checker_states_from_multipathd() {
+    let s = snapshot("mpath-checker", "multipath");
+    assert_eq!(
+        states(&s),
+        vec![
+            // sdc is still A in the device-mapper, but its checker found it faulty.
+            row("mpath:mpatha", "no_redundancy", 1, 1, false),
+            // sde shaky: at risk (counts, but the group is no longer clean).
+            row("mpath:mpathb", "degraded", 4, 1, false),
+            row("mpath:mpathc", "redundant", 2, 1, false),
+        ]
+    );
+    let sdc = &group(&s, "mpath:mpatha").members[1];
+    assert_eq!(sdc.reason.as_deref(), Some("checker faulty"));
+    let text = stable_metrics(&s);
+    assert!(text.contains(
+        "sparewatch_multipath_path_checker_state{map=\"mpathb\",path=\"sdf\",state=\"ghost\"} 1"
+    ));
+    golden("mpath-checker", &s);
 }

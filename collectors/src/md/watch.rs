@@ -47,34 +47,41 @@ pub fn spawn_poll_watcher(
     };
     thread::Builder::new()
         .name(format!("watch-{name}"))
-        .spawn(move || loop {
-            let files: Vec<File> = paths().iter().filter_map(open_armed).collect();
-            if files.is_empty() {
-                thread::sleep(rescan);
-                continue;
-            }
-            let mut fds: Vec<PollFd<'_>> = files
-                .iter()
-                .map(|f| PollFd::new(f, PollFlags::PRI | PollFlags::ERR))
-                .collect();
-            match poll(&mut fds, Some(&timeout)) {
-                Ok(0) => {}
-                Ok(_) => {
-                    let changed = fds.iter().any(|fd| {
-                        fd.revents()
-                            .intersects(PollFlags::PRI | PollFlags::ERR | PollFlags::NVAL)
-                    });
-                    if changed {
-                        wake.wake();
-                    }
-                    // A file that keeps reporting without a change (a removed device's
-                    // attribute reports POLLERR for good) must not spin the thread.
-                    thread::sleep(Duration::from_millis(20));
+        .spawn(move || {
+            let mut changed = false;
+            loop {
+                // Arm first, wake second: a change after this read reports on the next
+                // poll, and the collection the wake starts sees at least what was armed.
+                let files: Vec<File> = paths().iter().filter_map(open_armed).collect();
+                if changed {
+                    wake.wake();
+                    changed = false;
                 }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "md poll failed; interval polling only");
-                    return;
+                if files.is_empty() {
+                    thread::sleep(rescan);
+                    continue;
+                }
+                let mut fds: Vec<PollFd<'_>> = files
+                    .iter()
+                    .map(|f| PollFd::new(f, PollFlags::PRI | PollFlags::ERR))
+                    .collect();
+                match poll(&mut fds, Some(&timeout)) {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        changed = fds.iter().any(|fd| {
+                            fd.revents()
+                                .intersects(PollFlags::PRI | PollFlags::ERR | PollFlags::NVAL)
+                        });
+                        // A file that keeps reporting without a change (a removed device's
+                        // attribute reports POLLERR for good) must not spin the thread;
+                        // the pause also lets a burst of md events settle into one wake.
+                        thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "md poll failed; interval polling only");
+                        return;
+                    }
                 }
             }
         })?;

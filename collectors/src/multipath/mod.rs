@@ -7,6 +7,7 @@
 //! NVMe: `/sys/class/nvme-subsystem/*`. Kernel uevents (`DM_ACTION=PATH_FAILED` /
 //! `PATH_REINSTATED`, nvme controller changes) wake the collector.
 
+pub mod checker;
 pub mod dmstatus;
 pub mod nvme;
 
@@ -33,9 +34,14 @@ pub struct MultipathConfig {
     /// /usr/bin, /bin. `--collector.multipath.dmsetup` wins over this.
     #[serde(default)]
     pub dmsetup: Option<PathBuf>,
-    /// Upper bound for one `dmsetup` run ("5s").
+    /// Upper bound for one `dmsetup` run ("5s"); also bounds the `multipathd` query.
     #[serde(default)]
     pub dmsetup_timeout: Option<String>,
+    /// Path of `multipathd`, asked for the path checkers' states when it runs; default:
+    /// looked up under the root fs in /usr/sbin, /sbin. Not installed or not running: the
+    /// dm states alone decide.
+    #[serde(default)]
+    pub multipathd: Option<PathBuf>,
 }
 
 pub fn args() -> Vec<Arg> {
@@ -59,11 +65,9 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         })?,
         None => DEFAULT_DMSETUP_TIMEOUT,
     };
-    Ok(Box::new(MultipathCollector::new(
-        ctx.roots.clone(),
-        config.dmsetup,
-        timeout,
-    )))
+    let mut c = MultipathCollector::new(ctx.roots.clone(), config.dmsetup, timeout);
+    c.multipathd = config.multipathd;
+    Ok(Box::new(c))
 }
 
 fn flag(m: &ArgMatches) -> Option<PathBuf> {
@@ -76,6 +80,8 @@ fn flag(m: &ArgMatches) -> Option<PathBuf> {
 pub struct MultipathCollector {
     roots: Roots,
     dmsetup: Option<PathBuf>,
+    /// `multipathd` binary (config `multipathd`); `None`: looked up under the root fs.
+    pub multipathd: Option<PathBuf>,
     timeout: Duration,
 }
 
@@ -123,6 +129,7 @@ impl MultipathCollector {
         MultipathCollector {
             roots,
             dmsetup,
+            multipathd: None,
             timeout,
         }
     }
@@ -181,12 +188,49 @@ impl MultipathCollector {
         dmstatus::parse(&String::from_utf8_lossy(&out.stdout)).map(Some)
     }
 
+    /// Checker state per path device from multipathd; empty when multipathd is not
+    /// installed, not running, or answers with an error (the dm state then decides alone).
+    fn checker_states(&self) -> Vec<(String, String)> {
+        let bin = match &self.multipathd {
+            Some(p) => p.clone(),
+            None => match ["usr/sbin/multipathd", "sbin/multipathd"]
+                .iter()
+                .map(|p| self.roots.root(p))
+                .find(|p| p.exists())
+            {
+                Some(p) => p,
+                None => return Vec::new(),
+            },
+        };
+        let args = ["show", "paths", "raw", "format", "%d|%T"];
+        match crate::command::run(&bin, &args, self.timeout) {
+            Ok(Some(out)) if out.status.success() => {
+                checker::parse(&String::from_utf8_lossy(&out.stdout))
+            }
+            Ok(Some(out)) => {
+                tracing::debug!(status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "multipathd not answering; dm path states only");
+                Vec::new()
+            }
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::debug!(error = %e, "multipathd query failed; dm path states only");
+                Vec::new()
+            }
+        }
+    }
+
     /// `major:minor` → block device name through `/sys/dev/block`.
     fn block_name(&self, dev: &str) -> Option<String> {
         link_name(&self.roots.sys("dev/block").join(dev))
     }
 
-    fn map_group(&self, m: &MapStatus, out: &mut Collection, sysfs: &[DmDevice]) {
+    fn map_group(
+        &self,
+        m: &MapStatus,
+        out: &mut Collection,
+        sysfs: &[DmDevice],
+        checkers: &[(String, String)],
+    ) {
         let dm = sysfs.iter().find(|d| d.name == m.name);
         out.readings.push(Reading::gauge(
             "sparewatch_multipath_map_info",
@@ -242,8 +286,17 @@ impl MultipathCollector {
                     vec![("map", m.name.clone()), ("path", name.clone())],
                     p.fail_count as f64,
                 ));
+                let chk = checkers
+                    .iter()
+                    .find(|(d, _)| *d == name)
+                    .map(|(_, s)| s.as_str());
+                CHECKER_STATE.push(
+                    &mut out.readings,
+                    &[("map", m.name.clone()), ("path", name.clone())],
+                    chk,
+                );
                 let health = if p.active {
-                    MemberHealth::Healthy
+                    checker::health_of_usable_path(chk)
                 } else {
                     MemberHealth::Unhealthy("path failed".into())
                 };
@@ -371,6 +424,13 @@ const ANA_STATE: OneHot = OneHot {
     known: &nvme::ANA_STATES,
 };
 
+const CHECKER_STATE: OneHot = OneHot {
+    name: "sparewatch_multipath_path_checker_state",
+    help: "multipathd's path checker state (when multipathd runs): one series per state, the current one is 1.",
+    label: "state",
+    known: &checker::CHECKER_STATES,
+};
+
 const PATH_GROUP_STATE: OneHot = OneHot {
     name: "sparewatch_multipath_path_group_state",
     help: "State of a path group as the device-mapper reports it: active (in use), enabled (standby), disabled (bypassed).",
@@ -389,8 +449,13 @@ impl Collector for MultipathCollector {
         if !mpath_maps.is_empty() || module_loaded {
             match self.dm_status()? {
                 Some(maps) => {
+                    let checkers = if maps.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.checker_states()
+                    };
                     for m in &maps {
-                        self.map_group(m, &mut c, &dm);
+                        self.map_group(m, &mut c, &dm, &checkers);
                     }
                 }
                 None if !mpath_maps.is_empty() => {
