@@ -60,7 +60,7 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
     let (mut agent, agent_port) = start_agent(
         dir,
         &tree,
-        &format!("http://127.0.0.1:{am_push_port}"),
+        &[&format!("http://127.0.0.1:{am_push_port}")],
         "2s",
     );
 
