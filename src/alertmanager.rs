@@ -13,8 +13,10 @@
 //! - every active alert is posted again every `resend_interval` with `endsAt` four resend
 //!   intervals ahead, so Alertmanager keeps it active while the agent lives and resolves it
 //!   by itself when the agent dies without saying so;
-//! - an alert whose condition is gone is posted once more with `endsAt` = now (resolved);
-//!   a failed send is retried on the next tick while it still matters.
+//! - an alert whose condition is gone is posted with `endsAt` = now (resolved), and kept in
+//!   the posts for four resend intervals, so a lost post loses nothing;
+//! - every post is the whole state, sent by one worker per Alertmanager that always posts
+//!   the latest state: a hung Alertmanager delays only itself.
 //!
 //! The decisions ([`Tracker`]) are pure and tested apart from the HTTP client ([`post`]).
 
@@ -298,8 +300,9 @@ impl Tracker {
         self.resend_interval * 4
     }
 
-    /// Takes the groups of a new snapshot; returns what must be posted now: new alerts,
-    /// alerts whose text changed, and resolved ones. Nothing when nothing changed.
+    /// Takes the groups of a new snapshot; returns what changed: new alerts, alerts whose
+    /// text changed, and resolved ones. Nothing when nothing changed (then nothing needs to
+    /// be posted before the next resend).
     pub fn update(&mut self, groups: &[GroupInput], now: SystemTime) -> Vec<PostableAlert> {
         let mut wanted: BTreeMap<(&'static str, String), Active> = BTreeMap::new();
         for g in groups {
@@ -362,10 +365,12 @@ impl Tracker {
         out
     }
 
-    /// The periodic re-post: every active alert with `endsAt` pushed ahead, and the resolves
-    /// that have not gone through yet (given up once Alertmanager would have expired the
-    /// alert anyway).
-    pub fn resend(&mut self, now: SystemTime) -> Vec<PostableAlert> {
+    /// Everything to post now, a full state rather than a change: every active alert with
+    /// `endsAt` pushed ahead, and every alert resolved within the last four resend intervals
+    /// with its end time (a resolve that got lost is repeated, as Prometheus repeats its
+    /// resolved alerts; after that Alertmanager has expired the alert anyway). Because each
+    /// post is the whole state, a post that fails or is skipped loses nothing.
+    pub fn state(&mut self, now: SystemTime) -> Vec<PostableAlert> {
         let lifetime = self.lifetime();
         self.resolving.retain(|_, r| {
             now.duration_since(r.ended_at)
@@ -378,15 +383,6 @@ impl Tracker {
             .collect();
         out.extend(self.active.values().map(|a| firing(a, now, lifetime)));
         out
-    }
-
-    /// The resolves in `sent` reached every Alertmanager: stop retrying them.
-    pub fn delivered(&mut self, sent: &[PostableAlert]) {
-        self.resolving.retain(|_, r| {
-            !sent
-                .iter()
-                .any(|s| s.labels == r.active.labels && s.ends_at == rfc3339(r.ended_at))
-        });
     }
 
     /// Alerts currently firing (for tests and the status page).
@@ -503,21 +499,31 @@ pub async fn post(
     alerts: &[PostableAlert],
     timeout: Duration,
 ) -> Result<(), PostError> {
-    let target = endpoint.to_string();
     let body = serde_json::to_vec(alerts)
-        .map_err(|e| PostError::Request(target.clone(), e.to_string()))?;
+        .map_err(|e| PostError::Request(endpoint.to_string(), e.to_string()))?;
+    post_body(endpoint, Bytes::from(body), timeout).await
+}
+
+/// Posts an already serialized alert list.
+async fn post_body(endpoint: &Uri, body: Bytes, timeout: Duration) -> Result<(), PostError> {
+    let target = endpoint.to_string();
     match tokio::time::timeout(timeout, post_inner(endpoint, &target, body)).await {
         Ok(r) => r,
         Err(_) => Err(PostError::Timeout(target)),
     }
 }
 
-async fn post_inner(endpoint: &Uri, target: &str, body: Vec<u8>) -> Result<(), PostError> {
+async fn post_inner(endpoint: &Uri, target: &str, body: Bytes) -> Result<(), PostError> {
     let authority = endpoint
         .authority()
         .ok_or_else(|| PostError::Request(target.to_string(), "no host".into()))?;
     let port = authority.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((authority.host(), port))
+    // `[::1]` in a URL, `::1` for the resolver
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| PostError::Connect(target.to_string(), e))?;
     let (mut sender, conn) =
@@ -532,7 +538,7 @@ async fn post_inner(endpoint: &Uri, target: &str, body: Vec<u8>) -> Result<(), P
             hyper::header::USER_AGENT,
             concat!("sparewatch/", env!("CARGO_PKG_VERSION")),
         )
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .map_err(|e| PostError::Request(target.to_string(), e.to_string()))?;
     let resp = sender
         .send_request(req)
@@ -618,17 +624,20 @@ pub fn render_stats(f: &mut crate::render::Families) {
     }
 }
 
-/// Posts to every endpoint; true when every one accepted.
-async fn post_all(cfg: &PushConfig, alerts: &[PostableAlert]) -> bool {
-    if alerts.is_empty() {
-        return true;
-    }
-    let mut ok = true;
-    for ep in &cfg.endpoints {
-        let result = post(ep, alerts, cfg.timeout).await;
-        let key = ep.to_string();
+/// Posts the latest state to one Alertmanager whenever it changes. One worker per
+/// Alertmanager: a hung one only delays itself, and since every state is complete, a state
+/// it skipped while busy is not missed.
+async fn endpoint_worker(
+    endpoint: Uri,
+    timeout: Duration,
+    mut states: tokio::sync::watch::Receiver<Bytes>,
+) {
+    let key = endpoint.to_string();
+    while states.changed().await.is_ok() {
+        let body = states.borrow_and_update().clone();
+        let result = post_body(&endpoint, body, timeout).await;
         with_stats(|s| {
-            let e = s.endpoints.entry(key).or_default();
+            let e = s.endpoints.entry(key.clone()).or_default();
             match result {
                 Ok(()) => {
                     e.success += 1;
@@ -638,18 +647,17 @@ async fn post_all(cfg: &PushConfig, alerts: &[PostableAlert]) -> bool {
             }
         });
         match result {
-            Ok(()) => tracing::debug!(endpoint = %ep, alerts = alerts.len(), "alerts posted"),
-            Err(e) => {
-                ok = false;
-                tracing::warn!(error = %e, "posting alerts to Alertmanager failed; retrying on the next resend");
-            }
+            Ok(()) => tracing::debug!(endpoint = %endpoint, "alerts posted"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "posting alerts to Alertmanager failed; retrying with the next change or resend"
+            ),
         }
     }
-    ok
 }
 
-/// The pusher task: posts on every new snapshot (when the alerts it implies changed) and re-posts on the resend tick,
-/// until `groups` closes (the engine stopped). Active alerts are not resolved on exit: the
+/// The pusher task: posts on every new snapshot (when the alerts it implies changed) and
+/// re-posts on the resend tick, until `snapshots` closes (the engine stopped). Active alerts are not resolved on exit: the
 /// fault is still there; Alertmanager expires them after four resend intervals unless the
 /// rule path keeps them.
 pub async fn run<S, F>(
@@ -672,24 +680,38 @@ pub async fn run<S, F>(
                 .collect(),
         });
     }
+    let (states, _) = tokio::sync::watch::channel(Bytes::new());
+    for ep in &cfg.endpoints {
+        tokio::spawn(endpoint_worker(ep.clone(), cfg.timeout, states.subscribe()));
+    }
     let mut tick = tokio::time::interval(cfg.resend_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
     loop {
-        let out = tokio::select! {
+        let post = tokio::select! {
             changed = snapshots.changed() => {
                 if changed.is_err() {
-                    return;
+                    return; // dropping `states` ends the workers
                 }
                 let current = to_groups(&snapshots.borrow_and_update());
-                tracker.update(&current, SystemTime::now())
+                !tracker.update(&current, SystemTime::now()).is_empty()
             }
-            _ = tick.tick() => tracker.resend(SystemTime::now()),
+            _ = tick.tick() => true,
         };
         let active = tracker.active_count();
         with_stats(|s| s.active = active);
-        if post_all(&cfg, &out).await {
-            tracker.delivered(&out);
+        if !post {
+            continue;
+        }
+        let state = tracker.state(SystemTime::now());
+        if state.is_empty() {
+            continue;
+        }
+        match serde_json::to_vec(&state) {
+            Ok(body) => {
+                states.send_replace(Bytes::from(body));
+            }
+            Err(e) => tracing::error!(error = %e, "serializing alerts failed"),
         }
     }
 }
@@ -761,7 +783,7 @@ mod tests {
         // the same snapshot again: nothing new to post
         assert!(tr.update(std::slice::from_ref(&g), t(1011)).is_empty());
         // the resend tick re-posts with endsAt pushed ahead
-        let re = tr.resend(t(1070));
+        let re = tr.state(t(1070));
         assert_eq!(re.len(), 1);
         assert_eq!(re[0].ends_at, "1970-01-01T00:21:50.000Z");
         assert_eq!(re[0].starts_at, a.starts_at);
@@ -775,23 +797,39 @@ mod tests {
         assert_eq!(out[0].ends_at, "1970-01-01T00:18:20.000Z");
         assert_eq!(out[0].labels, a.labels);
         assert_eq!(tr.active_count(), 0);
-        // delivered: nothing left to resend
-        tr.delivered(&out);
-        assert!(tr.resend(t(1160)).is_empty());
+        // the full state carries the resolve until Alertmanager would have expired it
+        assert_eq!(tr.state(t(1160)), out);
+        assert!(tr.state(t(1100 + 241)).is_empty());
     }
 
     #[test]
-    fn undelivered_resolve_is_retried_until_it_no_longer_matters() {
+    fn state_is_complete_so_a_lost_post_loses_nothing() {
         let mut tr = Tracker::new("web1", Duration::from_secs(60));
         tr.update(&[group("md:md0", GroupState::Failed, false)], t(1000));
-        let out = tr.update(&[], t(1010));
-        assert_eq!(out.len(), 1);
-        // not delivered: the next ticks carry it again, with the original end time
-        let re = tr.resend(t(1070));
-        assert_eq!(re.len(), 1);
-        assert_eq!(re[0].ends_at, out[0].ends_at);
-        // after 4 resend intervals Alertmanager has expired it on its own: give up
-        assert!(tr.resend(t(1010 + 241)).is_empty());
+        tr.update(&[group("md:md1", GroupState::Degraded, false)], t(1010));
+        // md0 resolved, md1 firing: both in every state posted after, whatever was lost
+        let st = tr.state(t(1070));
+        assert_eq!(st.len(), 2);
+        let md0 = st
+            .iter()
+            .find(|a| a.labels["group"] == "md:md0")
+            .expect("md0");
+        assert_eq!(
+            md0.ends_at, "1970-01-01T00:16:50.000Z",
+            "ended at the resolve"
+        );
+        let md1 = st
+            .iter()
+            .find(|a| a.labels["group"] == "md:md1")
+            .expect("md1");
+        assert_eq!(
+            md1.ends_at, "1970-01-01T00:21:50.000Z",
+            "firing: 4 resends ahead"
+        );
+        // after 4 resend intervals Alertmanager has expired md0 on its own: dropped
+        let st = tr.state(t(1010 + 241));
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0].labels["group"], "md:md1");
     }
 
     #[test]
@@ -844,7 +882,7 @@ mod tests {
         let lost = group("bond:bond0", GroupState::NoRedundancy, false);
         assert!(tr.update(std::slice::from_ref(&lost), t(1100)).is_empty());
         assert!(
-            tr.resend(t(1100)).is_empty(),
+            tr.state(t(1100)).is_empty(),
             "a pending alert is not resent"
         );
         // back to redundant inside the delay: nothing was posted, nothing to resolve

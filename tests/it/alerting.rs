@@ -202,16 +202,24 @@ fn post_errors_are_errors_not_panics() {
 }
 
 /// The direct path needs no Prometheus: the agent alone pages through Alertmanager, and
-/// resolves when the fault is gone.
+/// resolves when the fault is gone. A second Alertmanager that accepts connections but never
+/// answers is listed first: each Alertmanager has its own sender, so it holds back neither
+/// the page nor the resolve for its 10 s timeout. (Resends every 2 s: a resolve by expiry
+/// would take 8 s, so a fast resolve is the agent's.)
 #[test]
 fn agent_pages_through_alertmanager_without_prometheus() {
     let (tmp, _am, am_port, webhook) = alertmanager_with_webhook();
     let tree = fixture_copy(tmp.path());
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_port = hung.local_addr().expect("addr").port();
     let (mut agent, agent_port) = start_agent(
         tmp.path(),
         &tree,
-        &format!("http://127.0.0.1:{am_port}"),
-        "1s",
+        &[
+            &format!("http://127.0.0.1:{hung_port}"),
+            &format!("http://127.0.0.1:{am_port}"),
+        ],
+        "2s",
     );
     wait_for("the agent to see bond0 redundant", WAIT, || {
         agent.assert_running();
@@ -228,10 +236,19 @@ fn agent_pages_through_alertmanager_without_prometheus() {
     assert_eq!(alert["labels"]["group"], "bond:bond0");
     assert_eq!(alert["labels"]["severity"], "page");
     let fired = n.at - t0;
+    assert!(
+        fired < Duration::from_secs(8),
+        "the hung Alertmanager held the page back: {fired:?}"
+    );
     let t1 = Instant::now();
     set_link(&tree, "eth0", true);
     set_link(&tree, "eth1", true);
     let (n, _) = webhook.wait("/am/pager", "SparewatchGroupFailed", "resolved", t1, WAIT);
+    assert!(
+        n.at - t1 < Duration::from_secs(6),
+        "the resolve was not posted (Alertmanager expired the alert instead): {:?}",
+        n.at - t1
+    );
     println!(
         "direct push without Prometheus: page after {:?}, resolved after {:?} (group_wait 1s, hold-down 1s)",
         fired,

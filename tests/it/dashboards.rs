@@ -41,6 +41,18 @@ fn check(name: &str, uid: &str, needs_instance: bool) {
             "{name}: needs an instance variable"
         );
     }
+    for a in d["annotations"]["list"]
+        .as_array()
+        .expect("annotations.list")
+    {
+        if a["expr"].is_string() {
+            assert_eq!(
+                a["datasource"]["uid"], "${datasource}",
+                "{name}: annotation {} must use the datasource variable",
+                a["name"]
+            );
+        }
+    }
     let mut ids = std::collections::BTreeSet::new();
     for p in d["panels"].as_array().expect("panels") {
         let title = p["title"].as_str().unwrap_or("?");

@@ -60,7 +60,7 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
     let (mut agent, agent_port) = start_agent(
         dir,
         &tree,
-        &format!("http://127.0.0.1:{am_push_port}"),
+        &[&format!("http://127.0.0.1:{am_push_port}")],
         "2s",
     );
 
@@ -332,28 +332,50 @@ fn check_dashboards(prom_port: u16, instance: &str, started: SystemTime) {
                 }
             }
         }
-        for panel in dash["panels"].as_array().expect("panels") {
-            for target in panel["targets"].as_array().expect("targets") {
-                let expr = subst(target["expr"].as_str().expect("expr"));
-                checked += 1;
-                let path = format!(
-                    "/api/v1/query_range?query={}&start={start}&end={end}&step=1",
-                    urlencode(&expr)
-                );
-                let resp = crate::monitoring::http("GET", prom_port, &path, None);
-                let ok = match &resp {
-                    Some((200, body)) => serde_json::from_str::<Value>(body)
-                        .ok()
-                        .and_then(|v| v["data"]["result"].as_array().map(|a| !a.is_empty()))
-                        .unwrap_or(false),
-                    _ => false,
-                };
-                if !ok {
-                    failures.push(format!(
-                        "{file} panel {:?} target {}: {expr}\n  -> {resp:?}",
-                        panel["title"], target["refId"]
-                    ));
-                }
+        // Panel targets and annotation queries alike.
+        let annotations = dash["annotations"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let queries = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| {
+                let title = p["title"].clone();
+                p["targets"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |t| (title.clone(), t))
+            })
+            .chain(
+                annotations
+                    .into_iter()
+                    .filter(|a| a["expr"].is_string())
+                    .map(|a| (a["name"].clone(), a)),
+            );
+        for (title, target) in queries {
+            let expr = subst(target["expr"].as_str().expect("expr"));
+            checked += 1;
+            let path = format!(
+                "/api/v1/query_range?query={}&start={start}&end={end}&step=1",
+                urlencode(&expr)
+            );
+            let resp = crate::monitoring::http("GET", prom_port, &path, None);
+            let ok = match &resp {
+                Some((200, body)) => serde_json::from_str::<Value>(body)
+                    .ok()
+                    .and_then(|v| v["data"]["result"].as_array().map(|a| !a.is_empty()))
+                    .unwrap_or(false),
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{file} {title} {}: {expr}\n  -> {resp:?}",
+                    target["refId"]
+                ));
             }
         }
     }

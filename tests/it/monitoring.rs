@@ -397,9 +397,15 @@ pub fn set_link(tree: &Path, nic: &str, up: bool) {
 }
 
 /// The built agent on the fixture copy `tree`: net collector only, polling every 500 ms,
-/// 1 s hold-down, posting to `alertmanager_url` every `resend` with no page/ticket delay.
+/// 1 s hold-down, posting to every one of `alertmanager_urls` every `resend` with no
+/// page/ticket delay.
 /// Returns it and its port.
-pub fn start_agent(dir: &Path, tree: &Path, alertmanager_url: &str, resend: &str) -> (Proc, u16) {
+pub fn start_agent(
+    dir: &Path,
+    tree: &Path,
+    alertmanager_urls: &[&str],
+    resend: &str,
+) -> (Proc, u16) {
     let port = free_port();
     let config = dir.join("agent.yml");
     std::fs::write(&config, "collectors:\n  net:\n    interval: 500ms\n")
@@ -422,8 +428,6 @@ pub fn start_agent(dir: &Path, tree: &Path, alertmanager_url: &str, resend: &str
         &dir.join("state").display().to_string(),
         "--engine.hold-down",
         "1s",
-        "--alertmanager.url",
-        alertmanager_url,
         "--alertmanager.resend-interval",
         resend,
         // as the rules' for: in the test copy: no waiting, the chain is what is measured
@@ -432,6 +436,11 @@ pub fn start_agent(dir: &Path, tree: &Path, alertmanager_url: &str, resend: &str
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(
+        alertmanager_urls
+            .iter()
+            .flat_map(|u| ["--alertmanager.url".to_string(), u.to_string()]),
+    )
     .collect();
     let agent = Proc::spawn(
         "sparewatch",
