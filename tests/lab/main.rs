@@ -62,7 +62,11 @@ impl Report {
 type ScenarioFn = fn(&Lab, &mut Report) -> Result<()>;
 
 /// The scenarios that run, in order.
-const SCENARIOS: &[(&str, ScenarioFn)] = &[("bond", scenarios::bond::run)];
+const SCENARIOS: &[(&str, ScenarioFn)] = &[
+    ("bond", scenarios::bond::run),
+    ("md", scenarios::md::run),
+    ("multipath", scenarios::multipath::run),
+];
 
 /// Scenarios whose harness code exists but which are not run yet, and why. Printed in every
 /// report so they are never mistaken for passing.

@@ -126,10 +126,6 @@ impl Vm {
         self.dir.join("share")
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn console_text(&self) -> String {
         let b = self.console.buf.lock().expect("console lock");
         String::from_utf8_lossy(&b).into_owned()
@@ -290,16 +286,10 @@ impl Vm {
         Ok((ms, m))
     }
 
-    /// One scrape of the agent, parsed.
-    pub fn scrape(&mut self) -> Result<Metrics> {
-        self.sh_ok("lab-scrape")?;
-        Metrics::parse(&fs::read_to_string(self.share().join("out/metrics.prom"))?)
-    }
-
     /// Powers the guest off and marks the run clean (no log dump on drop).
     pub fn finish(mut self) -> Result<()> {
         self.clean = true;
-        let _ = write!(self.stdin, "poweroff -f\n");
+        let _ = writeln!(self.stdin, "poweroff -f");
         let _ = self.stdin.flush();
         self.qemu.kill()
     }
