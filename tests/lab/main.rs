@@ -66,6 +66,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("bond", scenarios::bond::run),
     ("md", scenarios::md::run),
     ("multipath", scenarios::multipath::run),
+    ("ipmi", scenarios::ipmi::run),
 ];
 
 /// Scenarios whose harness code exists but which are not run yet, and why. Printed in every
