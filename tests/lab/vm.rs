@@ -286,6 +286,21 @@ impl Vm {
         Ok((ms, m))
     }
 
+    /// With `SPAREWATCH_LAB_CAPTURE=DIR`: runs `cmd` in the guest and keeps its output as
+    /// `DIR/<vm>-<label>.txt`, what the real kernel showed, to hold against fixture trees.
+    pub fn capture(&mut self, label: &str, cmd: &str) -> Result<()> {
+        let Some(dir) = std::env::var_os("SPAREWATCH_LAB_CAPTURE") else {
+            return Ok(());
+        };
+        let out = self.sh_ok(cmd)?;
+        fs::create_dir_all(&dir)?;
+        fs::write(
+            Path::new(&dir).join(format!("{}-{label}.txt", self.name)),
+            out,
+        )?;
+        Ok(())
+    }
+
     /// Powers the guest off and marks the run clean (no log dump on drop).
     pub fn finish(mut self) -> Result<()> {
         self.clean = true;

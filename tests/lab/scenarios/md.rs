@@ -23,6 +23,11 @@ const ARRAYS: &[(&str, u32, &[&str])] = &[
     ("md2", 6, &["r6a", "r6b", "r6c", "r6d"]),
 ];
 
+/// What the md collector reads, for `SPAREWATCH_LAB_CAPTURE`.
+const MD_DUMP: &str = "cat /proc/mdstat; for a in /sys/block/md*/md; do for f in level raid_disks \
+     degraded array_state sync_action sync_completed sync_speed; do echo \"$a/$f: $(cat $a/$f)\"; \
+     done; for d in $a/dev-*; do echo \"$d: state=$(cat $d/state) slot=$(cat $d/slot)\"; done; done";
+
 fn image(vm_dir: &std::path::Path, disk: &str) -> Result<String> {
     let p = vm_dir.join(format!("{disk}.img"));
     let f = fs::File::create(&p)?;
@@ -89,6 +94,7 @@ fn run_in(lab: &Lab, report: &mut Report, args: &[String], spare_img: &str) -> R
     vm.wait_qmp_event("DEVICE_DELETED", Duration::from_secs(30))?;
     vm.sh_ok("dd if=/dev/urandom of=/dev/md0 bs=4k count=64 conv=fsync 2>/dev/null")?;
     let (ms, m) = vm.wait_state("md:md0", "no_redundancy", STEP_TIMEOUT_S)?;
+    vm.capture("md0-pulled", MD_DUMP)?;
     let h = m.value(
         "sparewatch_member_healthy",
         &[("group", "md:md0"), ("member", &gone)],
@@ -136,6 +142,7 @@ fn run_in(lab: &Lab, report: &mut Report, args: &[String], spare_img: &str) -> R
         1.0,
         &[("device", "md0"), ("action", "recover")],
     )?;
+    vm.capture("md0-recovering", MD_DUMP)?;
     let progress = m.value("sparewatch_md_sync_completed_ratio", &[("device", "md0")])?;
     ensure!(
         (0.0..1.0).contains(&progress),
@@ -169,24 +176,19 @@ fn run_in(lab: &Lab, report: &mut Report, args: &[String], spare_img: &str) -> R
         Some(ms),
     );
 
-    // RAID5 of three, one failed: no spare left.
-    let f5 = dev["r5b"].clone();
-    vm.mark()?;
-    vm.sh_ok(&format!("mdadm /dev/md1 --fail /dev/{f5} >/dev/null 2>&1"))?;
-    let (ms, _) = vm.wait_state("md:md1", "no_redundancy", STEP_TIMEOUT_S)?;
-    report.step(
-        S,
-        &format!("md1 raid5: {f5} failed"),
-        "no_redundancy",
-        Some(ms),
-    );
-
-    // RAID6 of four, one failed: still survives one more.
-    let f6 = dev["r6c"].clone();
-    vm.mark()?;
-    vm.sh_ok(&format!("mdadm /dev/md2 --fail /dev/{f6} >/dev/null 2>&1"))?;
-    let (ms, _) = vm.wait_state("md:md2", "degraded", STEP_TIMEOUT_S)?;
-    report.step(S, &format!("md2 raid6: {f6} failed"), "degraded", Some(ms));
+    // RAID5 of three, one failed: no spare left. RAID6 of four, one failed: it still
+    // survives one more.
+    for (md, level, disk, state) in [
+        ("md1", "raid5", "r5b", "no_redundancy"),
+        ("md2", "raid6", "r6c", "degraded"),
+    ] {
+        let f = dev[disk].clone();
+        vm.mark()?;
+        vm.sh_ok(&format!("mdadm /dev/{md} --fail /dev/{f} >/dev/null 2>&1"))?;
+        let (ms, _) = vm.wait_state(&format!("md:{md}"), state, STEP_TIMEOUT_S)?;
+        report.step(S, &format!("{md} {level}: {f} failed"), state, Some(ms));
+    }
+    vm.capture("md1-md2-failed", MD_DUMP)?;
 
     vm.finish()
 }

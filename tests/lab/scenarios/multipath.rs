@@ -131,6 +131,7 @@ fn scenario(
     vm.sh_ok("dmsetup mknodes mpatha")?;
     vm.start_agent(&agent_config(""))?;
     let (_, m) = vm.wait_state(GROUP, "redundant", STEP_TIMEOUT_S)?;
+    vm.capture("fresh-map", "dmsetup status --target multipath")?;
     ensure!(
         m.find("sparewatch_member_healthy", &[("group", GROUP)])
             .count()
@@ -164,6 +165,10 @@ fn scenario(
         failed == 0.0,
         "path {b_dev} still active in the agent's view"
     );
+    vm.capture(
+        "path-failed",
+        "dmsetup status --target multipath; dmsetup table",
+    )?;
     report.step(
         S,
         &format!("NBD server of {b_dev} killed + write"),
