@@ -40,10 +40,6 @@ impl Proc {
         }
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Fails when the process has already exited (it should be serving).
     pub fn check_running(&mut self) -> Result<()> {
         if let Some(c) = self.child.as_mut() {

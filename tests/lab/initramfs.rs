@@ -34,7 +34,6 @@ const GUEST_FILES: &[(&str, &str, u32)] = &[
     ("bin/lab-lib.sh", include_str!("guest/lab-lib.sh"), 0o644),
     ("bin/lab-mark", include_str!("guest/lab-mark"), 0o755),
     ("bin/lab-wait", include_str!("guest/lab-wait"), 0o755),
-    ("bin/lab-scrape", include_str!("guest/lab-scrape"), 0o755),
     ("bin/lab-ready", include_str!("guest/lab-ready"), 0o755),
 ];
 

@@ -62,7 +62,12 @@ impl Report {
 type ScenarioFn = fn(&Lab, &mut Report) -> Result<()>;
 
 /// The scenarios that run, in order.
-const SCENARIOS: &[(&str, ScenarioFn)] = &[("bond", scenarios::bond::run)];
+const SCENARIOS: &[(&str, ScenarioFn)] = &[
+    ("bond", scenarios::bond::run),
+    ("md", scenarios::md::run),
+    ("multipath", scenarios::multipath::run),
+    ("ipmi", scenarios::ipmi::run),
+];
 
 /// Scenarios whose harness code exists but which are not run yet, and why. Printed in every
 /// report so they are never mistaken for passing.
@@ -162,18 +167,21 @@ fn run(filters: &[String]) -> Result<bool> {
     Ok(clean && results.iter().all(|(_, ok, _)| *ok))
 }
 
-/// `SPAREWATCH_LAB_KERNEL`, or the newest /boot/vmlinuz-* (Debian's linux-image-amd64).
+/// `SPAREWATCH_LAB_KERNEL`, or the newest /boot/vmlinuz-* with its modules installed
+/// (Debian's linux-image-amd64).
 fn kernel() -> Result<(PathBuf, String)> {
     let path = match std::env::var_os("SPAREWATCH_LAB_KERNEL") {
         Some(p) => PathBuf::from(p),
         None => {
+            // Only kernels whose modules are installed (a CI host may keep its own in /boot).
             let mut v: Vec<PathBuf> = std::fs::read_dir("/boot")
                 .context("read /boot")?
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| {
                     p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+                        .and_then(|n| n.to_str()?.strip_prefix("vmlinuz-").map(str::to_string))
+                        .is_some_and(|v| Path::new("/lib/modules").join(v).is_dir())
                 })
                 .collect();
             v.sort();

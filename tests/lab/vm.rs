@@ -126,10 +126,6 @@ impl Vm {
         self.dir.join("share")
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn console_text(&self) -> String {
         let b = self.console.buf.lock().expect("console lock");
         String::from_utf8_lossy(&b).into_owned()
@@ -290,16 +286,25 @@ impl Vm {
         Ok((ms, m))
     }
 
-    /// One scrape of the agent, parsed.
-    pub fn scrape(&mut self) -> Result<Metrics> {
-        self.sh_ok("lab-scrape")?;
-        Metrics::parse(&fs::read_to_string(self.share().join("out/metrics.prom"))?)
+    /// With `SPAREWATCH_LAB_CAPTURE=DIR`: runs `cmd` in the guest and keeps its output as
+    /// `DIR/<vm>-<label>.txt`, what the real kernel showed, to hold against fixture trees.
+    pub fn capture(&mut self, label: &str, cmd: &str) -> Result<()> {
+        let Some(dir) = std::env::var_os("SPAREWATCH_LAB_CAPTURE") else {
+            return Ok(());
+        };
+        let out = self.sh_ok(cmd)?;
+        fs::create_dir_all(&dir)?;
+        fs::write(
+            Path::new(&dir).join(format!("{}-{label}.txt", self.name)),
+            out,
+        )?;
+        Ok(())
     }
 
     /// Powers the guest off and marks the run clean (no log dump on drop).
     pub fn finish(mut self) -> Result<()> {
         self.clean = true;
-        let _ = write!(self.stdin, "poweroff -f\n");
+        let _ = writeln!(self.stdin, "poweroff -f");
         let _ = self.stdin.flush();
         self.qemu.kill()
     }

@@ -4,7 +4,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 
-use super::{agent_config, HOLD_DOWN_MS};
+use super::{agent_config, check_hold_down};
 use crate::vm::Vm;
 use crate::{Lab, Report, STEP_TIMEOUT_S};
 
@@ -173,15 +173,6 @@ fn check_member(m: &crate::metrics::Metrics, member: &str, role: &str, healthy: 
     ensure!(
         v == healthy,
         "sparewatch_member_healthy{{member={member},role={role}}} = {v}, expected {healthy}"
-    );
-    Ok(())
-}
-
-/// A recovery must not be reported before the hold-down has passed.
-fn check_hold_down(ms: u64) -> Result<()> {
-    ensure!(
-        ms >= HOLD_DOWN_MS,
-        "recovery reported after {ms} ms, before the {HOLD_DOWN_MS} ms hold-down"
     );
     Ok(())
 }
