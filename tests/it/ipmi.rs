@@ -574,6 +574,27 @@ fn hung_bmc_fails_fast_makes_groups_unknown_and_recovers() {
     assert_eq!(group(&col, "psu:chassis").members.len(), 2);
 }
 
+/// A session given up after a timeout is still open on a BMC that was only slow: the next
+/// session closes it, so the BMC's few session slots do not fill up.
+#[test]
+fn a_session_given_up_is_closed_from_the_next_one() {
+    let sim = Sim::start();
+    let mut c = IpmiCollector::new(vec![sim.bmc(Duration::from_millis(300), 1)]);
+    c.collect().expect("collects");
+    sim.freeze();
+    c.collect().expect_err("frozen");
+    sim.thaw();
+    c.collect().expect("collects again");
+    assert_eq!(c.bmcs()[0].stats().stale_closed, 1);
+    // Get Session Info from ipmitool's own session: active sessions = ours + ipmitool's.
+    let out = sim.ipmitool(&["raw", "0x06", "0x3d", "0x00"]);
+    let bytes: Vec<u8> = out
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+        .collect();
+    assert_eq!(bytes[2] & 0x3f, 2, "active sessions: {out}");
+}
+
 #[test]
 fn bmc_restart_re_establishes_the_session() {
     let mut sim = Sim::start();

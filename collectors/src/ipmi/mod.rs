@@ -467,6 +467,11 @@ impl Bmc {
                 "Sessions opened (RMCP+ logins or device opens); more than one means re-established sessions.",
                 st.logins,
             ),
+            (
+                "sparewatch_ipmi_stale_sessions_closed_total",
+                "Sessions given up after a timeout that were still open on the BMC and were closed from the next session.",
+                st.stale_closed,
+            ),
         ] {
             out.push(Reading::counter(name, help, l(), v as f64));
         }

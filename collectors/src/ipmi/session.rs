@@ -122,6 +122,8 @@ pub struct SessionStats {
     pub retries: u64,
     pub transport_errors: u64,
     pub logins: u64,
+    /// Sessions left behind by a timeout and closed from the next one.
+    pub stale_closed: u64,
 }
 
 enum Conn {
@@ -134,6 +136,12 @@ pub struct Session {
     timeout: Duration,
     retries: u32,
     conn: Option<Conn>,
+    /// The BMC's ID of our current RMCP+ session.
+    session_id: Option<u32>,
+    /// IDs of sessions we gave up on after a timeout: they may still be open on the BMC (a
+    /// lost packet, not a dead BMC) and hold one of its few session slots until its
+    /// inactivity timeout. Closed from the next session that logs in.
+    stale: Vec<u32>,
     pub stats: SessionStats,
 }
 
@@ -144,6 +152,8 @@ impl Session {
             timeout,
             retries,
             conn: None,
+            session_id: None,
+            stale: Vec::new(),
             stats: SessionStats::default(),
         }
     }
@@ -156,9 +166,45 @@ impl Session {
         matches!(self.target, Target::Lan { .. })
     }
 
-    /// Drops the session; the next request logs in again.
+    /// Drops the session; the next request logs in again. Its ID is remembered so the
+    /// next session can close it on the BMC.
     pub fn reset(&mut self) {
         self.conn = None;
+        if let Some(id) = self.session_id.take() {
+            if self.stale.len() < 16 {
+                self.stale.push(id);
+            }
+        }
+    }
+
+    /// After a login: close the sessions given up before (Close Session by ID). Closing
+    /// another session needs the administrator privilege, which an RMCP+ session starts
+    /// without (it starts at user level): raise it first; a user that is not an
+    /// administrator leaves the stale sessions to the BMC's timeout. Only a transport
+    /// failure is the caller's: "no such session" means the BMC already ended it.
+    fn close_stale(&mut self) -> Result<(), RequestError> {
+        if self.stale.is_empty() {
+            return Ok(());
+        }
+        match self.once(None, 0, SetSessionPrivilege(PRIVILEGE_ADMINISTRATOR)) {
+            Ok(_) => {}
+            Err(e @ RequestError::Transport(_)) => return Err(e),
+            Err(_) => {
+                self.stale.clear();
+                return Ok(());
+            }
+        }
+        for id in std::mem::take(&mut self.stale) {
+            if Some(id) == self.session_id {
+                continue;
+            }
+            match self.once(None, 0, CloseSession(id)) {
+                Ok(()) => self.stats.stale_closed += 1,
+                Err(e @ RequestError::Transport(_)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(())
     }
 
     fn connect(&mut self) -> Result<(), RequestError> {
@@ -187,10 +233,15 @@ impl Session {
                 })
                 .and_then(|r| r)
                 .map_err(RequestError::Transport)?;
+                self.session_id = rmcp_session_id(&rmcp);
                 Conn::Rmcp(Box::new(rmcp))
             }
         };
         self.conn = Some(conn);
+        if let Err(e) = self.close_stale() {
+            self.reset();
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -207,11 +258,10 @@ impl Session {
     {
         let mut attempt = 0;
         loop {
-            self.stats.requests += 1;
             match self.once(owner, lun, cmd.clone()) {
                 Err(RequestError::Transport(e)) => {
                     self.stats.transport_errors += 1;
-                    self.conn = None;
+                    self.reset();
                     if attempt >= self.retries {
                         return Err(RequestError::Transport(e));
                     }
@@ -236,6 +286,7 @@ impl Session {
         if self.conn.is_none() {
             self.connect()?;
         }
+        self.stats.requests += 1;
         let lun = LogicalUnit::from_low_bits(lun);
         let target = match owner {
             Some((addr, channel)) => RequestTargetAddress::BmcOrIpmb(
@@ -384,6 +435,68 @@ impl IpmiCommand for GetSensorReading {
     }
 }
 
+/// The managed system's session ID of an active RMCP+ session. ipmi-rs 0.6 keeps it
+/// private; its `Debug` output shows it (`… session_id: 1234, …`; the keys are redacted
+/// there). `None` when the shape differs (another ipmi-rs version): then stale sessions are
+/// left to the BMC's inactivity timeout, as before.
+fn rmcp_session_id(r: &Rmcp) -> Option<u32> {
+    session_id_from_debug(&format!("{r:?}"))
+}
+
+pub fn session_id_from_debug(s: &str) -> Option<u32> {
+    let mut rest = s;
+    while let Some(i) = rest.find("session_id: ") {
+        let before = rest[..i].chars().next_back();
+        let after = &rest[i + "session_id: ".len()..];
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let digits: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
+            return digits.parse().ok();
+        }
+        rest = after;
+    }
+    None
+}
+
+pub const PRIVILEGE_ADMINISTRATOR: u8 = 0x04;
+
+/// Set Session Privilege Level (App 0x3B); answers the new level.
+#[derive(Clone, Copy, Debug)]
+pub struct SetSessionPrivilege(pub u8);
+
+impl From<SetSessionPrivilege> for Message {
+    fn from(c: SetSessionPrivilege) -> Self {
+        Message::new_request(NetFn::App, 0x3B, vec![c.0])
+    }
+}
+
+impl IpmiCommand for SetSessionPrivilege {
+    type Output = u8;
+    type Error = SdrError;
+    fn parse_success_response(data: &[u8]) -> Result<u8, SdrError> {
+        data.first()
+            .map(|p| p & 0x0f)
+            .ok_or_else(|| SdrError("session privilege: empty answer".into()))
+    }
+}
+
+/// Close Session (App 0x3C) of a session by its ID.
+#[derive(Clone, Copy, Debug)]
+pub struct CloseSession(pub u32);
+
+impl From<CloseSession> for Message {
+    fn from(c: CloseSession) -> Self {
+        Message::new_request(NetFn::App, 0x3C, c.0.to_le_bytes().to_vec())
+    }
+}
+
+impl IpmiCommand for CloseSession {
+    type Output = ();
+    type Error = SdrError;
+    fn parse_success_response(_: &[u8]) -> Result<(), SdrError> {
+        Ok(())
+    }
+}
+
 /// Completion codes of Get SDR that mean "reservation lost, start the record again".
 pub const CC_RESERVATION_CANCELLED: u8 = 0xC5;
 /// Completion codes that mean "ask for fewer bytes".
@@ -468,4 +581,68 @@ fn read_record(
         }
     }
     Ok((next, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn session_id_and_messages() {
+        let shown = "Rmcp { active_state: Some(RmcpWithState(V2_0(State { socket: RmcpIpmiSocket { buffer: [0] }, remote_console_session_id: 9, session_id: 305419896, session_sequence_number: 4 })))";
+        assert_eq!(session_id_from_debug(shown), Some(0x12345678));
+        assert_eq!(session_id_from_debug("no_session_id: 5"), None);
+        assert_eq!(session_id_from_debug("inactive"), None);
+        let m: Message = SetSessionPrivilege(PRIVILEGE_ADMINISTRATOR).into();
+        assert_eq!((m.netfn_raw(), m.cmd(), m.data()), (0x06, 0x3b, &[4][..]));
+        assert_eq!(SetSessionPrivilege::parse_success_response(&[0x04]), Ok(4));
+        assert!(SetSessionPrivilege::parse_success_response(&[]).is_err());
+        let m: Message = CloseSession(0x12345678).into();
+        assert_eq!(
+            (m.netfn_raw(), m.cmd(), m.data()),
+            (0x06, 0x3c, &[0x78, 0x56, 0x34, 0x12][..])
+        );
+        let m: Message = GetSdr {
+            reservation: 0x0102,
+            record_id: 3,
+            offset: 5,
+            count: 16,
+        }
+        .into();
+        assert_eq!((m.netfn_raw(), m.cmd()), (0x0a, 0x23));
+        assert_eq!(m.data(), &[0x02, 0x01, 3, 0, 5, 16][..]);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let t = Target::Lan {
+            host: "bmc".into(),
+            port: 623,
+            user: "admin".into(),
+            password: Secret::Env("SOME_VAR".into()),
+        };
+        let shown = format!("{t:?}");
+        assert!(shown.contains("admin@bmc:623"), "{shown}");
+        assert!(!format!("{:?}", Secret::File("/x".into())).is_empty());
+    }
+
+    #[test]
+    fn password_file_is_trimmed_and_bounded() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "secret\r\n").expect("write");
+        assert_eq!(Secret::File(p.clone()).read(), Ok(b"secret".to_vec()));
+        std::fs::write(&p, "x".repeat(21)).expect("write");
+        assert!(Secret::File(p).read().is_err());
+        assert!(Secret::File(dir.path().join("missing")).read().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn session_id_parse_never_panics(s in ".{0,64}") {
+            let _ = session_id_from_debug(&s);
+            let _ = session_id_from_debug(&format!("x session_id: {s}"));
+        }
+    }
 }
