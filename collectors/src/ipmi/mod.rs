@@ -346,9 +346,9 @@ impl Bmc {
     }
 
     fn refresh_sdrs(&mut self) -> Result<(), RequestError> {
-        let info: RepositoryInfo = self
-            .session
-            .request(None, 0, session::GetSdrRepositoryInfo)?;
+        let info: RepositoryInfo =
+            self.session
+                .request(None, 0, session::GetSdrRepositoryInfo {})?;
         let key = info.cache_key();
         if !self.cache_suspect && self.cache.as_ref().is_some_and(|c| c.0 == key) {
             return Ok(());
@@ -386,21 +386,21 @@ impl Bmc {
                 continue;
             }
             let owner = remote_controller.then_some((r.owner_id, r.channel));
-            let reading =
-                match self
-                    .session
-                    .request(owner, r.owner_lun, session::GetSensorReading(r.number))
-                {
-                    Ok(x) => Ok(x),
-                    Err(RequestError::Completion(cc)) => {
-                        if cc == session::CC_NOT_PRESENT {
-                            self.cache_suspect = true;
-                        }
-                        Err(format!("completion code {cc:#04x}"))
+            let reading = match self.session.request(
+                owner,
+                r.owner_lun,
+                session::GetSensorReading { number: r.number },
+            ) {
+                Ok(x) => Ok(x),
+                Err(RequestError::Completion(cc)) => {
+                    if cc == session::CC_NOT_PRESENT {
+                        self.cache_suspect = true;
                     }
-                    Err(RequestError::Parse(e)) => Err(e),
-                    Err(e @ RequestError::Transport(_)) => return Err(e),
-                };
+                    Err(format!("completion code {cc:#04x}"))
+                }
+                Err(RequestError::Parse(e)) => Err(e),
+                Err(e @ RequestError::Transport(_)) => return Err(e),
+            };
             samples.push(Sample { record: r, reading });
         }
         Ok(BmcCycle { samples, skipped })

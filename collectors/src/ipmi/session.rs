@@ -186,7 +186,13 @@ impl Session {
         if self.stale.is_empty() {
             return Ok(());
         }
-        match self.once(None, 0, SetSessionPrivilege(PRIVILEGE_ADMINISTRATOR)) {
+        match self.once(
+            None,
+            0,
+            SetSessionPrivilege {
+                level: PRIVILEGE_ADMINISTRATOR,
+            },
+        ) {
             Ok(_) => {}
             Err(e @ RequestError::Transport(_)) => return Err(e),
             Err(_) => {
@@ -198,7 +204,7 @@ impl Session {
             if Some(id) == self.session_id {
                 continue;
             }
-            match self.once(None, 0, CloseSession(id)) {
+            match self.once(None, 0, CloseSession { id }) {
                 Ok(()) => self.stats.stale_closed += 1,
                 Err(e @ RequestError::Transport(_)) => return Err(e),
                 Err(_) => {}
@@ -353,87 +359,72 @@ fn activation(e: &ipmi_rs::rmcp::ActivationError) -> String {
     }
 }
 
-/// Get SDR Repository Info (Storage 0x20).
-#[derive(Clone, Copy, Debug)]
-pub struct GetSdrRepositoryInfo;
+/// Defines one IPMI command: its request message and the parser of its answer, as an
+/// ipmi-rs `IpmiCommand` whose errors are [`SdrError`]s.
+macro_rules! command {
+    ($(#[$doc:meta])* $name:ident $fields:tt, $netfn:expr, $cmd:expr,
+     |$c:ident| $data:expr, $out:ty, |$d:ident| $parse:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name $fields
 
-impl From<GetSdrRepositoryInfo> for Message {
-    fn from(_: GetSdrRepositoryInfo) -> Self {
-        Message::new_request(NetFn::Storage, 0x20, Vec::new())
-    }
+        impl From<$name> for Message {
+            fn from($c: $name) -> Self {
+                Message::new_request($netfn, $cmd, $data)
+            }
+        }
+
+        impl IpmiCommand for $name {
+            type Output = $out;
+            type Error = SdrError;
+            fn parse_success_response($d: &[u8]) -> Result<$out, SdrError> {
+                $parse
+            }
+        }
+    };
 }
 
-impl IpmiCommand for GetSdrRepositoryInfo {
-    type Output = RepositoryInfo;
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<RepositoryInfo, SdrError> {
-        RepositoryInfo::parse(data)
-    }
-}
+command!(
+    /// Get SDR Repository Info (Storage 0x20).
+    GetSdrRepositoryInfo {}, NetFn::Storage, 0x20,
+    |_c| Vec::new(), RepositoryInfo, |d| RepositoryInfo::parse(d)
+);
 
-/// Reserve SDR Repository (Storage 0x22).
-#[derive(Clone, Copy, Debug)]
-pub struct ReserveSdrRepository;
+command!(
+    /// Reserve SDR Repository (Storage 0x22): the reservation ID.
+    ReserveSdrRepository {}, NetFn::Storage, 0x22,
+    |_c| Vec::new(), u16, |d| sdr::parse_reservation(d)
+);
 
-impl From<ReserveSdrRepository> for Message {
-    fn from(_: ReserveSdrRepository) -> Self {
-        Message::new_request(NetFn::Storage, 0x22, Vec::new())
-    }
-}
+command!(
+    /// Get SDR (Storage 0x23): `count` bytes of record `record_id` from `offset`; answers
+    /// the next record ID and the bytes read.
+    GetSdr { pub reservation: u16, pub record_id: u16, pub offset: u8, pub count: u8 },
+    NetFn::Storage, 0x23,
+    |c| sdr::get_sdr_request(c.reservation, c.record_id, c.offset, c.count),
+    (u16, Vec<u8>), |d| sdr::parse_get_sdr(d).map(|(n, b)| (n, b.to_vec()))
+);
 
-impl IpmiCommand for ReserveSdrRepository {
-    type Output = u16;
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<u16, SdrError> {
-        sdr::parse_reservation(data)
-    }
-}
+command!(
+    /// Get Sensor Reading (Sensor/Event 0x2D) of one sensor number.
+    GetSensorReading { pub number: u8 }, NetFn::SensorEvent, 0x2D,
+    |c| vec![c.number], SensorReading, |d| SensorReading::parse(d)
+);
 
-/// Get SDR (Storage 0x23): `count` bytes of record `record_id` from `offset`.
-#[derive(Clone, Copy, Debug)]
-pub struct GetSdr {
-    pub reservation: u16,
-    pub record_id: u16,
-    pub offset: u8,
-    pub count: u8,
-}
+command!(
+    /// Set Session Privilege Level (App 0x3B); answers the new level.
+    SetSessionPrivilege { pub level: u8 }, NetFn::App, 0x3B,
+    |c| vec![c.level], u8,
+    |d| d.first().map(|p| p & 0x0f).ok_or_else(|| SdrError("session privilege: empty answer".into()))
+);
 
-impl From<GetSdr> for Message {
-    fn from(c: GetSdr) -> Self {
-        Message::new_request(
-            NetFn::Storage,
-            0x23,
-            sdr::get_sdr_request(c.reservation, c.record_id, c.offset, c.count),
-        )
-    }
-}
+command!(
+    /// Close Session (App 0x3C) of a session by its ID.
+    CloseSession { pub id: u32 }, NetFn::App, 0x3C,
+    |c| c.id.to_le_bytes().to_vec(), (), |_d| Ok(())
+);
 
-impl IpmiCommand for GetSdr {
-    /// Next record ID and the bytes read.
-    type Output = (u16, Vec<u8>);
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<(u16, Vec<u8>), SdrError> {
-        sdr::parse_get_sdr(data).map(|(n, b)| (n, b.to_vec()))
-    }
-}
-
-/// Get Sensor Reading (Sensor/Event 0x2D).
-#[derive(Clone, Copy, Debug)]
-pub struct GetSensorReading(pub u8);
-
-impl From<GetSensorReading> for Message {
-    fn from(c: GetSensorReading) -> Self {
-        Message::new_request(NetFn::SensorEvent, 0x2D, vec![c.0])
-    }
-}
-
-impl IpmiCommand for GetSensorReading {
-    type Output = SensorReading;
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<SensorReading, SdrError> {
-        SensorReading::parse(data)
-    }
-}
+pub const PRIVILEGE_ADMINISTRATOR: u8 = 0x04;
 
 /// The managed system's session ID of an active RMCP+ session. ipmi-rs 0.6 keeps it
 /// private; its `Debug` output shows it (`… session_id: 1234, …`; the keys are redacted
@@ -457,46 +448,6 @@ pub fn session_id_from_debug(s: &str) -> Option<u32> {
     None
 }
 
-pub const PRIVILEGE_ADMINISTRATOR: u8 = 0x04;
-
-/// Set Session Privilege Level (App 0x3B); answers the new level.
-#[derive(Clone, Copy, Debug)]
-pub struct SetSessionPrivilege(pub u8);
-
-impl From<SetSessionPrivilege> for Message {
-    fn from(c: SetSessionPrivilege) -> Self {
-        Message::new_request(NetFn::App, 0x3B, vec![c.0])
-    }
-}
-
-impl IpmiCommand for SetSessionPrivilege {
-    type Output = u8;
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<u8, SdrError> {
-        data.first()
-            .map(|p| p & 0x0f)
-            .ok_or_else(|| SdrError("session privilege: empty answer".into()))
-    }
-}
-
-/// Close Session (App 0x3C) of a session by its ID.
-#[derive(Clone, Copy, Debug)]
-pub struct CloseSession(pub u32);
-
-impl From<CloseSession> for Message {
-    fn from(c: CloseSession) -> Self {
-        Message::new_request(NetFn::App, 0x3C, c.0.to_le_bytes().to_vec())
-    }
-}
-
-impl IpmiCommand for CloseSession {
-    type Output = ();
-    type Error = SdrError;
-    fn parse_success_response(_: &[u8]) -> Result<(), SdrError> {
-        Ok(())
-    }
-}
-
 /// Completion codes of Get SDR that mean "reservation lost, start the record again".
 pub const CC_RESERVATION_CANCELLED: u8 = 0xC5;
 /// Completion codes that mean "ask for fewer bytes".
@@ -509,7 +460,7 @@ pub const CC_NOT_PRESENT: u8 = 0xCB;
 pub fn read_repository(s: &mut Session, chunk: u8) -> Result<Vec<Vec<u8>>, RequestError> {
     const MAX_RECORDS: usize = 4096;
     let mut chunk = chunk.clamp(4, 32);
-    let mut reservation = s.request(None, 0, ReserveSdrRepository)?;
+    let mut reservation = s.request(None, 0, ReserveSdrRepository {})?;
     let mut records = Vec::new();
     let mut id: u16 = 0x0000;
     let mut seen = std::collections::HashSet::new();
@@ -531,7 +482,7 @@ pub fn read_repository(s: &mut Session, chunk: u8) -> Result<Vec<Vec<u8>>, Reque
                 // again and reread this record.
                 restarts += 1;
                 seen.remove(&id);
-                reservation = s.request(None, 0, ReserveSdrRepository)?;
+                reservation = s.request(None, 0, ReserveSdrRepository {})?;
             }
             Err(e) => return Err(e),
         }
@@ -594,11 +545,14 @@ mod tests {
         assert_eq!(session_id_from_debug(shown), Some(0x12345678));
         assert_eq!(session_id_from_debug("no_session_id: 5"), None);
         assert_eq!(session_id_from_debug("inactive"), None);
-        let m: Message = SetSessionPrivilege(PRIVILEGE_ADMINISTRATOR).into();
+        let m: Message = SetSessionPrivilege {
+            level: PRIVILEGE_ADMINISTRATOR,
+        }
+        .into();
         assert_eq!((m.netfn_raw(), m.cmd(), m.data()), (0x06, 0x3b, &[4][..]));
         assert_eq!(SetSessionPrivilege::parse_success_response(&[0x04]), Ok(4));
         assert!(SetSessionPrivilege::parse_success_response(&[]).is_err());
-        let m: Message = CloseSession(0x12345678).into();
+        let m: Message = CloseSession { id: 0x12345678 }.into();
         assert_eq!(
             (m.netfn_raw(), m.cmd(), m.data()),
             (0x06, 0x3c, &[0x78, 0x56, 0x34, 0x12][..])
