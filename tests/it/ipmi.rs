@@ -834,3 +834,48 @@ fn golden_metrics_of_a_faulted_bmc() {
         .replace(&format!("127.0.0.1:{}", sim.lan_port), "127.0.0.1:<port>");
     crate::support::assert_golden("ipmi-psu2-failed", &text);
 }
+
+/// In-band is the default when the device exists under --path.rootfs; a file there that is
+/// no IPMI device is a clear error of this collector (the real /dev/ipmi0 is exercised in
+/// the QEMU lab).
+#[test]
+fn in_band_device_is_used_when_it_exists() {
+    let root = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(root.path().join("dev")).expect("dev");
+    let dev = root.path().join("dev/ipmi0");
+    std::fs::write(&dev, "").expect("fake device");
+    let snap = status(root.path(), &[]);
+    let c = snap
+        .collectors
+        .iter()
+        .find(|c| c.name == "ipmi")
+        .expect("ipmi collector");
+    assert!(!c.up);
+    let err = c.last_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("BMC local") && err.contains(&dev.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_cipher_suite_is_refused_at_start() {
+    let root = tempfile::tempdir().expect("tmp");
+    let err = sparewatch::collect_with_args(
+        [
+            "sparewatch",
+            "status",
+            "--collector.disable-defaults",
+            "--collector.ipmi",
+            "--path.rootfs",
+            root.path().to_str().expect("utf-8"),
+            "--ipmi.host",
+            "127.0.0.1",
+            "--ipmi.cipher-suite",
+            "17",
+        ],
+        SystemTime::now(),
+    )
+    .expect_err("refused");
+    assert!(format!("{err:#}").contains("cipher suite 17"), "{err:#}");
+}

@@ -520,7 +520,11 @@ impl Collector for IpmiCollector {
                 let (res, c) = run_bmc(b);
                 match res {
                     Ok(_) => Ok(c),
-                    Err(e) => Err(CollectError::Other(format!("BMC {}: {e}", b.naming.bmc))),
+                    Err(e) => Err(CollectError::Other(format!(
+                        "BMC {} ({:?}): {e}",
+                        b.naming.bmc,
+                        b.session.target()
+                    ))),
                 }
             }
             _ => {
@@ -549,7 +553,11 @@ impl Collector for IpmiCollector {
                 for ((res, c), b) in results.into_iter().zip(&self.bmcs) {
                     if let Err(e) = res {
                         tracing::warn!(bmc = %b.naming.bmc, error = %e, "BMC not answering");
-                        errors.push(format!("BMC {}: {e}", b.naming.bmc));
+                        errors.push(format!(
+                            "BMC {} ({:?}): {e}",
+                            b.naming.bmc,
+                            b.session.target()
+                        ));
                     }
                     out.groups.extend(c.groups);
                     out.readings.extend(c.readings);
