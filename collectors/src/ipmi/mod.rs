@@ -87,7 +87,7 @@ pub fn args() -> Vec<Arg> {
         Arg::new("ipmi.user")
             .long("ipmi.user")
             .value_name("USER")
-            .help("User name for --ipmi.host (at most 16 bytes)"),
+            .help("User name for --ipmi.host (at most 16 ASCII characters)"),
         Arg::new("ipmi.password-file")
             .long("ipmi.password-file")
             .value_name("FILE")
@@ -125,9 +125,10 @@ fn flag<'a>(m: &'a ArgMatches, id: &str) -> Option<&'a String> {
 }
 
 fn check_user(user: &str, whose: &str) -> Result<(), BuildError> {
-    if user.len() > 16 {
+    // ipmi-rs would silently log in anonymously with a name it cannot encode.
+    if user.len() > 16 || !user.chars().all(|c| c.is_ascii() && c != '\0') {
         return Err(config_error(format!(
-            "{whose}: user name longer than the 16 bytes IPMI allows"
+            "{whose}: the user name must be at most 16 ASCII characters"
         )));
     }
     Ok(())
@@ -568,5 +569,37 @@ impl Collector for IpmiCollector {
                 Ok(out)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_checks_names_users_and_cipher_suites() {
+        assert!(check_user("admin", "x").is_ok());
+        assert!(check_user("", "x").is_ok());
+        assert!(check_user(&"a".repeat(17), "x").is_err());
+        assert!(check_user("adm\u{e9}n", "x").is_err());
+        assert!(check_cipher(None, "x").is_ok());
+        assert!(check_cipher(Some(3), "x").is_ok());
+        assert!(check_cipher(Some(17), "x").is_err());
+        assert!(valid_name("rack1-node07"));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(""));
+    }
+
+    #[test]
+    fn config_keys_parse_and_unknown_keys_are_refused() {
+        let ok: serde_yaml::Value = serde_yaml::from_str(
+            "request_timeout: 1s\nretries: 2\nbmcs: [{name: a, host: h, password_env: P}]",
+        )
+        .expect("yaml");
+        let c: IpmiConfig = crate::parse_config("ipmi", Some(&ok)).expect("parses");
+        assert_eq!(c.bmcs[0].password_env.as_deref(), Some("P"));
+        let bad: serde_yaml::Value =
+            serde_yaml::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
+        assert!(crate::parse_config::<IpmiConfig>("ipmi", Some(&bad)).is_err());
     }
 }
