@@ -696,6 +696,50 @@ fn config_file_bmcs_each_have_their_groups() {
     a.thaw();
 }
 
+/// Several BMCs are read in parallel: a frozen one costs its own timeouts, not the sum, and
+/// keeps its groups (from the cached records) with every member unknown while the other
+/// BMC's groups stay live; the collector stays up.
+#[test]
+fn a_frozen_bmc_among_several_leaves_unknown_groups_only() {
+    let a = Sim::start();
+    let b = Sim::start();
+    let timeout = Duration::from_millis(300);
+    let mut c = IpmiCollector::new(vec![
+        a.named_bmc("a", timeout, 1).with_name_in_groups(),
+        b.named_bmc("b", timeout, 1).with_name_in_groups(),
+    ]);
+    let col = c.collect().expect("collects");
+    assert_eq!(col.groups.len(), 4);
+    a.freeze();
+    b.cmd(&["sensor_set_bit 0x20 0 0x11 3 1 1"]);
+    let start = Instant::now();
+    let col = c
+        .collect()
+        .expect("one BMC answering keeps the collector up");
+    assert!(start.elapsed() < timeout * 6, "took {:?}", start.elapsed());
+    for g in ["psu:a/chassis", "fan:a/chassis"] {
+        let g = group(&col, g);
+        assert!(g.stated.is_none());
+        assert!(g
+            .members
+            .iter()
+            .all(|m| matches!(&m.health, MemberHealth::Unknown(r) if r.contains("not answering"))));
+    }
+    assert_eq!(
+        health(&col, "psu:b/chassis", "PSU1"),
+        &MemberHealth::Unhealthy("AC lost".into())
+    );
+    assert_eq!(
+        reading(&col, "sparewatch_ipmi_bmc_up", &[("bmc", "a")]),
+        Some(0.0)
+    );
+    let mut rig = Rig::new();
+    let snap = rig.cycle(&mut c, Duration::ZERO);
+    assert_eq!(gview(&snap, "psu:a/chassis").state, "unknown");
+    assert_eq!(gview(&snap, "psu:b/chassis").state, "no_redundancy");
+    a.thaw();
+}
+
 #[test]
 fn no_device_and_no_host_is_not_present() {
     let empty = tempfile::tempdir().expect("tmp");

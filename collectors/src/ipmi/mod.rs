@@ -332,6 +332,13 @@ impl Bmc {
         )
     }
 
+    /// Puts the BMC's name in front of its group names (`psu:<name>/chassis`), as for the
+    /// BMCs of the config file.
+    pub fn with_name_in_groups(mut self) -> Self {
+        self.naming.group_prefix = format!("{}/", self.naming.bmc);
+        self
+    }
+
     /// How many times the whole SDR repository was read.
     pub fn sdr_reads(&self) -> u64 {
         self.sdr_reads

@@ -284,8 +284,12 @@ impl Sim {
     }
 
     pub fn bmc(&self, timeout: Duration, retries: u32) -> Bmc {
+        self.named_bmc("sim", timeout, retries)
+    }
+
+    pub fn named_bmc(&self, name: &str, timeout: Duration, retries: u32) -> Bmc {
         Bmc::lan(
-            "sim",
+            name,
             "127.0.0.1",
             self.lan_port,
             USER,
