@@ -740,6 +740,27 @@ fn a_frozen_bmc_among_several_leaves_unknown_groups_only() {
     a.thaw();
 }
 
+/// The set-up a QEMU guest's in-band IPMI uses (tests/lab): the simulator also listens on
+/// its "VM" serial port, and still answers over RMCP+.
+#[test]
+fn simulator_for_a_vm_listens_on_its_serial_port() {
+    let sim = Sim::start_for_vm();
+    let port = sim.vm_port.expect("vm port");
+    // Not by connecting: ipmi_sim would write to the closed connection and die of SIGPIPE.
+    let bind = std::net::TcpListener::bind(("127.0.0.1", port));
+    assert!(
+        matches!(&bind, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse),
+        "nothing listens on the VM port: {bind:?}"
+    );
+    let mut c = sim.collector();
+    assert_eq!(
+        group(&c.collect().expect("collects"), "psu:chassis")
+            .members
+            .len(),
+        2
+    );
+}
+
 #[test]
 fn no_device_and_no_host_is_not_present() {
     let empty = tempfile::tempdir().expect("tmp");
