@@ -574,6 +574,27 @@ fn hung_bmc_fails_fast_makes_groups_unknown_and_recovers() {
     assert_eq!(group(&col, "psu:chassis").members.len(), 2);
 }
 
+/// A session given up after a timeout is still open on a BMC that was only slow: the next
+/// session closes it, so the BMC's few session slots do not fill up.
+#[test]
+fn a_session_given_up_is_closed_from_the_next_one() {
+    let sim = Sim::start();
+    let mut c = IpmiCollector::new(vec![sim.bmc(Duration::from_millis(300), 1)]);
+    c.collect().expect("collects");
+    sim.freeze();
+    c.collect().expect_err("frozen");
+    sim.thaw();
+    c.collect().expect("collects again");
+    assert_eq!(c.bmcs()[0].stats().stale_closed, 1);
+    // Get Session Info from ipmitool's own session: active sessions = ours + ipmitool's.
+    let out = sim.ipmitool(&["raw", "0x06", "0x3d", "0x00"]);
+    let bytes: Vec<u8> = out
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+        .collect();
+    assert_eq!(bytes[2] & 0x3f, 2, "active sessions: {out}");
+}
+
 #[test]
 fn bmc_restart_re_establishes_the_session() {
     let mut sim = Sim::start();
@@ -673,6 +694,71 @@ fn config_file_bmcs_each_have_their_groups() {
     );
     assert_eq!(gview(&snap, "psu:rack-b/chassis").state, "no_redundancy");
     a.thaw();
+}
+
+/// Several BMCs are read in parallel: a frozen one costs its own timeouts, not the sum, and
+/// keeps its groups (from the cached records) with every member unknown while the other
+/// BMC's groups stay live; the collector stays up.
+#[test]
+fn a_frozen_bmc_among_several_leaves_unknown_groups_only() {
+    let a = Sim::start();
+    let b = Sim::start();
+    let timeout = Duration::from_millis(300);
+    let mut c = IpmiCollector::new(vec![
+        a.named_bmc("a", timeout, 1).with_name_in_groups(),
+        b.named_bmc("b", timeout, 1).with_name_in_groups(),
+    ]);
+    let col = c.collect().expect("collects");
+    assert_eq!(col.groups.len(), 4);
+    a.freeze();
+    b.cmd(&["sensor_set_bit 0x20 0 0x11 3 1 1"]);
+    let start = Instant::now();
+    let col = c
+        .collect()
+        .expect("one BMC answering keeps the collector up");
+    assert!(start.elapsed() < timeout * 6, "took {:?}", start.elapsed());
+    for g in ["psu:a/chassis", "fan:a/chassis"] {
+        let g = group(&col, g);
+        assert!(g.stated.is_none());
+        assert!(g
+            .members
+            .iter()
+            .all(|m| matches!(&m.health, MemberHealth::Unknown(r) if r.contains("not answering"))));
+    }
+    assert_eq!(
+        health(&col, "psu:b/chassis", "PSU1"),
+        &MemberHealth::Unhealthy("AC lost".into())
+    );
+    assert_eq!(
+        reading(&col, "sparewatch_ipmi_bmc_up", &[("bmc", "a")]),
+        Some(0.0)
+    );
+    let mut rig = Rig::new();
+    let snap = rig.cycle(&mut c, Duration::ZERO);
+    assert_eq!(gview(&snap, "psu:a/chassis").state, "unknown");
+    assert_eq!(gview(&snap, "psu:b/chassis").state, "no_redundancy");
+    a.thaw();
+}
+
+/// The set-up a QEMU guest's in-band IPMI uses (tests/lab): the simulator also listens on
+/// its "VM" serial port, and still answers over RMCP+.
+#[test]
+fn simulator_for_a_vm_listens_on_its_serial_port() {
+    let sim = Sim::start_for_vm();
+    let port = sim.vm_port.expect("vm port");
+    // Not by connecting: ipmi_sim would write to the closed connection and die of SIGPIPE.
+    let bind = std::net::TcpListener::bind(("127.0.0.1", port));
+    assert!(
+        matches!(&bind, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse),
+        "nothing listens on the VM port: {bind:?}"
+    );
+    let mut c = sim.collector();
+    assert_eq!(
+        group(&c.collect().expect("collects"), "psu:chassis")
+            .members
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -812,4 +898,49 @@ fn golden_metrics_of_a_faulted_bmc() {
     let text = crate::support::normalized_metrics(&snap)
         .replace(&format!("127.0.0.1:{}", sim.lan_port), "127.0.0.1:<port>");
     crate::support::assert_golden("ipmi-psu2-failed", &text);
+}
+
+/// In-band is the default when the device exists under --path.rootfs; a file there that is
+/// no IPMI device is a clear error of this collector (the real /dev/ipmi0 is exercised in
+/// the QEMU lab).
+#[test]
+fn in_band_device_is_used_when_it_exists() {
+    let root = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(root.path().join("dev")).expect("dev");
+    let dev = root.path().join("dev/ipmi0");
+    std::fs::write(&dev, "").expect("fake device");
+    let snap = status(root.path(), &[]);
+    let c = snap
+        .collectors
+        .iter()
+        .find(|c| c.name == "ipmi")
+        .expect("ipmi collector");
+    assert!(!c.up);
+    let err = c.last_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("BMC local") && err.contains(&dev.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_cipher_suite_is_refused_at_start() {
+    let root = tempfile::tempdir().expect("tmp");
+    let err = sparewatch::collect_with_args(
+        [
+            "sparewatch",
+            "status",
+            "--collector.disable-defaults",
+            "--collector.ipmi",
+            "--path.rootfs",
+            root.path().to_str().expect("utf-8"),
+            "--ipmi.host",
+            "127.0.0.1",
+            "--ipmi.cipher-suite",
+            "17",
+        ],
+        SystemTime::now(),
+    )
+    .expect_err("refused");
+    assert!(format!("{err:#}").contains("cipher suite 17"), "{err:#}");
 }

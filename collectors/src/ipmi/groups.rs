@@ -528,6 +528,24 @@ mod tests {
     }
 
     #[test]
+    fn psu_without_status_sensor_takes_its_threshold_sensors() {
+        let mut hot = fan(1, 1 << decode::UC, 10);
+        hot.record.entity_id = ENTITY_POWER_SUPPLY;
+        hot.record.sensor_type = 0x02;
+        let mut fine = hot.clone();
+        fine.record.entity_instance = 2;
+        fine.reading = ok(0, 10);
+        let g = build_groups(&local(), &[hot, fine]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].name, "psu:chassis");
+        assert_eq!(
+            g[0].members[0].health,
+            MemberHealth::Unhealthy("above upper critical".into())
+        );
+        assert_eq!(g[0].members[1].health, MemberHealth::Healthy);
+    }
+
+    #[test]
     fn cold_standby_psu_is_a_healthy_standby() {
         let g = build_groups(&local(), &[psu(1, 0x01), psu(2, 0x81)]);
         assert_eq!(g[0].members[1].role, Role::Standby);

@@ -87,7 +87,7 @@ pub fn args() -> Vec<Arg> {
         Arg::new("ipmi.user")
             .long("ipmi.user")
             .value_name("USER")
-            .help("User name for --ipmi.host (at most 16 bytes)"),
+            .help("User name for --ipmi.host (at most 16 ASCII characters)"),
         Arg::new("ipmi.password-file")
             .long("ipmi.password-file")
             .value_name("FILE")
@@ -125,9 +125,10 @@ fn flag<'a>(m: &'a ArgMatches, id: &str) -> Option<&'a String> {
 }
 
 fn check_user(user: &str, whose: &str) -> Result<(), BuildError> {
-    if user.len() > 16 {
+    // ipmi-rs would silently log in anonymously with a name it cannot encode.
+    if user.len() > 16 || !user.chars().all(|c| c.is_ascii() && c != '\0') {
         return Err(config_error(format!(
-            "{whose}: user name longer than the 16 bytes IPMI allows"
+            "{whose}: the user name must be at most 16 ASCII characters"
         )));
     }
     Ok(())
@@ -331,6 +332,13 @@ impl Bmc {
         )
     }
 
+    /// Puts the BMC's name in front of its group names (`psu:<name>/chassis`), as for the
+    /// BMCs of the config file.
+    pub fn with_name_in_groups(mut self) -> Self {
+        self.naming.group_prefix = format!("{}/", self.naming.bmc);
+        self
+    }
+
     /// How many times the whole SDR repository was read.
     pub fn sdr_reads(&self) -> u64 {
         self.sdr_reads
@@ -346,9 +354,9 @@ impl Bmc {
     }
 
     fn refresh_sdrs(&mut self) -> Result<(), RequestError> {
-        let info: RepositoryInfo = self
-            .session
-            .request(None, 0, session::GetSdrRepositoryInfo)?;
+        let info: RepositoryInfo =
+            self.session
+                .request(None, 0, session::GetSdrRepositoryInfo {})?;
         let key = info.cache_key();
         if !self.cache_suspect && self.cache.as_ref().is_some_and(|c| c.0 == key) {
             return Ok(());
@@ -386,21 +394,21 @@ impl Bmc {
                 continue;
             }
             let owner = remote_controller.then_some((r.owner_id, r.channel));
-            let reading =
-                match self
-                    .session
-                    .request(owner, r.owner_lun, session::GetSensorReading(r.number))
-                {
-                    Ok(x) => Ok(x),
-                    Err(RequestError::Completion(cc)) => {
-                        if cc == session::CC_NOT_PRESENT {
-                            self.cache_suspect = true;
-                        }
-                        Err(format!("completion code {cc:#04x}"))
+            let reading = match self.session.request(
+                owner,
+                r.owner_lun,
+                session::GetSensorReading { number: r.number },
+            ) {
+                Ok(x) => Ok(x),
+                Err(RequestError::Completion(cc)) => {
+                    if cc == session::CC_NOT_PRESENT {
+                        self.cache_suspect = true;
                     }
-                    Err(RequestError::Parse(e)) => Err(e),
-                    Err(e @ RequestError::Transport(_)) => return Err(e),
-                };
+                    Err(format!("completion code {cc:#04x}"))
+                }
+                Err(RequestError::Parse(e)) => Err(e),
+                Err(e @ RequestError::Transport(_)) => return Err(e),
+            };
             samples.push(Sample { record: r, reading });
         }
         Ok(BmcCycle { samples, skipped })
@@ -467,6 +475,11 @@ impl Bmc {
                 "Sessions opened (RMCP+ logins or device opens); more than one means re-established sessions.",
                 st.logins,
             ),
+            (
+                "sparewatch_ipmi_stale_sessions_closed_total",
+                "Sessions given up after a timeout that were still open on the BMC and were closed from the next session.",
+                st.stale_closed,
+            ),
         ] {
             out.push(Reading::counter(name, help, l(), v as f64));
         }
@@ -515,7 +528,11 @@ impl Collector for IpmiCollector {
                 let (res, c) = run_bmc(b);
                 match res {
                     Ok(_) => Ok(c),
-                    Err(e) => Err(CollectError::Other(format!("BMC {}: {e}", b.naming.bmc))),
+                    Err(e) => Err(CollectError::Other(format!(
+                        "BMC {} ({:?}): {e}",
+                        b.naming.bmc,
+                        b.session.target()
+                    ))),
                 }
             }
             _ => {
@@ -544,7 +561,11 @@ impl Collector for IpmiCollector {
                 for ((res, c), b) in results.into_iter().zip(&self.bmcs) {
                     if let Err(e) = res {
                         tracing::warn!(bmc = %b.naming.bmc, error = %e, "BMC not answering");
-                        errors.push(format!("BMC {}: {e}", b.naming.bmc));
+                        errors.push(format!(
+                            "BMC {} ({:?}): {e}",
+                            b.naming.bmc,
+                            b.session.target()
+                        ));
                     }
                     out.groups.extend(c.groups);
                     out.readings.extend(c.readings);
@@ -555,5 +576,37 @@ impl Collector for IpmiCollector {
                 Ok(out)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_checks_names_users_and_cipher_suites() {
+        assert!(check_user("admin", "x").is_ok());
+        assert!(check_user("", "x").is_ok());
+        assert!(check_user(&"a".repeat(17), "x").is_err());
+        assert!(check_user("adm\u{e9}n", "x").is_err());
+        assert!(check_cipher(None, "x").is_ok());
+        assert!(check_cipher(Some(3), "x").is_ok());
+        assert!(check_cipher(Some(17), "x").is_err());
+        assert!(valid_name("rack1-node07"));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(""));
+    }
+
+    #[test]
+    fn config_keys_parse_and_unknown_keys_are_refused() {
+        let ok: serde_yaml::Value = serde_yaml::from_str(
+            "request_timeout: 1s\nretries: 2\nbmcs: [{name: a, host: h, password_env: P}]",
+        )
+        .expect("yaml");
+        let c: IpmiConfig = crate::parse_config("ipmi", Some(&ok)).expect("parses");
+        assert_eq!(c.bmcs[0].password_env.as_deref(), Some("P"));
+        let bad: serde_yaml::Value =
+            serde_yaml::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
+        assert!(crate::parse_config::<IpmiConfig>("ipmi", Some(&bad)).is_err());
     }
 }

@@ -122,6 +122,8 @@ pub struct SessionStats {
     pub retries: u64,
     pub transport_errors: u64,
     pub logins: u64,
+    /// Sessions left behind by a timeout and closed from the next one.
+    pub stale_closed: u64,
 }
 
 enum Conn {
@@ -134,6 +136,12 @@ pub struct Session {
     timeout: Duration,
     retries: u32,
     conn: Option<Conn>,
+    /// The BMC's ID of our current RMCP+ session.
+    session_id: Option<u32>,
+    /// IDs of sessions we gave up on after a timeout: they may still be open on the BMC (a
+    /// lost packet, not a dead BMC) and hold one of its few session slots until its
+    /// inactivity timeout. Closed from the next session that logs in.
+    stale: Vec<u32>,
     pub stats: SessionStats,
 }
 
@@ -144,6 +152,8 @@ impl Session {
             timeout,
             retries,
             conn: None,
+            session_id: None,
+            stale: Vec::new(),
             stats: SessionStats::default(),
         }
     }
@@ -156,9 +166,51 @@ impl Session {
         matches!(self.target, Target::Lan { .. })
     }
 
-    /// Drops the session; the next request logs in again.
+    /// Drops the session; the next request logs in again. Its ID is remembered so the
+    /// next session can close it on the BMC.
     pub fn reset(&mut self) {
         self.conn = None;
+        if let Some(id) = self.session_id.take() {
+            if self.stale.len() < 16 {
+                self.stale.push(id);
+            }
+        }
+    }
+
+    /// After a login: close the sessions given up before (Close Session by ID). Closing
+    /// another session needs the administrator privilege, which an RMCP+ session starts
+    /// without (it starts at user level): raise it first; a user that is not an
+    /// administrator leaves the stale sessions to the BMC's timeout. Only a transport
+    /// failure is the caller's: "no such session" means the BMC already ended it.
+    fn close_stale(&mut self) -> Result<(), RequestError> {
+        if self.stale.is_empty() {
+            return Ok(());
+        }
+        match self.once(
+            None,
+            0,
+            SetSessionPrivilege {
+                level: PRIVILEGE_ADMINISTRATOR,
+            },
+        ) {
+            Ok(_) => {}
+            Err(e @ RequestError::Transport(_)) => return Err(e),
+            Err(_) => {
+                self.stale.clear();
+                return Ok(());
+            }
+        }
+        for id in std::mem::take(&mut self.stale) {
+            if Some(id) == self.session_id {
+                continue;
+            }
+            match self.once(None, 0, CloseSession { id }) {
+                Ok(()) => self.stats.stale_closed += 1,
+                Err(e @ RequestError::Transport(_)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(())
     }
 
     fn connect(&mut self) -> Result<(), RequestError> {
@@ -187,10 +239,15 @@ impl Session {
                 })
                 .and_then(|r| r)
                 .map_err(RequestError::Transport)?;
+                self.session_id = rmcp_session_id(&rmcp);
                 Conn::Rmcp(Box::new(rmcp))
             }
         };
         self.conn = Some(conn);
+        if let Err(e) = self.close_stale() {
+            self.reset();
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -207,11 +264,10 @@ impl Session {
     {
         let mut attempt = 0;
         loop {
-            self.stats.requests += 1;
             match self.once(owner, lun, cmd.clone()) {
                 Err(RequestError::Transport(e)) => {
                     self.stats.transport_errors += 1;
-                    self.conn = None;
+                    self.reset();
                     if attempt >= self.retries {
                         return Err(RequestError::Transport(e));
                     }
@@ -236,6 +292,7 @@ impl Session {
         if self.conn.is_none() {
             self.connect()?;
         }
+        self.stats.requests += 1;
         let lun = LogicalUnit::from_low_bits(lun);
         let target = match owner {
             Some((addr, channel)) => RequestTargetAddress::BmcOrIpmb(
@@ -302,86 +359,93 @@ fn activation(e: &ipmi_rs::rmcp::ActivationError) -> String {
     }
 }
 
-/// Get SDR Repository Info (Storage 0x20).
-#[derive(Clone, Copy, Debug)]
-pub struct GetSdrRepositoryInfo;
+/// Defines one IPMI command: its request message and the parser of its answer, as an
+/// ipmi-rs `IpmiCommand` whose errors are [`SdrError`]s.
+macro_rules! command {
+    ($(#[$doc:meta])* $name:ident $fields:tt, $netfn:expr, $cmd:expr,
+     |$c:ident| $data:expr, $out:ty, |$d:ident| $parse:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name $fields
 
-impl From<GetSdrRepositoryInfo> for Message {
-    fn from(_: GetSdrRepositoryInfo) -> Self {
-        Message::new_request(NetFn::Storage, 0x20, Vec::new())
-    }
+        impl From<$name> for Message {
+            fn from($c: $name) -> Self {
+                Message::new_request($netfn, $cmd, $data)
+            }
+        }
+
+        impl IpmiCommand for $name {
+            type Output = $out;
+            type Error = SdrError;
+            fn parse_success_response($d: &[u8]) -> Result<$out, SdrError> {
+                $parse
+            }
+        }
+    };
 }
 
-impl IpmiCommand for GetSdrRepositoryInfo {
-    type Output = RepositoryInfo;
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<RepositoryInfo, SdrError> {
-        RepositoryInfo::parse(data)
-    }
+command!(
+    /// Get SDR Repository Info (Storage 0x20).
+    GetSdrRepositoryInfo {}, NetFn::Storage, 0x20,
+    |_c| Vec::new(), RepositoryInfo, |d| RepositoryInfo::parse(d)
+);
+
+command!(
+    /// Reserve SDR Repository (Storage 0x22): the reservation ID.
+    ReserveSdrRepository {}, NetFn::Storage, 0x22,
+    |_c| Vec::new(), u16, |d| sdr::parse_reservation(d)
+);
+
+command!(
+    /// Get SDR (Storage 0x23): `count` bytes of record `record_id` from `offset`; answers
+    /// the next record ID and the bytes read.
+    GetSdr { pub reservation: u16, pub record_id: u16, pub offset: u8, pub count: u8 },
+    NetFn::Storage, 0x23,
+    |c| sdr::get_sdr_request(c.reservation, c.record_id, c.offset, c.count),
+    (u16, Vec<u8>), |d| sdr::parse_get_sdr(d).map(|(n, b)| (n, b.to_vec()))
+);
+
+command!(
+    /// Get Sensor Reading (Sensor/Event 0x2D) of one sensor number.
+    GetSensorReading { pub number: u8 }, NetFn::SensorEvent, 0x2D,
+    |c| vec![c.number], SensorReading, |d| SensorReading::parse(d)
+);
+
+command!(
+    /// Set Session Privilege Level (App 0x3B); answers the new level.
+    SetSessionPrivilege { pub level: u8 }, NetFn::App, 0x3B,
+    |c| vec![c.level], u8,
+    |d| d.first().map(|p| p & 0x0f).ok_or_else(|| SdrError("session privilege: empty answer".into()))
+);
+
+command!(
+    /// Close Session (App 0x3C) of a session by its ID.
+    CloseSession { pub id: u32 }, NetFn::App, 0x3C,
+    |c| c.id.to_le_bytes().to_vec(), (), |_d| Ok(())
+);
+
+pub const PRIVILEGE_ADMINISTRATOR: u8 = 0x04;
+
+/// The managed system's session ID of an active RMCP+ session. ipmi-rs 0.6 keeps it
+/// private; its `Debug` output shows it (`… session_id: 1234, …`; the keys are redacted
+/// there). `None` when the shape differs (another ipmi-rs version): then stale sessions are
+/// left to the BMC's inactivity timeout, as before.
+fn rmcp_session_id(r: &Rmcp) -> Option<u32> {
+    session_id_from_debug(&format!("{r:?}"))
 }
 
-/// Reserve SDR Repository (Storage 0x22).
-#[derive(Clone, Copy, Debug)]
-pub struct ReserveSdrRepository;
-
-impl From<ReserveSdrRepository> for Message {
-    fn from(_: ReserveSdrRepository) -> Self {
-        Message::new_request(NetFn::Storage, 0x22, Vec::new())
+pub fn session_id_from_debug(s: &str) -> Option<u32> {
+    let mut rest = s;
+    while let Some(i) = rest.find("session_id: ") {
+        let before = rest[..i].chars().next_back();
+        let after = &rest[i + "session_id: ".len()..];
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let digits: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
+            return digits.parse().ok();
+        }
+        rest = after;
     }
-}
-
-impl IpmiCommand for ReserveSdrRepository {
-    type Output = u16;
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<u16, SdrError> {
-        sdr::parse_reservation(data)
-    }
-}
-
-/// Get SDR (Storage 0x23): `count` bytes of record `record_id` from `offset`.
-#[derive(Clone, Copy, Debug)]
-pub struct GetSdr {
-    pub reservation: u16,
-    pub record_id: u16,
-    pub offset: u8,
-    pub count: u8,
-}
-
-impl From<GetSdr> for Message {
-    fn from(c: GetSdr) -> Self {
-        Message::new_request(
-            NetFn::Storage,
-            0x23,
-            sdr::get_sdr_request(c.reservation, c.record_id, c.offset, c.count),
-        )
-    }
-}
-
-impl IpmiCommand for GetSdr {
-    /// Next record ID and the bytes read.
-    type Output = (u16, Vec<u8>);
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<(u16, Vec<u8>), SdrError> {
-        sdr::parse_get_sdr(data).map(|(n, b)| (n, b.to_vec()))
-    }
-}
-
-/// Get Sensor Reading (Sensor/Event 0x2D).
-#[derive(Clone, Copy, Debug)]
-pub struct GetSensorReading(pub u8);
-
-impl From<GetSensorReading> for Message {
-    fn from(c: GetSensorReading) -> Self {
-        Message::new_request(NetFn::SensorEvent, 0x2D, vec![c.0])
-    }
-}
-
-impl IpmiCommand for GetSensorReading {
-    type Output = SensorReading;
-    type Error = SdrError;
-    fn parse_success_response(data: &[u8]) -> Result<SensorReading, SdrError> {
-        SensorReading::parse(data)
-    }
+    None
 }
 
 /// Completion codes of Get SDR that mean "reservation lost, start the record again".
@@ -396,7 +460,7 @@ pub const CC_NOT_PRESENT: u8 = 0xCB;
 pub fn read_repository(s: &mut Session, chunk: u8) -> Result<Vec<Vec<u8>>, RequestError> {
     const MAX_RECORDS: usize = 4096;
     let mut chunk = chunk.clamp(4, 32);
-    let mut reservation = s.request(None, 0, ReserveSdrRepository)?;
+    let mut reservation = s.request(None, 0, ReserveSdrRepository {})?;
     let mut records = Vec::new();
     let mut id: u16 = 0x0000;
     let mut seen = std::collections::HashSet::new();
@@ -418,7 +482,7 @@ pub fn read_repository(s: &mut Session, chunk: u8) -> Result<Vec<Vec<u8>>, Reque
                 // again and reread this record.
                 restarts += 1;
                 seen.remove(&id);
-                reservation = s.request(None, 0, ReserveSdrRepository)?;
+                reservation = s.request(None, 0, ReserveSdrRepository {})?;
             }
             Err(e) => return Err(e),
         }
@@ -468,4 +532,71 @@ fn read_record(
         }
     }
     Ok((next, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn session_id_and_messages() {
+        let shown = "Rmcp { active_state: Some(RmcpWithState(V2_0(State { socket: RmcpIpmiSocket { buffer: [0] }, remote_console_session_id: 9, session_id: 305419896, session_sequence_number: 4 })))";
+        assert_eq!(session_id_from_debug(shown), Some(0x12345678));
+        assert_eq!(session_id_from_debug("no_session_id: 5"), None);
+        assert_eq!(session_id_from_debug("inactive"), None);
+        let m: Message = SetSessionPrivilege {
+            level: PRIVILEGE_ADMINISTRATOR,
+        }
+        .into();
+        assert_eq!((m.netfn_raw(), m.cmd(), m.data()), (0x06, 0x3b, &[4][..]));
+        assert_eq!(SetSessionPrivilege::parse_success_response(&[0x04]), Ok(4));
+        assert!(SetSessionPrivilege::parse_success_response(&[]).is_err());
+        let m: Message = CloseSession { id: 0x12345678 }.into();
+        assert_eq!(
+            (m.netfn_raw(), m.cmd(), m.data()),
+            (0x06, 0x3c, &[0x78, 0x56, 0x34, 0x12][..])
+        );
+        let m: Message = GetSdr {
+            reservation: 0x0102,
+            record_id: 3,
+            offset: 5,
+            count: 16,
+        }
+        .into();
+        assert_eq!((m.netfn_raw(), m.cmd()), (0x0a, 0x23));
+        assert_eq!(m.data(), &[0x02, 0x01, 3, 0, 5, 16][..]);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let t = Target::Lan {
+            host: "bmc".into(),
+            port: 623,
+            user: "admin".into(),
+            password: Secret::Env("SOME_VAR".into()),
+        };
+        let shown = format!("{t:?}");
+        assert!(shown.contains("admin@bmc:623"), "{shown}");
+        assert!(!format!("{:?}", Secret::File("/x".into())).is_empty());
+    }
+
+    #[test]
+    fn password_file_is_trimmed_and_bounded() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "secret\r\n").expect("write");
+        assert_eq!(Secret::File(p.clone()).read(), Ok(b"secret".to_vec()));
+        std::fs::write(&p, "x".repeat(21)).expect("write");
+        assert!(Secret::File(p).read().is_err());
+        assert!(Secret::File(dir.path().join("missing")).read().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn session_id_parse_never_panics(s in ".{0,64}") {
+            let _ = session_id_from_debug(&s);
+            let _ = session_id_from_debug(&format!("x session_id: {s}"));
+        }
+    }
 }

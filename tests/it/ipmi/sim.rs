@@ -78,6 +78,8 @@ fn emulator_commands(out: &Path) -> String {
 /// One running simulator; killed on drop.
 pub struct Sim {
     child: Option<Child>,
+    /// Port of the "VM" serial interface for a QEMU guest's in-band IPMI, if any.
+    pub vm_port: Option<u16>,
     console: Option<Console>,
     pub dir: tempfile::TempDir,
     pub lan_port: u16,
@@ -138,12 +140,24 @@ impl Console {
 
 impl Sim {
     pub fn start() -> Sim {
+        Sim::start_with(None)
+    }
+
+    /// Also serves a QEMU guest: `-chardev socket,id=ipmi0,host=127.0.0.1,port=<vm_port>,
+    /// reconnect=10 -device ipmi-bmc-extern,id=bmc0,chardev=ipmi0 -device
+    /// isa-ipmi-kcs,bmc=bmc0` gives the guest `/dev/ipmi0` on this BMC.
+    pub fn start_for_vm() -> Sim {
+        Sim::start_with(Some(free_tcp_port()))
+    }
+
+    fn start_with(vm_port: Option<u16>) -> Sim {
         let dir = tempfile::tempdir().expect("tempdir");
         let emu = emulator_commands(dir.path());
         std::fs::write(dir.path().join("bmc.emu"), emu).expect("write emu");
         std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).expect("pw");
         let mut sim = Sim {
             child: None,
+            vm_port,
             console: None,
             dir,
             lan_port: free_udp_port(),
@@ -157,7 +171,14 @@ impl Sim {
         let conf = std::fs::read_to_string(lab_dir().join("lan.conf.in"))
             .expect("lan.conf.in")
             .replace("@LAN_PORT@", &self.lan_port.to_string())
-            .replace("@CONSOLE_PORT@", &self.console_port.to_string());
+            .replace("@CONSOLE_PORT@", &self.console_port.to_string())
+            .replace(
+                "@SERIAL@",
+                &self
+                    .vm_port
+                    .map(|p| format!("serial 15 127.0.0.1 {p} codec VM"))
+                    .unwrap_or_default(),
+            );
         let d = self.dir.path();
         std::fs::write(d.join("lan.conf"), conf).expect("write lan.conf");
         let state = d.join("state");
@@ -284,8 +305,12 @@ impl Sim {
     }
 
     pub fn bmc(&self, timeout: Duration, retries: u32) -> Bmc {
+        self.named_bmc("sim", timeout, retries)
+    }
+
+    pub fn named_bmc(&self, name: &str, timeout: Duration, retries: u32) -> Bmc {
         Bmc::lan(
-            "sim",
+            name,
             "127.0.0.1",
             self.lan_port,
             USER,
