@@ -930,6 +930,10 @@ mod tests {
                 .ok(),
             Some("http://am.example:9093/alertmanager/api/v2/alerts".to_string())
         );
+        assert_eq!(
+            endpoint("http://[::1]:9093").map(|u| u.to_string()).ok(),
+            Some("http://[::1]:9093/api/v2/alerts".to_string())
+        );
         for bad in [
             "https://am:9093",
             "am:9093",
