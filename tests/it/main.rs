@@ -9,6 +9,7 @@ mod golden;
 mod hwmon;
 mod hwraid;
 mod ipmi;
+mod lab_findings;
 mod link_events;
 mod monitoring;
 mod smart;

@@ -66,6 +66,15 @@ impl Drop for Proc {
     }
 }
 
+/// A command for `program` that dies with the harness even when the harness itself is
+/// killed (a CI timeout): `setpriv --pdeathsig KILL` runs it with a parent-death signal,
+/// which no drop guard could give.
+pub fn guarded(program: &Path) -> Result<Command> {
+    let mut c = Command::new(tool("setpriv", "util-linux")?);
+    c.args(["--pdeathsig", "KILL", "--"]).arg(program);
+    Ok(c)
+}
+
 /// The path of a tool from the lab's apt packages, or an error naming the package.
 pub fn tool(name: &str, package: &str) -> Result<PathBuf> {
     for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/libexec"] {

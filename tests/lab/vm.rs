@@ -6,14 +6,14 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::host::{tool, wait_until, Proc};
+use crate::host::{guarded, tool, wait_until, Proc};
 use crate::metrics::Metrics;
 use crate::Lab;
 
@@ -51,7 +51,7 @@ impl Vm {
         let dir = lab.dir.path().join(format!("vm-{name}"));
         fs::create_dir_all(dir.join("share/out"))?;
         let qmp_path = dir.join("qmp.sock");
-        let mut cmd = Command::new(tool("qemu-system-x86_64", "qemu-system-x86")?);
+        let mut cmd = guarded(&tool("qemu-system-x86_64", "qemu-system-x86")?)?;
         cmd.args(["-accel", "tcg", "-m", &mem_mb.to_string(), "-smp", "1"])
             .args(["-nodefaults", "-no-user-config", "-no-reboot"])
             .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 
 use super::{agent_config, check_hold_down};
-use crate::host::{free_port, tool, Proc};
+use crate::host::{free_port, guarded, tool, Proc};
 use crate::vm::Vm;
 use crate::{Lab, Report, STEP_TIMEOUT_S};
 
@@ -79,7 +79,7 @@ impl Sim {
         )?;
         let state = dir.join("state");
         fs::create_dir_all(&state)?;
-        let mut cmd = Command::new(tool("ipmi_sim", "openipmi")?);
+        let mut cmd = guarded(&tool("ipmi_sim", "openipmi")?)?;
         cmd.arg("-c")
             .arg(dir.join("lan.conf"))
             .arg("-f")

@@ -6,13 +6,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 
 use super::{agent_config, check_hold_down};
-use crate::host::{tool, wait_until, Proc};
+use crate::host::{guarded, tool, wait_until, Proc};
 use crate::vm::Vm;
 use crate::{Lab, Report, STEP_TIMEOUT_S};
 
@@ -26,7 +25,7 @@ const WRITE: &str = "dd if=/dev/zero of=/dev/mapper/mpatha bs=4k count=8 oflag=d
 /// The NBD server behind path B.
 fn nbd_server(dir: &Path, image: &Path, sock: &Path) -> Result<Proc> {
     let _ = fs::remove_file(sock);
-    let mut cmd = Command::new(tool("qemu-storage-daemon", "qemu-system-common")?);
+    let mut cmd = guarded(&tool("qemu-storage-daemon", "qemu-system-common")?)?;
     cmd.arg("--blockdev")
         .arg(format!(
             "driver=file,node-name=img,filename={},locking=off",
