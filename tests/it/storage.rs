@@ -608,3 +608,25 @@ fn mpath_checker_states_from_multipathd() {
     ));
     golden("mpath-checker", &s);
 }
+
+/// Maps as a 6.1 kernel reports them before their first I/O: no group active yet.
+#[test]
+fn mpath_captured_fresh_maps_are_redundant() {
+    let s = snapshot("mpath-captured-fresh", "multipath");
+    assert_eq!(
+        states(&s),
+        vec![
+            row("mpath:mpathx", "redundant", 2, 1, false),
+            row("mpath:mpathy", "redundant", 2, 1, false),
+        ]
+    );
+    let roles: Vec<(&str, &str)> = group(&s, "mpath:mpathx")
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.role.as_str()))
+        .collect();
+    assert_eq!(roles, [("vdg", "active"), ("vdh", "standby")]);
+    let text = stable_metrics(&s);
+    assert!(text.contains("sparewatch_multipath_queue_io{map=\"mpathx\"} 1"));
+    golden("mpath-captured-fresh", &s);
+}
