@@ -39,6 +39,15 @@ fn group<'a>(s: &'a Snapshot, name: &str) -> &'a GroupView {
         .unwrap_or_else(|| panic!("no group {name} in {:?}", names(s)))
 }
 
+/// (member, role, healthy) of a group's members, in order.
+fn roles<'a>(s: &'a Snapshot, name: &str) -> Vec<(&'a str, &'a str, bool)> {
+    group(s, name)
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.role.as_str(), m.healthy))
+        .collect()
+}
+
 fn names(s: &Snapshot) -> Vec<&str> {
     s.groups.iter().map(|g| g.name.as_str()).collect()
 }
@@ -271,14 +280,8 @@ fn md_captured_recovery_from_a_real_kernel() {
         states(&s),
         vec![row("md:md1", "no_redundancy", 2, 2, false)]
     );
-    let g = group(&s, "md:md1");
-    let roles: Vec<(&str, &str, bool)> = g
-        .members
-        .iter()
-        .map(|m| (m.name.as_str(), m.role.as_str(), m.healthy))
-        .collect();
     assert_eq!(
-        roles,
+        roles(&s, "md:md1"),
         [
             ("vdc", "active", true),
             ("vdd", "spare", false),
@@ -370,12 +373,10 @@ fn mpath_healthy() {
         ]
     );
     // Active/passive: the path of the enabled (not current) group is the standby.
-    let roles: Vec<(&str, &str)> = group(&s, "mpath:mpatha")
-        .members
-        .iter()
-        .map(|m| (m.name.as_str(), m.role.as_str()))
-        .collect();
-    assert_eq!(roles, [("sdb", "active"), ("sdc", "standby")]);
+    assert_eq!(
+        roles(&s, "mpath:mpatha"),
+        [("sdb", "active", true), ("sdc", "standby", true)]
+    );
     golden("mpath-healthy", &s);
 }
 
@@ -506,12 +507,13 @@ fn nvme_healthy() {
         states(&s),
         vec![row("nvme:nvme-subsys0/nvme0n1", "redundant", 2, 1, false)]
     );
-    let roles: Vec<&str> = group(&s, "nvme:nvme-subsys0/nvme0n1")
-        .members
-        .iter()
-        .map(|m| m.role.as_str())
-        .collect();
-    assert_eq!(roles, ["active", "standby"]);
+    assert_eq!(
+        roles(&s, "nvme:nvme-subsys0/nvme0n1"),
+        [
+            ("nvme0c0n1", "active", true),
+            ("nvme0c1n1", "standby", true)
+        ]
+    );
     golden("nvme-healthy", &s);
 }
 
@@ -607,4 +609,24 @@ fn mpath_checker_states_from_multipathd() {
         "sparewatch_multipath_path_checker_state{map=\"mpathb\",path=\"sdf\",state=\"ghost\"} 1"
     ));
     golden("mpath-checker", &s);
+}
+
+/// Maps as a 6.1 kernel reports them before their first I/O: no group active yet.
+#[test]
+fn mpath_captured_fresh_maps_are_redundant() {
+    let s = snapshot("mpath-captured-fresh", "multipath");
+    assert_eq!(
+        states(&s),
+        vec![
+            row("mpath:mpathx", "redundant", 2, 1, false),
+            row("mpath:mpathy", "redundant", 2, 1, false),
+        ]
+    );
+    assert_eq!(
+        roles(&s, "mpath:mpathx"),
+        [("vdg", "active", true), ("vdh", "standby", true)]
+    );
+    let text = stable_metrics(&s);
+    assert!(text.contains("sparewatch_multipath_queue_io{map=\"mpathx\"} 1"));
+    golden("mpath-captured-fresh", &s);
 }
