@@ -552,6 +552,38 @@ fn sdrs_are_read_once_and_again_only_when_the_repository_changes() {
     assert_eq!(health(&col, "fan:chassis", "FAN4"), &MemberHealth::Healthy);
 }
 
+/// A record whose sensor the BMC says is not there (ipmi_sim: 0xCC): its member is unknown, and the
+/// repository is reread once in case it is stale, not on every cycle.
+#[test]
+fn a_sensor_not_present_is_unknown_and_forces_one_reread_only() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    c.collect().expect("collects");
+    let emu = std::fs::read_to_string(sim.dir.path().join("bmc.emu")).expect("emu");
+    let fan3 = emu
+        .lines()
+        .find(|l| l.starts_with("main_sdr_add") && l.contains("0x46 0x41 0x4e 0x33"))
+        .expect("FAN3's SDR line");
+    // FAN5, sensor 0x35: in the repository, but no such sensor on the BMC.
+    let fan5 = fan3
+        .replace(" 0x20 0x00 0x33 0x1d 0x03 ", " 0x20 0x00 0x35 0x1d 0x05 ")
+        .replace("0x46 0x41 0x4e 0x33", "0x46 0x41 0x4e 0x35");
+    sim.cmd(&[&fan5]);
+    let col = c.collect().expect("collects");
+    assert_eq!(c.bmcs()[0].sdr_reads(), 2, "the new record was not read");
+    assert!(
+        matches!(health(&col, "fan:chassis", "FAN5"), MemberHealth::Unknown(r) if r.contains("0xcc")),
+        "{:?}",
+        health(&col, "fan:chassis", "FAN5")
+    );
+    c.collect().expect("collects");
+    assert_eq!(c.bmcs()[0].sdr_reads(), 3, "no reread after 'not present'");
+    for _ in 0..3 {
+        c.collect().expect("collects");
+    }
+    assert_eq!(c.bmcs()[0].sdr_reads(), 3, "reread on every cycle");
+}
+
 #[test]
 fn hung_bmc_fails_fast_makes_groups_unknown_and_recovers() {
     let sim = Sim::start();
