@@ -520,6 +520,28 @@ fn every_sensor_agrees_with_ipmitool_and_freeipmi() {
     ));
 }
 
+/// The emulator line adding the SDR of a fan `FAN<n>` (sensor 0x30 + n, entity 29.n), made
+/// from FAN3's compiled record.
+fn fan_sdr_line(sim: &Sim, n: u8) -> String {
+    assert!((1..=9).contains(&n));
+    let emu = std::fs::read_to_string(sim.dir.path().join("bmc.emu")).expect("emu");
+    let fan3 = emu
+        .lines()
+        .find(|l| l.starts_with("main_sdr_add") && l.contains("0x46 0x41 0x4e 0x33"))
+        .expect("FAN3's SDR line");
+    let line = fan3
+        .replace(
+            " 0x20 0x00 0x33 0x1d 0x03 ",
+            &format!(" 0x20 0x00 {:#04x} 0x1d {n:#04x} ", 0x30 + n),
+        )
+        .replace(
+            "0x46 0x41 0x4e 0x33",
+            &format!("0x46 0x41 0x4e {:#04x}", b'0' + n),
+        );
+    assert!(n == 3 || line != fan3, "FAN3's record has changed shape");
+    line
+}
+
 #[test]
 fn sdrs_are_read_once_and_again_only_when_the_repository_changes() {
     let sim = Sim::start();
@@ -529,15 +551,7 @@ fn sdrs_are_read_once_and_again_only_when_the_repository_changes() {
     }
     assert_eq!(c.bmcs()[0].sdr_reads(), 1, "the SDR cache was not used");
     // A fourth fan appears: a new SDR (and its sensor) on the running BMC.
-    let sdr = std::fs::read_to_string(sim.dir.path().join("bmc.emu")).expect("emu");
-    let fan3 = sdr
-        .lines()
-        .find(|l| l.starts_with("main_sdr_add") && l.contains("0x46 0x41 0x4e 0x33"))
-        .expect("FAN3's SDR line");
-    let fan4 = fan3
-        .replace(" 0x20 0x00 0x33 0x1d 0x03 ", " 0x20 0x00 0x34 0x1d 0x04 ")
-        .replace("0x46 0x41 0x4e 0x33", "0x46 0x41 0x4e 0x34");
-    assert_ne!(fan3, fan4, "FAN3's record has changed shape");
+    let fan4 = fan_sdr_line(&sim, 4);
     sim.cmd(&[
         "sensor_add 0x20 0 0x34 0x04 0x01",
         "sensor_set_threshold 0x20 0 0x34 readable 000111 0 0 0 5 10 20",
@@ -550,6 +564,31 @@ fn sdrs_are_read_once_and_again_only_when_the_repository_changes() {
     let fans = group(&col, "fan:chassis");
     assert_eq!((fans.members.len(), fans.required), (4, 3));
     assert_eq!(health(&col, "fan:chassis", "FAN4"), &MemberHealth::Healthy);
+}
+
+/// A record whose sensor the BMC says is not there (ipmi_sim: 0xCC): its member is unknown, and the
+/// repository is reread once in case it is stale, not on every cycle.
+#[test]
+fn a_sensor_not_present_is_unknown_and_forces_one_reread_only() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    c.collect().expect("collects");
+    // FAN5, sensor 0x35: in the repository, but no such sensor on the BMC.
+    let fan5 = fan_sdr_line(&sim, 5);
+    sim.cmd(&[&fan5]);
+    let col = c.collect().expect("collects");
+    assert_eq!(c.bmcs()[0].sdr_reads(), 2, "the new record was not read");
+    assert!(
+        matches!(health(&col, "fan:chassis", "FAN5"), MemberHealth::Unknown(r) if r.contains("0xcc")),
+        "{:?}",
+        health(&col, "fan:chassis", "FAN5")
+    );
+    c.collect().expect("collects");
+    assert_eq!(c.bmcs()[0].sdr_reads(), 3, "no reread after 'not present'");
+    for _ in 0..3 {
+        c.collect().expect("collects");
+    }
+    assert_eq!(c.bmcs()[0].sdr_reads(), 3, "reread on every cycle");
 }
 
 #[test]

@@ -31,6 +31,8 @@ const SUPPORTED_CIPHER_SUITE: u8 = 3;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RETRIES: u32 = 1;
 const DEFAULT_CHUNK: u8 = 16;
+/// At most this often does a sensor answering "not present" force an SDR reread.
+const FORCED_REREAD_MIN_INTERVAL: Duration = Duration::from_secs(600);
 
 /// `collectors.ipmi` in the config file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -280,6 +282,9 @@ pub struct Bmc {
     cache: Option<((u32, u32, u16), Vec<SensorRecord>)>,
     /// Force a reread of the repository next cycle (a sensor vanished).
     cache_suspect: bool,
+    /// When a vanished sensor last forced a reread: some BMCs answer "not present" for the
+    /// sensors of an absent PSU on every cycle, which must not mean a reread every cycle.
+    last_forced_reread: Option<std::time::Instant>,
     sdr_reads: u64,
 }
 
@@ -299,6 +304,7 @@ impl Bmc {
             chunk,
             cache: None,
             cache_suspect: false,
+            last_forced_reread: None,
             sdr_reads: 0,
         }
     }
@@ -361,6 +367,9 @@ impl Bmc {
         if !self.cache_suspect && self.cache.as_ref().is_some_and(|c| c.0 == key) {
             return Ok(());
         }
+        if self.cache_suspect {
+            self.last_forced_reread = Some(std::time::Instant::now());
+        }
         let raw = session::read_repository(&mut self.session, self.chunk)?;
         self.sdr_reads += 1;
         let mut records = Vec::new();
@@ -401,7 +410,10 @@ impl Bmc {
             ) {
                 Ok(x) => Ok(x),
                 Err(RequestError::Completion(cc)) => {
-                    if cc == session::CC_NOT_PRESENT {
+                    let recently = self
+                        .last_forced_reread
+                        .is_some_and(|t| t.elapsed() < FORCED_REREAD_MIN_INTERVAL);
+                    if session::CC_NO_SUCH_SENSOR.contains(&cc) && !recently {
                         self.cache_suspect = true;
                     }
                     Err(format!("completion code {cc:#04x}"))

@@ -452,8 +452,10 @@ pub fn session_id_from_debug(s: &str) -> Option<u32> {
 pub const CC_RESERVATION_CANCELLED: u8 = 0xC5;
 /// Completion codes that mean "ask for fewer bytes".
 pub const CC_TOO_MANY_BYTES: [u8; 3] = [0xCA, 0xC7, 0xC8];
-/// "Requested sensor, data, or record not present."
-pub const CC_NOT_PRESENT: u8 = 0xCB;
+/// Get Sensor Reading's answers for a sensor number the BMC does not have: "requested
+/// sensor, data, or record not present" (0xCB) or "invalid data field in request" (0xCC,
+/// the only data field being the sensor number; ipmi_sim answers so).
+pub const CC_NO_SUCH_SENSOR: [u8; 2] = [0xCB, 0xCC];
 
 /// Reads the whole SDR repository: reservation, then every record in chunks (header
 /// first, then at most `chunk` bytes a request). Returns the raw records.
