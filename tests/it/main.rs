@@ -13,6 +13,7 @@ mod lab_findings;
 mod link_events;
 mod monitoring;
 mod smart;
+mod smart_qemu;
 mod storage;
 mod support;
 mod web;
