@@ -13,7 +13,6 @@ mod lab_findings;
 mod link_events;
 mod monitoring;
 mod smart;
-mod smart_qemu;
 mod storage;
 mod support;
 mod web;
