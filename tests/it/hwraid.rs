@@ -129,6 +129,31 @@ fn hwraid_smart_risk_marks_the_member_at_risk() {
 }
 
 #[test]
+fn hwraid_predictive_failure_from_the_controller_is_at_risk() {
+    // No smartctl here: the controller's own predictive-failure count and the drive's SMART
+    // alert (storcli /call/eall/sall show all J) make 32:3 at risk, its RAID5 degraded.
+    let text = check(
+        "hwraid-predictive-failure",
+        "hwraid",
+        &[("hwraid:c0/v0", "redundant"), ("hwraid:c0/v1", "degraded")],
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_member_at_risk{group=\"hwraid:c0/v1\",kind=\"hwraid\",member=\"32:3\",role=\"active\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_hwraid_drive_predictive_failures{controller=\"0\",drive=\"32:3\"}"
+        ),
+        Some(2.0)
+    );
+}
+
+#[test]
 fn hwraid_no_controller_is_not_present() {
     let snap = snapshot("hwraid-no-controller", &["hwraid"]);
     let text = normalized_metrics(&snap);

@@ -24,10 +24,15 @@ pub const MODULE_SETS: &[(&str, &[&str])] = &[
         &["virtio_scsi", "sd_mod", "dm_multipath", "dm_round_robin"],
     ),
     ("ipmi", &["ipmi_si", "ipmi_devintf"]),
+    ("nvme", &["nvme"]),
 ];
 
 /// Host tools copied into the guest with their shared libraries: (binary, Debian package).
-const TOOLS: &[(&str, &str)] = &[("mdadm", "mdadm"), ("dmsetup", "dmsetup")];
+const TOOLS: &[(&str, &str)] = &[
+    ("mdadm", "mdadm"),
+    ("dmsetup", "dmsetup"),
+    ("smartctl", "smartmontools"),
+];
 
 const GUEST_FILES: &[(&str, &str, u32)] = &[
     ("init", include_str!("guest/init"), 0o755),

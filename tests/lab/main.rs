@@ -67,6 +67,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("md", scenarios::md::run),
     ("multipath", scenarios::multipath::run),
     ("ipmi", scenarios::ipmi::run),
+    ("smart", scenarios::smart::run),
 ];
 
 /// Scenarios whose harness code exists but which are not run yet, and why. Printed in every

@@ -474,6 +474,29 @@ mod tests {
     }
 
     #[test]
+    fn ignored_fans_are_no_members() {
+        let c = chip(
+            "nct6775",
+            &[
+                ("fan1_input", "1200"),
+                ("fan2_input", "0"),
+                ("fan2_min", "300"),
+            ],
+        );
+        let fans = c.fans();
+        let all = fan_members("nct6775", &fans, &BTreeSet::new(), &[]);
+        assert_eq!(all.len(), 2);
+        let some = fan_members(
+            "nct6775",
+            &fans,
+            &BTreeSet::new(),
+            &["nct6775/fan2".to_string()],
+        );
+        assert_eq!(some.len(), 1);
+        assert_eq!(some[0].name, "fan1");
+    }
+
+    #[test]
     fn fan_group_required_is_n_minus_one() {
         let m = |n: &str| MemberReading::new(n, Role::Active, MemberHealth::Healthy);
         let g = fan_group("nct6775", vec![m("a"), m("b"), m("c")]);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::storcli::{Controller, TopologyRow, VirtualDrive};
+use super::storcli::{Controller, DriveDetail, TopologyRow, VirtualDrive};
 use crate::{GroupReading, MemberHealth, MemberReading, Reading, Role, StatedRedundancy};
 
 /// How many failed drives one span of this level survives.
@@ -70,6 +70,30 @@ pub struct Extra<'a> {
     pub host: Option<u32>,
     /// Rebuild progress by `EID:Slot`, in percent.
     pub rebuild: &'a BTreeMap<String, f64>,
+    /// Health counters by `EID:Slot` (`/call/eall/sall show all J`).
+    pub details: &'a BTreeMap<String, DriveDetail>,
+}
+
+/// Why the controller predicts this drive will fail, if it does: its predictive-failure
+/// count (the controller's own SMART polling) or the drive's SMART alert.
+pub fn drive_risk(d: &DriveDetail) -> Option<String> {
+    let mut why = Vec::new();
+    if let Some(n) = d.predictive_failures.filter(|n| *n > 0) {
+        why.push(format!("predictive failure count {n}"));
+    }
+    if d.smart_alert == Some(true) {
+        why.push("SMART alert flagged by drive".to_string());
+    }
+    (!why.is_empty()).then(|| format!("controller: {}", why.join(", ")))
+}
+
+/// Marks a healthy drive at risk when the controller predicts its failure.
+fn with_risk(health: MemberHealth, slot: Option<&String>, x: &Extra<'_>) -> MemberHealth {
+    let risk = slot.and_then(|s| x.details.get(s)).and_then(drive_risk);
+    match (health, risk) {
+        (MemberHealth::Healthy, Some(r)) => MemberHealth::AtRisk(r),
+        (h, _) => h,
+    }
 }
 
 fn device_key(host: Option<u32>, did: Option<u32>) -> Option<String> {
@@ -92,7 +116,7 @@ pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
         let mut spans: BTreeMap<u32, (u32, u32)> = BTreeMap::new(); // span → (size, bad)
         for d in &drives {
             let rebuild = d.eid_slot.as_ref().and_then(|e| x.rebuild.get(e)).copied();
-            let health = drive_health(&d.state, rebuild);
+            let health = with_risk(drive_health(&d.state, rebuild), d.eid_slot.as_ref(), x);
             let span = if pairs {
                 d.row.unwrap_or(0) / 2
             } else {
@@ -154,7 +178,8 @@ pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
             if slot.is_empty() || !seen.insert(slot.clone()) {
                 continue;
             }
-            let mut m = MemberReading::new(slot, Role::Spare, spare_health(&state));
+            let health = with_risk(spare_health(&state), Some(&slot), x);
+            let mut m = MemberReading::new(slot, Role::Spare, health);
             if let Some(k) = device_key(x.host, did) {
                 m = m.with_device(k);
             }
@@ -219,6 +244,41 @@ pub fn readings(c: &Controller, x: &Extra<'_>, out: &mut Vec<Reading>) {
             1.0,
         ));
     }
+    type Get = fn(&DriveDetail) -> Option<f64>;
+    let per_drive: [(&'static str, &'static str, Get); 4] = [
+        (
+            "sparewatch_hwraid_drive_predictive_failures",
+            "Predictive failures the controller counted for the drive (its own SMART polling).",
+            |d| d.predictive_failures.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_hwraid_drive_smart_alert",
+            "Whether the drive flags a SMART alert to the controller.",
+            |d| d.smart_alert.map(|v| v as u8 as f64),
+        ),
+        (
+            "sparewatch_hwraid_drive_media_errors",
+            "Media errors the controller counted for the drive.",
+            |d| d.media_errors.map(|v| v as f64),
+        ),
+        (
+            "sparewatch_hwraid_drive_other_errors",
+            "Other errors (link, timeouts) the controller counted for the drive.",
+            |d| d.other_errors.map(|v| v as f64),
+        ),
+    ];
+    for (name, help, get) in per_drive {
+        for (drive, d) in x.details {
+            if let Some(v) = get(d) {
+                out.push(Reading::gauge(
+                    name,
+                    help,
+                    vec![("controller", ctrl.clone()), ("drive", drive.clone())],
+                    v,
+                ));
+            }
+        }
+    }
     for (drive, pct) in x.rebuild {
         out.push(Reading::gauge(
             "sparewatch_hwraid_rebuild_progress_ratio",
@@ -262,15 +322,44 @@ mod tests {
     }
 
     fn one(c: &Controller) -> GroupReading {
+        with_details(c, &BTreeMap::new())
+    }
+
+    fn with_details(c: &Controller, details: &BTreeMap<String, DriveDetail>) -> GroupReading {
         let rebuild = BTreeMap::new();
         groups(
             c,
             &Extra {
                 host: Some(0),
                 rebuild: &rebuild,
+                details,
             },
         )
         .remove(0)
+    }
+
+    #[test]
+    fn predicted_failure_makes_a_drive_at_risk() {
+        let c = ctrl(
+            "RAID1",
+            "Optl",
+            vec![drive(0, 0, 0, 0, "Onln"), drive(0, 0, 1, 1, "Onln")],
+        );
+        let detail = DriveDetail {
+            drive: "32:1".into(),
+            predictive_failures: Some(3),
+            smart_alert: Some(true),
+            ..DriveDetail::default()
+        };
+        let g = with_details(&c, &BTreeMap::from([("32:1".to_string(), detail)]));
+        assert_eq!(g.members[0].health, MemberHealth::Healthy);
+        assert_eq!(
+            g.members[1].health,
+            MemberHealth::AtRisk(
+                "controller: predictive failure count 3, SMART alert flagged by drive".into()
+            )
+        );
+        assert_eq!(spare(&g), 1, "at risk still counts as healthy");
     }
 
     fn spare(g: &GroupReading) -> i64 {

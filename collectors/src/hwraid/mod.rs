@@ -2,7 +2,9 @@
 //! `perccli`, same JSON): one group `hwraid:c<controller>/v<vd>` per virtual drive.
 //!
 //! Runs `storcli /call show all J` (controllers, topology, virtual and physical drives),
-//! and `storcli /call/eall/sall show rebuild J` only while a drive rebuilds. Members carry
+//! `storcli /call/eall/sall show all J` (each drive's predictive-failure count and SMART
+//! alert: a drive the controller expects to fail is at risk), and
+//! `storcli /call/eall/sall show rebuild J` only while a drive rebuilds. Members carry
 //! the device key `megaraid:<SCSI host>:<device id>` (host from the controller's PCI
 //! address in sysfs), the key the `smart` collector uses for the same drive.
 
@@ -44,6 +46,10 @@ pub struct HwraidConfig {
     /// Upper bound for one storcli run (default 30s).
     #[serde(default)]
     pub command_timeout: Option<String>,
+    /// Also run `/call/eall/sall show all J` for each drive's predictive-failure count and
+    /// SMART alert (default true; one more storcli call per pass).
+    #[serde(default)]
+    pub drive_details: Option<bool>,
 }
 
 pub fn args() -> Vec<Arg> {
@@ -72,6 +78,7 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         roots: ctx.roots.clone(),
         storcli: config.storcli,
         timeout,
+        drive_details: config.drive_details.unwrap_or(true),
     }))
 }
 
@@ -79,6 +86,7 @@ pub struct HwraidCollector {
     roots: Roots,
     storcli: Option<PathBuf>,
     timeout: Duration,
+    drive_details: bool,
 }
 
 impl HwraidCollector {
@@ -87,6 +95,7 @@ impl HwraidCollector {
             roots,
             storcli,
             timeout,
+            drive_details: true,
         }
     }
 
@@ -148,8 +157,20 @@ impl Collector for HwraidCollector {
                 }
             }
         }
+        let mut details: BTreeMap<u32, BTreeMap<String, storcli::DriveDetail>> = BTreeMap::new();
+        if self.drive_details {
+            if let Some(out) = self.run(&bin, &["/call/eall/sall", "show", "all", "J"])? {
+                for d in storcli::parse_drive_details(&out)? {
+                    details
+                        .entry(d.controller)
+                        .or_default()
+                        .insert(d.drive.clone(), d);
+                }
+            }
+        }
         let mut col = Collection::present();
         let empty = BTreeMap::new();
+        let no_details = BTreeMap::new();
         for c in &show.controllers {
             let host = match &c.pci_address {
                 Some(p) => self.scsi_host(p)?,
@@ -164,6 +185,7 @@ impl Collector for HwraidCollector {
             let x = layout::Extra {
                 host,
                 rebuild: progress.get(&c.index).unwrap_or(&empty),
+                details: details.get(&c.index).unwrap_or(&no_details),
             };
             col.groups.extend(layout::groups(c, &x));
             layout::readings(c, &x, &mut col.readings);

@@ -112,6 +112,16 @@ fn pci_address(data: &Value) -> Option<String> {
     }
 }
 
+/// The `Controllers` list every storcli JSON answer has.
+fn controllers(bytes: &[u8], what: &str) -> Result<Vec<Value>, CollectError> {
+    let mut v: Value =
+        serde_json::from_slice(bytes).map_err(|e| CollectError::parse(what, e.to_string()))?;
+    match v.get_mut("Controllers").map(Value::take) {
+        Some(Value::Array(list)) => Ok(list),
+        _ => Err(CollectError::parse(what, "no \"Controllers\" list")),
+    }
+}
+
 /// What `/call show all J` said.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShowAll {
@@ -138,14 +148,9 @@ fn command_status(c: &Value) -> (bool, String) {
 /// none (`Ok` with no controllers); any other failure is an error.
 pub fn parse_show_all(bytes: &[u8]) -> Result<ShowAll, CollectError> {
     let what = "storcli /call show all J";
-    let v: Value =
-        serde_json::from_slice(bytes).map_err(|e| CollectError::parse(what, e.to_string()))?;
-    let list = v
-        .get("Controllers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| CollectError::parse(what, "no \"Controllers\" list"))?;
+    let list = controllers(bytes, what)?;
     let mut out = ShowAll::default();
-    for c in list {
+    for c in &list {
         let (ok, desc) = command_status(c);
         if !ok {
             let d = desc.to_ascii_lowercase();
@@ -217,14 +222,9 @@ pub fn parse_show_all(bytes: &[u8]) -> Result<ShowAll, CollectError> {
 /// Rebuild progress from `/call/eall/sall show rebuild J`: (controller, `252:1`, percent).
 pub fn parse_rebuild(bytes: &[u8]) -> Result<Vec<(u32, String, f64)>, CollectError> {
     let what = "storcli /call/eall/sall show rebuild J";
-    let v: Value =
-        serde_json::from_slice(bytes).map_err(|e| CollectError::parse(what, e.to_string()))?;
-    let list = v
-        .get("Controllers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| CollectError::parse(what, "no \"Controllers\" list"))?;
+    let list = controllers(bytes, what)?;
     let mut out = Vec::new();
-    for c in list {
+    for c in &list {
         for r in c
             .get("Response Data")
             .and_then(Value::as_array)
@@ -252,6 +252,76 @@ pub fn parse_rebuild(bytes: &[u8]) -> Result<Vec<(u32, String, f64)>, CollectErr
             if let Some(p) = pct.filter(|p| p.is_finite() && (0.0..=100.0).contains(p)) {
                 out.push((c, format!("{e}:{s}"), p));
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Health counters of one physical drive from `/call/eall/sall show all J`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DriveDetail {
+    pub controller: u32,
+    /// `252:0`, as in `EID:Slot`.
+    pub drive: String,
+    pub predictive_failures: Option<u64>,
+    /// "S.M.A.R.T alert flagged by drive".
+    pub smart_alert: Option<bool>,
+    pub media_errors: Option<u64>,
+    pub other_errors: Option<u64>,
+}
+
+fn count(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `/c0/e252/s3` → (0, `252:3`); `/c0/s3` (no enclosure) → (0, `:3`).
+fn drive_path(path: &str) -> Option<(u32, String)> {
+    let mut parts = path.trim().trim_start_matches('/').split('/');
+    let c = parts.next()?.strip_prefix('c')?.parse().ok()?;
+    let (e, s) = match (parts.next()?, parts.next()) {
+        (e, Some(s)) => (e.strip_prefix('e')?, s.strip_prefix('s')?),
+        (s, None) => ("", s.strip_prefix('s')?),
+    };
+    Some((c, format!("{e}:{s}")))
+}
+
+/// Parses `/call/eall/sall show all J`: the `Drive /cX/eY/sZ State` block of every drive.
+pub fn parse_drive_details(bytes: &[u8]) -> Result<Vec<DriveDetail>, CollectError> {
+    let what = "storcli /call/eall/sall show all J";
+    let list = controllers(bytes, what)?;
+    let mut out = Vec::new();
+    for c in &list {
+        let Some(data) = c.get("Response Data").and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, detail) in data {
+            let Some(path) = key
+                .strip_prefix("Drive ")
+                .and_then(|k| k.strip_suffix(" - Detailed Information"))
+            else {
+                continue;
+            };
+            let Some((controller, drive)) = drive_path(path) else {
+                continue;
+            };
+            let Some(state) = detail.get(format!("Drive {path} State")) else {
+                continue;
+            };
+            out.push(DriveDetail {
+                controller,
+                drive,
+                predictive_failures: count(state.get("Predictive Failure Count")),
+                smart_alert: state
+                    .get("S.M.A.R.T alert flagged by drive")
+                    .and_then(Value::as_str)
+                    .map(|s| s.trim().eq_ignore_ascii_case("yes")),
+                media_errors: count(state.get("Media Error Count")),
+                other_errors: count(state.get("Other Error Count")),
+            });
         }
     }
     Ok(out)
@@ -320,7 +390,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn drive_details() {
+        let j = br#"{"Controllers":[{"Command Status":{"Controller":0,"Status":"Success"},"Response Data":{
+          "Drive /c0/e32/s3":[{"EID:Slt":"32:3","DID":3,"State":"Onln"}],
+          "Drive /c0/e32/s3 - Detailed Information":{"Drive /c0/e32/s3 State":{"Shield Counter":0,
+            "Media Error Count":12,"Other Error Count":1,"Drive Temperature":" 31C (87.80 F)",
+            "Predictive Failure Count":2,"S.M.A.R.T alert flagged by drive":"Yes"}},
+          "Drive /c0/s7 - Detailed Information":{"Drive /c0/s7 State":{"Predictive Failure Count":"0"}}}}]}"#;
+        let d = parse_drive_details(j).expect("parses");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].drive, "32:3");
+        assert_eq!(d[0].predictive_failures, Some(2));
+        assert_eq!(d[0].smart_alert, Some(true));
+        assert_eq!(d[0].media_errors, Some(12));
+        assert_eq!(d[1].drive, ":7");
+        assert_eq!(d[1].predictive_failures, Some(0));
+        assert!(parse_drive_details(b"[]").is_err());
+    }
+
     proptest! {
+        #[test]
+        fn drive_details_never_panics(bytes in any::<Vec<u8>>()) {
+            let _ = parse_drive_details(&bytes);
+        }
+
+        #[test]
+        fn drive_path_never_panics(path in any::<String>()) {
+            let _ = drive_path(&path);
+        }
+
         #[test]
         fn show_all_never_panics(bytes in any::<Vec<u8>>()) {
             let _ = parse_show_all(&bytes);

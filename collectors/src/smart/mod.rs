@@ -282,7 +282,7 @@ fn dev(id: &str) -> Vec<(&'static str, String)> {
     vec![("device", id.to_string())]
 }
 
-fn disk_readings(d: &Disk, at_risk: bool, out: &mut Vec<Reading>) {
+fn disk_readings(d: &Disk, exit_status: i32, at_risk: bool, out: &mut Vec<Reading>) {
     let r = &d.report;
     out.push(Reading::gauge(
         "sparewatch_smart_device_info",
@@ -302,7 +302,7 @@ fn disk_readings(d: &Disk, at_risk: bool, out: &mut Vec<Reading>) {
         "sparewatch_smart_exit_status",
         "smartctl's exit status bits for the disk's last query (see man smartctl, EXIT STATUS).",
         dev(&d.id),
-        r.exit_status as f64,
+        exit_status as f64,
     ));
     out.push(Reading::gauge(
         "sparewatch_smart_standby",
@@ -416,27 +416,22 @@ impl Collector for SmartCollector {
         let mut c = Collection::present();
         let limits = self.limits();
         for d in &mut disks {
+            // The exit status of this query; the values may be those of the last report.
+            let exit_status = d.report.exit_status;
             if d.report.standby {
                 if let Some(prev) = self.last.get(&d.id) {
-                    let code = d.report.exit_status;
                     d.report = prev.clone();
-                    d.report.exit_status = code;
                 }
                 d.stale = true;
             } else if d.report.open_failed.is_none() {
                 self.last.insert(d.id.clone(), d.report.clone());
             }
-            let mut probe = d.report.clone();
-            probe.standby = false;
-            let why = if d.stale && !self.last.contains_key(&d.id) {
-                Vec::new()
-            } else {
-                report::risk_reasons(&probe, &limits)
-            };
+            // A sleeping disk never seen awake says nothing: no reasons.
+            let why = report::risk_reasons(&d.report, &limits);
             if let Some(e) = &d.report.open_failed {
                 tracing::warn!(device = %d.name, error = %e, "smartctl could not query the device");
             }
-            disk_readings(d, !why.is_empty(), &mut c.readings);
+            disk_readings(d, exit_status, !why.is_empty(), &mut c.readings);
             if !why.is_empty() {
                 for k in &d.keys {
                     c.device_risks.push(DeviceRisk {
@@ -447,5 +442,42 @@ impl Collector for SmartCollector {
             }
         }
         Ok(c)
+    }
+
+    /// A disk added or removed (hot-plug, a replaced RAID member appearing) triggers a new
+    /// scan at once; SMART values themselves raise no event and are polled.
+    fn watch(&mut self, wake: crate::Wake) -> Result<(), CollectError> {
+        crate::events::spawn_uevent_watcher("smart", wake, disk_added_or_removed)
+            .map_err(|e| CollectError::Other(format!("uevents: {e}")))
+    }
+}
+
+/// Whole disks appearing or going (`SUBSYSTEM=block`, `DEVTYPE=disk`, add/remove).
+pub fn disk_added_or_removed(ev: &crate::events::Uevent) -> bool {
+    ev.var("SUBSYSTEM") == Some("block")
+        && ev.var("DEVTYPE") == Some("disk")
+        && matches!(ev.action.as_str(), "add" | "remove")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Uevent;
+
+    #[test]
+    fn wakes_on_disks_coming_and_going_only() {
+        let ev = |msg: &[u8]| Uevent::parse(msg).expect("uevent");
+        assert!(disk_added_or_removed(&ev(
+            b"add@/devices/pci0000:00/0000:00:17.0/ata3/host2/target2:0:0/2:0:0:0/block/sdc\0ACTION=add\0SUBSYSTEM=block\0DEVTYPE=disk\0DEVNAME=sdc\0"
+        )));
+        assert!(disk_added_or_removed(&ev(
+            b"remove@/devices/virtual/nvme-subsystem/nvme-subsys0/nvme0n1\0ACTION=remove\0SUBSYSTEM=block\0DEVTYPE=disk\0"
+        )));
+        assert!(!disk_added_or_removed(&ev(
+            b"change@/devices/virtual/block/md0\0ACTION=change\0SUBSYSTEM=block\0DEVTYPE=disk\0"
+        )));
+        assert!(!disk_added_or_removed(&ev(
+            b"add@/devices/x/block/sdc/sdc1\0ACTION=add\0SUBSYSTEM=block\0DEVTYPE=partition\0"
+        )));
     }
 }

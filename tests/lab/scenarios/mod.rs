@@ -5,6 +5,7 @@ pub mod bond;
 pub mod ipmi;
 pub mod md;
 pub mod multipath;
+pub mod smart;
 
 /// The agent's config in every scenario: a short hold-down so recovery is quick to see.
 pub const HOLD_DOWN_MS: u64 = 3000;
