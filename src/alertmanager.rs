@@ -219,11 +219,9 @@ fn role(s: &str) -> Role {
 
 /// A since-timestamp; now when the engine has none (0) or it is out of range.
 fn unix_time(secs: f64) -> SystemTime {
-    if secs.is_finite() && secs > 0.0 && secs < 1e11 {
-        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs)
-    } else {
-        SystemTime::now()
-    }
+    crate::snapshot::from_unix(secs)
+        .filter(|t| *t > SystemTime::UNIX_EPOCH)
+        .unwrap_or_else(SystemTime::now)
 }
 
 /// Which alert of the shipped rules a group state raises, with its severity. The same

@@ -131,8 +131,20 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
             let now = SystemTime::now();
-            let snap = evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics);
-            snap_tx.send_replace(Arc::new(snap));
+            let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics)
+            }));
+            match evaluated {
+                Ok(snap) => {
+                    snap_tx.send_replace(Arc::new(snap));
+                }
+                Err(_) => {
+                    // An agent that keeps serving without evaluating would hide every
+                    // failure; exiting lets systemd (Restart=on-failure) start it afresh.
+                    tracing::error!("the engine panicked; exiting so the agent is restarted");
+                    std::process::exit(70);
+                }
+            }
         })
         .context("starting the engine thread")?;
     let wakes = scheduler::spawn(jobs, tx).context("starting collector threads")?;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use sparewatch_collectors::{Collection, GroupReading, GroupState, MemberHealth};
 
 use crate::policy::{self, Effective};
-use crate::snapshot::{unix, CollectorView, GroupView, MemberView, Snapshot};
+use crate::snapshot::{from_unix, unix, CollectorView, GroupView, MemberView, Snapshot};
 use crate::state_file::{Persisted, PersistedGroup, StateFile};
 
 /// Per-group policy overrides from the config file (`groups:`).
@@ -135,6 +135,10 @@ impl MemberTrack {
 struct GroupTrack {
     state: GroupState,
     since: SystemTime,
+    /// The state and since before the group became `unknown`: a short blip (one BMC
+    /// timeout) that returns to the same state keeps the old since, so "without redundancy
+    /// for 41 days" is not reset by every hiccup.
+    before_unknown: Option<(GroupState, SystemTime)>,
     transitions: u64,
     members: HashMap<String, MemberTrack>,
 }
@@ -149,10 +153,6 @@ pub struct Engine {
 
 fn age(now: SystemTime, then: SystemTime) -> Duration {
     now.duration_since(then).unwrap_or(Duration::ZERO)
-}
-
-fn from_unix(secs: f64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0))
 }
 
 impl Engine {
@@ -262,8 +262,9 @@ impl Engine {
                         state: p
                             .and_then(|p| GroupState::parse(&p.state))
                             .unwrap_or(GroupState::Unknown),
-                        since: p.map_or(now, |p| from_unix(p.since)),
+                        since: p.and_then(|p| from_unix(p.since)).unwrap_or(now),
                         transitions: p.map_or(0, |p| p.transitions),
+                        before_unknown: None,
                         members: HashMap::new(),
                     }
                 });
@@ -275,6 +276,7 @@ impl Engine {
                     &risks,
                     c.last_success.unwrap_or(now),
                     now,
+                    c.info.stale_after(),
                     hold_down,
                     is_new && !self.persisted.groups.contains_key(&reading.name),
                 );
@@ -362,6 +364,7 @@ fn evaluate_group(
     risks: &HashMap<String, String>,
     seen_at: SystemTime,
     now: SystemTime,
+    blip: Duration,
     hold_down: Duration,
     first_sight: bool,
 ) -> GroupView {
@@ -427,8 +430,21 @@ fn evaluate_group(
         if !first_sight {
             track.transitions += 1;
         }
+        let restored = match track.before_unknown.take() {
+            Some((before, since))
+                if before == state
+                    && track.state == GroupState::Unknown
+                    && age(now, track.since) <= blip =>
+            {
+                Some(since)
+            }
+            _ => None,
+        };
+        if state == GroupState::Unknown {
+            track.before_unknown = Some((track.state, track.since));
+        }
         track.state = state;
-        track.since = now;
+        track.since = restored.unwrap_or(now);
     }
     GroupView {
         name: reading.name.clone(),
@@ -540,6 +556,25 @@ mod tests {
         e.started("net", t(201));
         assert_eq!(state(&mut e, t(205)).0, "redundant");
         assert_eq!(state(&mut e, t(212)).0, "unknown");
+    }
+
+    #[test]
+    fn a_short_unknown_blip_keeps_the_since() {
+        let mut e = engine(None);
+        e.finished("net", Ok(bond(false)), Duration::ZERO, t(0));
+        assert_eq!(state(&mut e, t(0)), ("no_redundancy".into(), unix(t(0))));
+        e.finished("net", Err("timeout".into()), Duration::ZERO, t(100));
+        assert_eq!(state(&mut e, t(100)).0, "unknown");
+        e.finished("net", Ok(bond(false)), Duration::ZERO, t(130));
+        assert_eq!(state(&mut e, t(130)), ("no_redundancy".into(), unix(t(0))));
+        // A long gap (beyond 2 intervals + timeout = 70 s) starts a new since.
+        e.finished("net", Err("timeout".into()), Duration::ZERO, t(200));
+        assert_eq!(state(&mut e, t(200)).0, "unknown");
+        e.finished("net", Ok(bond(false)), Duration::ZERO, t(300));
+        assert_eq!(
+            state(&mut e, t(300)),
+            ("no_redundancy".into(), unix(t(300)))
+        );
     }
 
     #[test]

@@ -27,9 +27,10 @@ pub struct Job {
     pub collector: Box<dyn Collector>,
 }
 
-/// Least time between two passes of one collector, so an event storm (a flapping link)
-/// cannot turn into a busy loop.
-const MIN_GAP: Duration = Duration::from_millis(10);
+/// Least time between the starts of two passes of one collector, so an event storm (a
+/// flapping link, container veths coming and going) cannot turn into back-to-back passes.
+/// The first event after a quiet spell is not delayed.
+const MIN_GAP: Duration = Duration::from_millis(100);
 
 /// One pass, with panics turned into errors.
 pub fn collect_guarded(name: &str, c: &mut dyn Collector) -> Result<Collection, String> {

@@ -73,6 +73,16 @@ pub struct CollectorView {
     pub last_error: Option<String>,
 }
 
+/// Unix seconds back to a time; `None` for values no clock of ours produced (negative,
+/// non-finite, beyond year 5000), which can only come from a damaged file.
+pub fn from_unix(secs: f64) -> Option<SystemTime> {
+    if secs.is_finite() && (0.0..1e11).contains(&secs) {
+        Some(UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
+    } else {
+        None
+    }
+}
+
 pub fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -67,8 +67,18 @@ impl StateFile {
 }
 
 /// Parses a state file's bytes.
+/// Parses a state file's bytes. Entries whose since-timestamp no clock could have written
+/// (negative, non-finite, far future) are dropped with a warning: they start fresh.
 pub fn parse(bytes: &[u8]) -> Result<Persisted, serde_json::Error> {
-    serde_json::from_slice(bytes)
+    let mut p: Persisted = serde_json::from_slice(bytes)?;
+    p.groups.retain(|name, g| {
+        let ok = crate::snapshot::from_unix(g.since).is_some();
+        if !ok {
+            tracing::warn!(group = %name, since = g.since, "state file entry with an impossible since-timestamp ignored");
+        }
+        ok
+    });
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -93,5 +103,16 @@ mod tests {
         assert_eq!(f.load(), p);
         std::fs::write(dir.path().join(FILE_NAME), b"{not json").expect("write");
         assert_eq!(f.load(), Persisted::default());
+        let absurd = br#"{"version":1,"groups":{"a":{"state":"failed","since":1e300,"transitions":1},
+            "b":{"state":"failed","since":-5,"transitions":1},"c":{"state":"failed","since":10,"transitions":1}}}"#;
+        let p = parse(absurd).expect("parses");
+        assert_eq!(p.groups.keys().collect::<Vec<_>>(), vec!["c"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse(&bytes);
+        }
     }
 }

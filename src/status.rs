@@ -7,7 +7,7 @@ use crate::snapshot::Snapshot;
 
 /// "2026-11-24T12:00:00Z (3h12m ago)".
 pub fn format_since(since: f64, now: f64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs_f64(since.max(0.0));
+    let t = crate::snapshot::from_unix(since).unwrap_or(UNIX_EPOCH);
     let ago = Duration::from_secs((now - since).max(0.0) as u64);
     format!(
         "{} ({} ago)",

@@ -32,6 +32,13 @@ pub fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Tools get no secrets of ours (BMC passwords may sit in the environment): only a
+        // fixed PATH and the C locale, so their output parses the same everywhere.
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("LC_ALL", "C")
         .spawn()
     {
@@ -44,14 +51,18 @@ pub fn run(
             })
         }
     };
+    // Readers hand their bytes over a channel: a grandchild that keeps the pipe open after
+    // the tool exited must not block us past the deadline (a join would).
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(p) = pipe {
                 let _ = p.take(MAX_OUTPUT).read_to_end(&mut buf);
             }
-            buf
-        })
+            let _ = tx.send(buf);
+        });
+        rx
     };
     let out = reader(
         child
@@ -88,8 +99,12 @@ pub fn run(
     };
     Ok(Some(CommandOutput {
         status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: out
+            .recv_timeout(timeout.saturating_sub(start.elapsed()))
+            .unwrap_or_default(),
+        stderr: err
+            .recv_timeout(timeout.saturating_sub(start.elapsed()))
+            .unwrap_or_default(),
     }))
 }
 
@@ -110,6 +125,33 @@ mod tests {
             .expect("present");
         assert_eq!(r.stdout, b"hi\n");
         assert!(r.status.success());
+    }
+
+    #[test]
+    fn environment_is_not_passed_on() {
+        std::env::set_var("SPAREWATCH_TEST_SECRET", "hunter2");
+        let r = run(Path::new("/usr/bin/env"), &[], Duration::from_secs(5))
+            .expect("runs")
+            .expect("present");
+        let env = String::from_utf8_lossy(&r.stdout);
+        assert!(!env.contains("hunter2"), "{env}");
+        assert!(env.contains("LC_ALL=C"), "{env}");
+    }
+
+    #[test]
+    fn a_grandchild_holding_stdout_does_not_block_past_the_deadline() {
+        let start = std::time::Instant::now();
+        let r = run(
+            Path::new("/bin/sh"),
+            &["-c", "sleep 3 & echo started"],
+            Duration::from_millis(500),
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(matches!(r, Ok(Some(_))), "{r:?}");
     }
 
     #[test]

@@ -90,6 +90,11 @@ pub fn spawn_uevent_watcher(
     let mut socket = Socket::new(protocols::NETLINK_KOBJECT_UEVENT)?;
     socket.bind(&SocketAddr::new(0, UEVENT_KERNEL_GROUP))?;
     spawn_recv_loop(name, socket, move |msg| {
+        // An empty message means events were lost (ENOBUFS): re-read everything.
+        if msg.is_empty() {
+            wake.wake();
+            return;
+        }
         if let Some(ev) = Uevent::parse(msg) {
             if filter(&ev) {
                 wake.wake();

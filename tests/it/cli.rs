@@ -122,3 +122,22 @@ fn persisted_since_is_used_by_status() {
     assert_eq!(v["groups"][0]["since"], 1000.0);
     assert_eq!(v["groups"][0]["transitions"], 4);
 }
+
+#[test]
+fn an_absurd_state_file_is_ignored_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("groups.json"),
+        r#"{"version":1,"groups":{"bond:bond0":{"state":"no_redundancy","since":1e300,"transitions":4}}}"#,
+    )
+    .expect("write");
+    let mut a = args_for("net-standby-lost", &["check", "--state.dir"]);
+    a.insert(2, dir.path().display().to_string());
+    let out = run(&a);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -12,6 +12,7 @@ mod ipmi;
 mod lab_findings;
 mod link_events;
 mod monitoring;
+mod net;
 mod smart;
 mod storage;
 mod support;

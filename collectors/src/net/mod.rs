@@ -165,15 +165,22 @@ impl NetCollector {
         let mut slaves = Vec::new();
         for s in slaves_line.split_whitespace() {
             let sd = self.class_net().join(s).join("bonding_slave");
-            let sval = |attr: &str| -> Result<Option<String>, CollectError> {
-                Ok(read_attr(&sd.join(attr))?.value().map(str::to_string))
+            // An unreadable slave attribute is an unknown value for that slave only.
+            let sval = |attr: &str| -> Option<String> {
+                match read_attr(&sd.join(attr)) {
+                    Ok(a) => a.value().map(str::to_string),
+                    Err(e) => {
+                        tracing::warn!(slave = %s, error = %e, "cannot read bonding_slave/{attr}");
+                        None
+                    }
+                }
             };
             slaves.push(SlaveInfo {
                 name: s.to_string(),
-                mii_status: sval("mii_status")?,
-                state: sval("state")?,
-                aggregator_id: sval("ad_aggregator_id")?.and_then(|v| v.parse().ok()),
-                link_failure_count: sval("link_failure_count")?.and_then(|v| v.parse().ok()),
+                mii_status: sval("mii_status"),
+                state: sval("state"),
+                aggregator_id: sval("ad_aggregator_id").and_then(|v| v.parse().ok()),
+                link_failure_count: sval("link_failure_count").and_then(|v| v.parse().ok()),
             });
         }
         Ok(BondInfo {
@@ -210,6 +217,19 @@ impl NetCollector {
         }
         team::parse_state_dump(dev, &out.stdout)
     }
+}
+
+/// A group whose state could not be read: one placeholder member of unknown health, so the
+/// group is reported `unknown` (never dropped, never `failed`) while other groups go on.
+fn unreadable_group(kind: &'static str, dev: &str, e: &CollectError) -> GroupReading {
+    tracing::warn!(device = %dev, error = %e, "cannot read {kind}");
+    let mut g = GroupReading::new(format!("{kind}:{dev}"), kind, 1);
+    g.members.push(MemberReading::new(
+        dev,
+        Role::Active,
+        MemberHealth::Unknown(format!("unreadable: {e}")),
+    ));
+    g
 }
 
 fn parse_u64(a: &Attr) -> Option<u64> {
@@ -319,7 +339,14 @@ impl Collector for NetCollector {
         // plain file `bonding_masters` once the bonding module is loaded.
         for name in names.iter().filter(|n| n.as_str() != "lo") {
             if self.class_net().join(name).is_dir() {
-                links.push(self.read_link(name)?);
+                // A broken interface makes only its own members unknown, not the collector.
+                links.push(self.read_link(name).unwrap_or_else(|e| {
+                    tracing::warn!(device = %name, error = %e, "cannot read interface");
+                    LinkInfo {
+                        name: name.clone(),
+                        ..LinkInfo::default()
+                    }
+                }));
             }
         }
         let configured: Vec<&str> = self
@@ -332,12 +359,23 @@ impl Collector for NetCollector {
         for l in &links {
             let is_bond = self.class_net().join(&l.name).join("bonding").is_dir();
             if is_bond {
-                let b = self.read_bond(&l.name)?;
-                bond_readings(&b, &mut c.readings);
-                c.groups.push(b.group());
+                match self.read_bond(&l.name) {
+                    // Loading the bonding module creates an unused, down `bond0` without
+                    // slaves: not configured, so not a group. A bond that is up without
+                    // slaves is a real failure and stays one.
+                    Ok(b) if b.slaves.is_empty() && l.admin_up != Some(true) => {}
+                    Ok(b) => {
+                        bond_readings(&b, &mut c.readings);
+                        c.groups.push(b.group());
+                    }
+                    Err(e) => c.groups.push(unreadable_group("bond", &l.name, &e)),
+                }
             } else if l.devtype.as_deref() == Some("team") {
                 if let Some(t) = &teamdctl {
-                    c.groups.push(self.read_team(&l.name, t)?);
+                    match self.read_team(&l.name, t) {
+                        Ok(g) => c.groups.push(g),
+                        Err(e) => c.groups.push(unreadable_group("team", &l.name, &e)),
+                    }
                 }
             }
             let reported = l.physical
