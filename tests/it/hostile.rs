@@ -272,3 +272,114 @@ fn running_agent_survives_a_file_turning_into_eio() {
         "a log line says why md is down: {log}"
     );
 }
+
+/// A "BMC" on loopback UDP that answers every datagram with junk: half of the answers random
+/// bytes, half an RMCP/RMCP+ header with a random payload (so parsing goes past the first
+/// check). Stops after `max` answers or when dropped.
+struct GarbageBmc {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl GarbageBmc {
+    fn start(max: u32) -> GarbageBmc {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let port = sock.local_addr().expect("addr").port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut rnd = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            let mut answered = 0;
+            let mut buf = [0u8; 2048];
+            while answered < max && !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((_, peer)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let len = (rnd() % 120) as usize;
+                let mut out: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+                if answered % 2 == 0 {
+                    // RMCP header (version 6, class IPMI) + RMCP+ auth type and payload type.
+                    let mut h = vec![0x06, 0x00, 0xff, 0x07, 0x06, (rnd() % 0x13) as u8];
+                    h.append(&mut out);
+                    out = h;
+                }
+                let _ = sock.send_to(&out, peer);
+                answered += 1;
+            }
+            answered
+        });
+        GarbageBmc {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
+    }
+}
+
+#[test]
+fn bmc_answering_garbage_marks_only_ipmi_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tree(dir.path());
+    let bmc = GarbageBmc::start(2000);
+    let mut a = args(
+        dir.path(),
+        &[
+            "--collector.ipmi",
+            "--ipmi.host=127.0.0.1",
+            &format!("--ipmi.port={}", bmc.port),
+            "--ipmi.user=admin",
+            "--ipmi.timeout=300ms",
+            "--ipmi.retries=1",
+            "--format=json",
+        ],
+    );
+    a[0] = "status".into();
+    let t = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(&a)
+        .env("SPAREWATCH_IPMI_PASSWORD", "secret-password")
+        .output()
+        .expect("runs");
+    let took = t.elapsed();
+    let answered = bmc.finish();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status json: {e}; stderr: {stderr}"));
+    let col = |name: &str| {
+        v["collectors"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("collector {name} listed: {v}"))
+    };
+    let ipmi = col("ipmi");
+    assert!(answered > 0, "the garbage BMC was never asked");
+    assert_eq!(ipmi["up"], false, "{ipmi}");
+    let err = ipmi["last_error"].as_str().unwrap_or("");
+    assert!(!err.is_empty(), "ipmi down says why: {ipmi}");
+    assert!(
+        !err.contains("secret-password") && !stderr.contains("secret-password"),
+        "the password must never show: {err} {stderr}"
+    );
+    assert_eq!(col("net")["up"], true);
+    assert_eq!(col("md")["up"], true);
+    assert!(
+        took < Duration::from_secs(30),
+        "bounded by the ipmi timeouts: {took:?}"
+    );
+    eprintln!("garbage BMC: {answered} junk answers, ipmi down with {err:?} after {took:?}");
+}
