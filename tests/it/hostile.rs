@@ -48,6 +48,23 @@ fn up(text: &str, collector: &str) -> Option<f64> {
     )
 }
 
+/// Collects once with `extra` flags; asserts `down` is down and `up_one` up; returns the
+/// metrics text and `down`'s error.
+fn only_down(dir: &Path, extra: &[&str], down: &str, up_one: &str) -> (String, String) {
+    let snap = sparewatch::collect_with_args(args(dir, extra), fixed_now())
+        .expect("one bad collector does not stop the agent");
+    let text = String::from_utf8_lossy(&snap.metrics_text).into_owned();
+    assert_eq!(up(&text, down), Some(0.0), "{text}");
+    assert_eq!(up(&text, up_one), Some(1.0), "{text}");
+    let err = snap
+        .collectors
+        .iter()
+        .find(|c| c.name == down)
+        .and_then(|c| c.last_error.clone())
+        .unwrap_or_default();
+    (text, err)
+}
+
 /// `/proc/self/mem` read from offset 0 fails with EIO (nothing is mapped at address 0): a
 /// real kernel EIO without a special file system. The link resolves in the reading process.
 fn make_eio(path: &Path) {
@@ -66,12 +83,7 @@ fn eio_on_mdstat_marks_only_md_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     tree(dir.path());
     make_eio(&dir.path().join("proc/mdstat"));
-    let snap = sparewatch::collect_with_args(args(dir.path(), &[]), fixed_now()).expect("collects");
-    let text = String::from_utf8_lossy(&snap.metrics_text).into_owned();
-    assert_eq!(up(&text, "md"), Some(0.0), "{text}");
-    assert_eq!(up(&text, "net"), Some(1.0), "{text}");
-    let md = snap.collectors.iter().find(|c| c.name == "md").expect("md");
-    let err = md.last_error.as_deref().unwrap_or("");
+    let (text, err) = only_down(dir.path(), &[], "md", "net");
     assert!(
         err.contains("mdstat") && err.contains("Input/output error"),
         "md error should name the file and EIO: {err:?}"
@@ -87,16 +99,7 @@ fn eio_on_a_link_attribute_marks_only_net_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = tree(dir.path());
     make_eio(&t.net("eth1").join("carrier"));
-    let snap = sparewatch::collect_with_args(args(dir.path(), &[]), fixed_now()).expect("collects");
-    let text = String::from_utf8_lossy(&snap.metrics_text).into_owned();
-    assert_eq!(up(&text, "net"), Some(0.0), "{text}");
-    assert_eq!(up(&text, "md"), Some(1.0), "{text}");
-    let net = snap
-        .collectors
-        .iter()
-        .find(|c| c.name == "net")
-        .expect("net");
-    let err = net.last_error.as_deref().unwrap_or("");
+    let (text, err) = only_down(dir.path(), &[], "net", "md");
     assert!(
         err.contains("eth1/carrier") && err.contains("Input/output error"),
         "{err:?}"
@@ -118,30 +121,16 @@ fn a_collector_with_bad_settings_is_down_and_the_others_run() {
     let cfg = dir.path().join("config.yml");
     std::fs::write(&cfg, "collectors:\n  net:\n    groups: not-a-list\n").expect("write");
     let cfg_flag = format!("--config.file={}", cfg.display());
-    let snap = sparewatch::collect_with_args(args(dir.path(), &[&cfg_flag]), fixed_now())
-        .expect("a bad collector section does not stop the agent");
-    let text = String::from_utf8_lossy(&snap.metrics_text).into_owned();
-    assert_eq!(up(&text, "net"), Some(0.0), "{text}");
-    assert_eq!(up(&text, "md"), Some(1.0), "{text}");
-    let net = snap
-        .collectors
-        .iter()
-        .find(|c| c.name == "net")
-        .expect("net");
-    assert!(
-        net.last_error.as_deref().unwrap_or("").contains("net"),
-        "{:?}",
-        net.last_error
-    );
+    let (_, err) = only_down(dir.path(), &[&cfg_flag], "net", "md");
+    assert!(err.contains("net"), "{err:?}");
     // A bad flag value of one collector: the same.
-    let snap = sparewatch::collect_with_args(
-        args(dir.path(), &["--collector.net.device-include=("]),
-        fixed_now(),
-    )
-    .expect("collects");
-    let text = String::from_utf8_lossy(&snap.metrics_text).into_owned();
-    assert_eq!(up(&text, "net"), Some(0.0), "{text}");
-    assert_eq!(up(&text, "md"), Some(1.0), "{text}");
+    let (_, err) = only_down(
+        dir.path(),
+        &["--collector.net.device-include=("],
+        "net",
+        "md",
+    );
+    assert!(err.contains("device-include"), "{err:?}");
 }
 
 #[test]
