@@ -46,7 +46,16 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
             matches: parsed.collector_matches(),
             config: config.collectors.get(spec.name),
         };
-        let collector = (spec.build)(&ctx)?;
+        // A collector whose own settings are wrong (its config section, its flags) is
+        // reported down with the reason; the other collectors run. A broken config file as a
+        // whole is an error above, before anything runs.
+        let collector = match (spec.build)(&ctx) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(collector = spec.name, error = %e, "collector cannot start; reported down, the others keep running");
+                Box::new(Broken(e.to_string())) as Box<dyn sparewatch_collectors::Collector>
+            }
+        };
         let schedule = config.schedules.get(spec.name).cloned().unwrap_or_default();
         let info = CollectorInfo {
             name: spec.name,
@@ -74,6 +83,17 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
         state_dir: common.state_dir.clone(),
         push: crate::alertmanager::PushConfig::from_parsed(parsed)?,
     })
+}
+
+/// Stands in for a collector that could not be built: every collection fails with why.
+struct Broken(String);
+
+impl sparewatch_collectors::Collector for Broken {
+    fn collect(
+        &mut self,
+    ) -> Result<sparewatch_collectors::Collection, sparewatch_collectors::CollectError> {
+        Err(sparewatch_collectors::CollectError::Other(self.0.clone()))
+    }
 }
 
 pub fn roots(parsed: &Parsed) -> Roots {
