@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::events::Uevent;
 use crate::one_hot::OneHot;
-use crate::roots::{list_dir, read_attr, Attr};
+use crate::roots::{list_dir, read_value};
 use crate::{
     BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, MemberHealth,
     MemberReading, Reading, Role, Roots, Wake,
@@ -111,13 +111,6 @@ pub fn wants_uevent(ev: &Uevent) -> bool {
     }
 }
 
-fn value(path: &Path) -> Result<Option<String>, CollectError> {
-    Ok(match read_attr(path)? {
-        Attr::Value(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ => None,
-    })
-}
-
 fn link_name(p: &Path) -> Option<String> {
     std::fs::read_link(p)
         .ok()
@@ -142,8 +135,8 @@ impl MultipathCollector {
             }
             let dm = self.roots.sys("block").join(&n).join("dm");
             out.push(DmDevice {
-                name: value(&dm.join("name"))?.unwrap_or_default(),
-                uuid: value(&dm.join("uuid"))?.unwrap_or_default(),
+                name: read_value(&dm.join("name"))?.unwrap_or_default(),
+                uuid: read_value(&dm.join("uuid"))?.unwrap_or_default(),
                 kernel: n,
             });
         }
@@ -336,13 +329,13 @@ impl MultipathCollector {
             if !sub.controllers.iter().any(|c| c.name == ctrl) {
                 let dir = self.roots.sys("class/nvme").join(&ctrl);
                 sub.controllers.push(nvme::Controller {
-                    state: value(&dir.join("state"))?,
-                    transport: value(&dir.join("transport"))?,
+                    state: read_value(&dir.join("state"))?,
+                    transport: read_value(&dir.join("transport"))?,
                     name: ctrl.clone(),
                 });
             }
             let path = nvme::Path {
-                ana_state: value(&self.roots.sys("block").join(&entry).join("ana_state"))?,
+                ana_state: read_value(&self.roots.sys("block").join(&entry).join("ana_state"))?,
                 name: entry,
                 controller: ctrl,
             };
@@ -362,10 +355,10 @@ impl MultipathCollector {
         let dir = self.roots.sys("class/nvme-subsystem").join(name);
         Ok(nvme::Subsystem {
             name: name.to_string(),
-            nqn: value(&dir.join("subsysnqn"))?,
-            model: value(&dir.join("model"))?,
-            serial: value(&dir.join("serial"))?,
-            iopolicy: value(&dir.join("iopolicy"))?,
+            nqn: read_value(&dir.join("subsysnqn"))?,
+            model: read_value(&dir.join("model"))?,
+            serial: read_value(&dir.join("serial"))?,
+            iopolicy: read_value(&dir.join("iopolicy"))?,
             ..nvme::Subsystem::default()
         })
     }
