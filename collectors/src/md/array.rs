@@ -240,7 +240,9 @@ impl ArrayInfo {
                 .sync
                 .as_ref()
                 .and_then(|s| s.done_total)
-                .map(|(d, t)| (d * 2, t * 2)),
+                // 1 KiB blocks to 512-byte sectors; a corrupt count saturates instead of
+                // overflowing (the ratio stays meaningful, nothing panics).
+                .map(|(d, t)| (d.saturating_mul(2), t.saturating_mul(2))),
             members,
             from_mdstat_only: true,
             ..ArrayInfo::default()
@@ -662,7 +664,37 @@ mod tests {
         assert_eq!(g.members[3].role, Role::Spare);
     }
 
+    /// Block counts near u64::MAX in /proc/mdstat (a corrupt or hostile file) used to
+    /// overflow the blocks-to-sectors conversion (a panic in debug builds).
+    #[test]
+    fn from_mdstat_huge_progress_does_not_overflow() {
+        let m = super::super::mdstat::parse(
+            "md1 : active raid1 sdb1[1] sda1[0]
+      100 blocks super 1.2 [2/1] [U_]
+      [>....]  recovery =  0.0% (18446744073709551615/18446744073709551614) finish=0.8min speed=1K/sec
+",
+        )
+        .unwrap();
+        let a = ArrayInfo::from_mdstat(&m.arrays[0]);
+        assert_eq!(a.sync_completed, Some((u64::MAX, u64::MAX)));
+        assert_eq!(a.sync_ratio(), Some(1.0));
+    }
+
     proptest! {
+        #[test]
+        fn from_mdstat_never_panics_on_any_progress(d in any::<u64>(), t in any::<u64>()) {
+            let text = format!(
+                "md0 : active raid5 sda[0] sdb[1] sdc[2]\n      100 blocks super 1.2 [3/3] [UUU]\n      [=>...]  resync = 1.0% ({d}/{t}) finish=1.0min speed=1K/sec\n"
+            );
+            let m = super::super::mdstat::parse(&text).unwrap();
+            let a = ArrayInfo::from_mdstat(&m.arrays[0]);
+            prop_assert_eq!(a.sync_completed, Some((d.saturating_mul(2), t.saturating_mul(2))));
+            if let Some(r) = a.sync_ratio() {
+                prop_assert!((0.0..=1.0).contains(&r));
+            }
+            let _ = a.group();
+        }
+
         #[test]
         fn attribute_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let s = String::from_utf8_lossy(&bytes);
