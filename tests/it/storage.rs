@@ -358,6 +358,89 @@ fn md_garbage_marks_only_md_down() {
     assert!(err.contains("mdstat"), "{err}");
 }
 
+/// A copy of md-healthy in which md3 has a member with a malformed `slot` and md4 a
+/// malformed `raid_disks`.
+fn md_two_malformed_arrays(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    crate::monitoring::copy_tree(&fixture("md-healthy"), &tree);
+    let md = tree.join("sys/block");
+    std::fs::write(md.join("md3/md/dev-nvme1n1p1/slot"), "banana\n").unwrap();
+    std::fs::write(md.join("md4/md/raid_disks"), "x\n").unwrap();
+    tree
+}
+
+#[test]
+fn md_malformed_array_is_unknown_and_the_others_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = md_two_malformed_arrays(dir.path());
+    let s = snapshot_with(&tree, "md", &[]);
+    assert!(collector_up(&s, "md"));
+    let got = states(&s);
+    let healthy = snapshot("md-healthy", "md");
+    for (want, got) in states(&healthy).iter().zip(&got) {
+        match want.0.as_str() {
+            "md:md3" | "md:md4" => {
+                assert_eq!(got.0, want.0);
+                assert_eq!(got.1, "unknown", "{got:?}");
+                // required still follows the level (from /proc/mdstat).
+                assert_eq!(got.3, want.3, "{got:?}");
+            }
+            _ => assert_eq!(got, want),
+        }
+    }
+    assert_eq!(got.len(), 8);
+    let md3 = group(&s, "md:md3");
+    let names: Vec<&str> = md3.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["nvme0n1p1", "nvme1n1p1", "nvme2n1p1"]);
+    for m in &md3.members {
+        let why = m.reason.as_deref().unwrap_or("");
+        assert!(
+            !m.healthy && why.contains("dev-nvme1n1p1/slot") && why.contains("banana"),
+            "{m:?}"
+        );
+    }
+    let why = group(&s, "md:md4").members[0]
+        .reason
+        .clone()
+        .unwrap_or_default();
+    assert!(why.contains("raid_disks"), "{why}");
+    // Unknown is a warning in `check`, naming the group and why.
+    let (code, line) = sparewatch::status::check(&s);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("md:md3 unknown (nvme0n1p1: parsing"),
+        "{line}"
+    );
+}
+
+/// The broken arrays are logged once per collection, at warn.
+#[test]
+fn md_malformed_arrays_are_logged_once_at_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = md_two_malformed_arrays(dir.path());
+    let mut args = vec![
+        "status".to_string(),
+        "--collector.disable-defaults".into(),
+        "--collector.md".into(),
+        "--log.level".into(),
+        "warn".into(),
+    ];
+    args.extend(fixture_args(&tree));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = crate::support::sparewatch(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warns: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("could not be read"))
+        .collect();
+    assert_eq!(warns.len(), 1, "{stderr}");
+    assert!(warns[0].contains("WARN"), "{stderr}");
+    assert!(
+        warns[0].contains("md3") && warns[0].contains("md4") && warns[0].contains("banana"),
+        "{stderr}"
+    );
+}
+
 // ------------------------------------------------------------------------ multipath
 
 #[test]

@@ -32,6 +32,9 @@ pub struct ArrayInfo {
     pub members: Vec<MemberInfo>,
     /// Members are per-slot placeholders from `/proc/mdstat` (no sysfs): names are slots.
     pub from_mdstat_only: bool,
+    /// Why the array's sysfs directory could not be read (a malformed attribute, an I/O
+    /// error): every member is then unknown with this reason.
+    pub unreadable: Option<String>,
 }
 
 /// One member device (`/sys/block/<md>/md/dev-<name>/`).
@@ -249,6 +252,56 @@ impl ArrayInfo {
         }
     }
 
+    /// An array that could not be read: `members` are the device names known from
+    /// elsewhere (sysfs `dev-*` entries or `/proc/mdstat`), possibly none.
+    pub fn unreadable(
+        name: &str,
+        level: Option<String>,
+        raid_disks: Option<u32>,
+        members: Vec<String>,
+        error: String,
+    ) -> ArrayInfo {
+        ArrayInfo {
+            name: name.to_string(),
+            active: true,
+            level,
+            raid_disks,
+            members: members
+                .into_iter()
+                .map(|n| MemberInfo {
+                    device: Some(whole_disk_name(&n)),
+                    name: n,
+                    ..MemberInfo::default()
+                })
+                .collect(),
+            unreadable: Some(error),
+            ..ArrayInfo::default()
+        }
+    }
+
+    /// The group of an unreadable array: every member unknown with the error. Without a
+    /// known member, one member named after the array stands for them all (then required
+    /// is 1: a count of stand-ins says nothing about the real members).
+    fn unreadable_group(&self, error: &str) -> GroupReading {
+        let unknown = || MemberHealth::Unknown(error.to_string());
+        if self.members.is_empty() {
+            let mut g = GroupReading::new(format!("md:{}", self.name), "md", 1);
+            g.members
+                .push(MemberReading::new(&self.name, Role::Active, unknown()));
+            return g;
+        }
+        let n = self.raid_disks.unwrap_or(self.members.len() as u32);
+        let p = policy(self.level(), n, self.layout);
+        let mut g = GroupReading::new(format!("md:{}", self.name), "md", p.required);
+        g.by_design = p.by_design;
+        for m in &self.members {
+            let mut r = MemberReading::new(&m.name, Role::Active, unknown());
+            r.device = m.device.clone();
+            g.members.push(r);
+        }
+        g
+    }
+
     /// Level as reported, `None` when empty (inactive arrays).
     pub fn level(&self) -> Option<&str> {
         self.level.as_deref().filter(|l| !l.is_empty())
@@ -326,6 +379,9 @@ impl ArrayInfo {
     pub fn group(&self) -> Option<GroupReading> {
         if self.is_container() {
             return None;
+        }
+        if let Some(error) = &self.unreadable {
+            return Some(self.unreadable_group(error));
         }
         let data_members: Vec<&MemberInfo> =
             self.members.iter().filter(|m| !m.has("journal")).collect();
@@ -662,6 +718,37 @@ mod tests {
         assert_eq!(names, ["slot0", "slot1", "slot2", "sde1"]);
         assert_eq!(healthy(&g), 2);
         assert_eq!(g.members[3].role, Role::Spare);
+    }
+
+    #[test]
+    fn unreadable_array_has_unknown_members() {
+        let a = ArrayInfo::unreadable(
+            "md3",
+            Some("raid5".into()),
+            Some(3),
+            vec!["sda1".into(), "sdb1".into(), "sdc1".into()],
+            "parsing slot: banana".into(),
+        );
+        let g = a.group().unwrap();
+        assert_eq!((g.name.as_str(), g.required), ("md:md3", 2));
+        let names: Vec<&str> = g.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["sda1", "sdb1", "sdc1"]);
+        assert!(g
+            .members
+            .iter()
+            .all(|m| m.health == MemberHealth::Unknown("parsing slot: banana".into())));
+        assert_eq!(g.members[0].device.as_deref(), Some("sda"));
+    }
+
+    #[test]
+    fn unreadable_array_without_members_has_one_stand_in() {
+        let g = ArrayInfo::unreadable("md9", Some("raid6".into()), Some(6), vec![], "EIO".into())
+            .group()
+            .unwrap();
+        assert_eq!(g.required, 1);
+        assert_eq!(g.members.len(), 1);
+        assert_eq!(g.members[0].name, "md9");
+        assert_eq!(g.members[0].health, MemberHealth::Unknown("EIO".into()));
     }
 
     /// Block counts near u64::MAX in /proc/mdstat (a corrupt or hostile file) used to

@@ -199,6 +199,7 @@ impl MdCollector {
             metadata_version: read_value(&md.join("metadata_version"))?,
             members,
             from_mdstat_only: false,
+            unreadable: None,
         }))
     }
 
@@ -212,9 +213,21 @@ impl MdCollector {
             }
         }
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for name in names {
             let entry = listed.iter().find(|a| a.name == name);
-            match self.read_sysfs_array(&name, entry)? {
+            let read = match self.read_sysfs_array(&name, entry) {
+                Ok(read) => read,
+                Err(e) => {
+                    // One malformed array must not hide the others: it becomes a group
+                    // whose members are unknown, with the error as the reason.
+                    let e = e.to_string();
+                    unreadable.push(format!("{name}: {e}"));
+                    out.push(self.unreadable_array(&name, entry, e));
+                    continue;
+                }
+            };
+            match read {
                 Some(a) => {
                     // An md device node that holds no array (array_state "clear", no
                     // members) is not an array.
@@ -232,7 +245,46 @@ impl MdCollector {
                 }
             }
         }
+        if !unreadable.is_empty() {
+            tracing::warn!(
+                collector = "md",
+                errors = %unreadable.join("; "),
+                "{} md array(s) could not be read; their members are reported unknown",
+                unreadable.len()
+            );
+        }
         Ok(out)
+    }
+
+    /// An array whose sysfs directory could not be read: the members sysfs lists (else
+    /// those `/proc/mdstat` lists, else none) with `error` as the reason they are unknown.
+    fn unreadable_array(
+        &self,
+        name: &str,
+        listed: Option<&MdstatArray>,
+        error: String,
+    ) -> ArrayInfo {
+        let md = md_dir(&self.roots, name);
+        let mut members: Vec<String> = list_dir(&md)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.strip_prefix("dev-").map(str::to_string))
+            .collect();
+        if members.is_empty() {
+            members = listed
+                .map(|l| l.devices.iter().map(|d| d.name.clone()).collect())
+                .unwrap_or_default();
+        }
+        let level = listed
+            .and_then(|l| l.level.clone())
+            .or_else(|| read_value(&md.join("level")).ok().flatten());
+        ArrayInfo::unreadable(
+            name,
+            level,
+            listed.and_then(|l| l.raid_disks),
+            members,
+            error,
+        )
     }
 }
 
@@ -282,6 +334,10 @@ pub fn readings(a: &ArrayInfo, out: &mut Vec<Reading>) {
         info,
         1.0,
     ));
+    if a.unreadable.is_some() {
+        // Nothing else of it was read.
+        return;
+    }
     array_gauge(
         out,
         a,
