@@ -24,7 +24,7 @@ use crate::{
     BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, MemberHealth,
     MemberReading, Reading, Role, Roots, Wake,
 };
-use dmstatus::MapStatus;
+use dmstatus::{BadLine, MapStatus, StatusLines};
 
 /// `collectors.multipath` in the config file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -158,9 +158,10 @@ impl MultipathCollector {
         .find(|p| p.exists())
     }
 
-    /// The multipath maps from `dmsetup status --target multipath`. `Ok(None)`: dmsetup
-    /// is not installed (fine as long as no multipath map exists).
-    fn dm_status(&self) -> Result<Option<Vec<MapStatus>>, CollectError> {
+    /// The multipath maps from `dmsetup status --target multipath`, and the lines that did
+    /// not parse. `Ok(None)`: dmsetup is not installed (fine as long as no multipath map
+    /// exists).
+    fn dm_status(&self) -> Result<Option<StatusLines>, CollectError> {
         let Some(bin) = self.dmsetup_path() else {
             return Ok(None);
         };
@@ -178,7 +179,9 @@ impl MultipathCollector {
                 ),
             });
         }
-        dmstatus::parse(&String::from_utf8_lossy(&out.stdout)).map(Some)
+        Ok(Some(dmstatus::parse_lines(&String::from_utf8_lossy(
+            &out.stdout,
+        ))))
     }
 
     /// Checker state per path device from multipathd; empty when multipathd is not
@@ -224,20 +227,7 @@ impl MultipathCollector {
         sysfs: &[DmDevice],
         checkers: &[(String, String)],
     ) {
-        let dm = sysfs.iter().find(|d| d.name == m.name);
-        out.readings.push(Reading::gauge(
-            "sparewatch_multipath_map_info",
-            "A dm-multipath map, its uuid and its dm device.",
-            vec![
-                ("map", m.name.clone()),
-                ("uuid", dm.map(|d| d.uuid.clone()).unwrap_or_default()),
-                (
-                    "dm_device",
-                    dm.map(|d| d.kernel.clone()).unwrap_or_default(),
-                ),
-            ],
-            1.0,
-        ));
+        map_info(&m.name, sysfs, &mut out.readings);
         if let Some(q) = m.queue_io() {
             out.readings.push(Reading::gauge(
                 "sparewatch_multipath_queue_io",
@@ -306,6 +296,75 @@ impl MultipathCollector {
         out.groups.push(g);
     }
 
+    /// Groups for the maps whose status line did not parse: their paths (the dm device's
+    /// `slaves/` in sysfs) are unknown with the parse error. A line without a readable map
+    /// name is charged to every multipath map sysfs shows that the output did not cover.
+    /// Returns the errors, for one log line per collection.
+    fn unparsed_map_groups(
+        &self,
+        bad: &[BadLine],
+        parsed: &[MapStatus],
+        sysfs: &[DmDevice],
+        out: &mut Collection,
+    ) -> Vec<String> {
+        let mut broken: Vec<(String, String)> = bad
+            .iter()
+            .filter_map(|b| b.map.clone().map(|m| (m, b.error.to_string())))
+            .collect();
+        let unnamed: Vec<String> = bad
+            .iter()
+            .filter(|b| b.map.is_none())
+            .map(|b| b.error.to_string())
+            .collect();
+        if !unnamed.is_empty() {
+            let why = unnamed.join("; ");
+            for d in sysfs.iter().filter(|d| d.is_mpath()) {
+                let covered = parsed.iter().any(|m| m.name == d.name)
+                    || broken.iter().any(|(n, _)| *n == d.name);
+                if !covered {
+                    broken.push((d.name.clone(), why.clone()));
+                }
+            }
+        }
+        let mut done: Vec<&str> = Vec::new();
+        for (name, why) in &broken {
+            if done.contains(&name.as_str()) {
+                continue;
+            }
+            done.push(name);
+            map_info(name, sysfs, &mut out.readings);
+            let mut g = GroupReading::new(format!("mpath:{name}"), "mpath", 1);
+            let slaves = sysfs
+                .iter()
+                .find(|d| d.name == *name)
+                .map(|d| list_dir(&self.roots.sys("block").join(&d.kernel).join("slaves")))
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            for p in &slaves {
+                let mut m = MemberReading::new(p, Role::Active, MemberHealth::Unknown(why.clone()));
+                m.device = Some(p.clone());
+                g.members.push(m);
+            }
+            if g.members.is_empty() {
+                g.members.push(MemberReading::new(
+                    name,
+                    Role::Active,
+                    MemberHealth::Unknown(why.clone()),
+                ));
+            }
+            out.groups.push(g);
+        }
+        let mut errors: Vec<String> = bad
+            .iter()
+            .map(|b| match &b.map {
+                Some(m) => format!("{m}: {}", b.error),
+                None => b.error.to_string(),
+            })
+            .collect();
+        errors.dedup();
+        errors
+    }
+
     /// NVMe namespaces with native multipath: the hidden path devices `nvme<S>c<C>n<N>` in
     /// `/sys/block`, grouped by subsystem and head; subsystem details from
     /// `/sys/class/nvme-subsystem/nvme-subsys<S>`, controller state from
@@ -362,6 +421,24 @@ impl MultipathCollector {
             ..nvme::Subsystem::default()
         })
     }
+}
+
+/// `sparewatch_multipath_map_info` of a map, with its uuid and dm device when sysfs has it.
+fn map_info(map: &str, sysfs: &[DmDevice], out: &mut Vec<Reading>) {
+    let dm = sysfs.iter().find(|d| d.name == map);
+    out.push(Reading::gauge(
+        "sparewatch_multipath_map_info",
+        "A dm-multipath map, its uuid and its dm device.",
+        vec![
+            ("map", map.to_string()),
+            ("uuid", dm.map(|d| d.uuid.clone()).unwrap_or_default()),
+            (
+                "dm_device",
+                dm.map(|d| d.kernel.clone()).unwrap_or_default(),
+            ),
+        ],
+        1.0,
+    ));
 }
 
 fn nvme_readings(s: &nvme::Subsystem, out: &mut Vec<Reading>) {
@@ -441,14 +518,23 @@ impl Collector for MultipathCollector {
         let mut c = Collection::present();
         if !mpath_maps.is_empty() || module_loaded {
             match self.dm_status()? {
-                Some(maps) => {
-                    let checkers = if maps.is_empty() {
+                Some(status) => {
+                    let checkers = if status.maps.is_empty() {
                         Vec::new()
                     } else {
                         self.checker_states()
                     };
-                    for m in &maps {
+                    for m in &status.maps {
                         self.map_group(m, &mut c, &dm, &checkers);
+                    }
+                    let errors = self.unparsed_map_groups(&status.bad, &status.maps, &dm, &mut c);
+                    if !errors.is_empty() {
+                        tracing::warn!(
+                            collector = "multipath",
+                            errors = %errors.join("; "),
+                            "{} dmsetup status line(s) could not be parsed; those maps' paths are reported unknown",
+                            errors.len()
+                        );
                     }
                 }
                 None if !mpath_maps.is_empty() => {
