@@ -59,13 +59,21 @@ impl MemberInfo {
     }
 }
 
+/// More slots than any md array can have: a v1 superblock describes at most
+/// (4096 − 256) / 2 = 1920 devices (the kernel's `super_1_load` refuses more). A larger
+/// count is corruption; refusing it keeps [`ArrayInfo::group`] from building a member per
+/// slot for billions of slots.
+pub const MAX_RAID_DISKS: u32 = 65_536;
+
 /// `raid_disks`: "4", or "4 (3)" while a reshape from 3 to 4 runs. The first is the count
 /// the array is moving to.
 pub fn parse_raid_disks(s: &str) -> Result<u32, String> {
     let first = s.split_whitespace().next().unwrap_or("");
-    first
-        .parse()
-        .map_err(|_| format!("raid_disks: not a number: {s:?}"))
+    match first.parse::<u32>() {
+        Ok(n) if n <= MAX_RAID_DISKS => Ok(n),
+        Ok(_) => Err(format!("raid_disks: implausibly large: {s:?}")),
+        Err(_) => Err(format!("raid_disks: not a number: {s:?}")),
+    }
 }
 
 /// `sync_completed`: "none" or "delayed" (no sync running) or "<done> / <total>" sectors.
@@ -385,12 +393,16 @@ impl ArrayInfo {
         }
         let data_members: Vec<&MemberInfo> =
             self.members.iter().filter(|m| !m.has("journal")).collect();
-        let raid_disks = self.raid_disks.filter(|n| *n > 0).unwrap_or_else(|| {
-            data_members
-                .iter()
-                .filter(|m| m.slot.is_some() && !m.has("replacement"))
-                .count() as u32
-        });
+        let raid_disks = self
+            .raid_disks
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| {
+                data_members
+                    .iter()
+                    .filter(|m| m.slot.is_some() && !m.has("replacement"))
+                    .count() as u32
+            })
+            .min(MAX_RAID_DISKS);
         let policy = if self.active {
             policy(self.level(), raid_disks, self.layout)
         } else {
@@ -519,6 +531,8 @@ mod tests {
         assert_eq!(parse_raid_disks("4"), Ok(4));
         assert_eq!(parse_raid_disks("4 (3)"), Ok(4));
         assert!(parse_raid_disks("").is_err());
+        assert_eq!(parse_raid_disks("1920"), Ok(1920));
+        assert!(parse_raid_disks("4294967295").is_err());
         assert_eq!(parse_sync_completed("none"), Ok(None));
         assert_eq!(parse_sync_completed("delayed"), Ok(None));
         assert_eq!(parse_sync_completed("1024 / 4096"), Ok(Some((1024, 4096))));
@@ -718,6 +732,16 @@ mod tests {
         assert_eq!(names, ["slot0", "slot1", "slot2", "sde1"]);
         assert_eq!(healthy(&g), 2);
         assert_eq!(g.members[3].role, Role::Spare);
+    }
+
+    /// A corrupt slot count is bounded: the group gets at most MAX_RAID_DISKS members,
+    /// not one per slot of u32::MAX (16 GiB of slot numbers).
+    #[test]
+    fn huge_raid_disks_is_bounded() {
+        let mut a = array("raid1", 2, vec![member("sda", Some(0), "in_sync")]);
+        a.raid_disks = Some(u32::MAX);
+        let g = a.group().unwrap();
+        assert_eq!(g.members.len(), MAX_RAID_DISKS as usize);
     }
 
     #[test]
