@@ -87,6 +87,15 @@ pub fn read_attr(path: &Path) -> Result<Attr, CollectError> {
     }
 }
 
+/// A sysfs attribute's value, trimmed; `None` when it is missing, unavailable (see
+/// [`read_attr`]) or empty. Errors as [`read_attr`].
+pub fn read_value(path: &Path) -> Result<Option<String>, CollectError> {
+    Ok(match read_attr(path)? {
+        Attr::Value(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ => None,
+    })
+}
+
 /// Reads a whole file to a string; `None` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<String>, CollectError> {
     match std::fs::read(path) {
@@ -110,4 +119,22 @@ pub fn list_dir(path: &Path) -> Result<Vec<String>, CollectError> {
     }
     names.sort();
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_value_trims_and_keeps_absent_apart_from_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("v"), "  raid5 \n").unwrap();
+        std::fs::write(p("blank"), " \n").unwrap();
+        assert_eq!(read_value(&p("v")).unwrap().as_deref(), Some("raid5"));
+        assert_eq!(read_value(&p("blank")).unwrap(), None);
+        assert_eq!(read_value(&p("absent")).unwrap(), None);
+        // A directory cannot be read as an attribute: an error, not "absent".
+        assert!(read_value(dir.path()).is_err());
+    }
 }

@@ -3,7 +3,6 @@
 //! `check`, and the whole `/metrics` output per scenario (golden files
 //! tests/golden/<scenario>.prom, refreshed with `UPDATE_GOLDEN=1 cargo test --test it storage`).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -358,6 +357,97 @@ fn md_garbage_marks_only_md_down() {
     assert!(err.contains("mdstat"), "{err}");
 }
 
+/// A copy of md-healthy in which md3 has a member with a malformed `slot` and md4 a
+/// malformed `raid_disks`.
+fn md_two_malformed_arrays(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    crate::monitoring::copy_tree(&fixture("md-healthy"), &tree);
+    let md = tree.join("sys/block");
+    std::fs::write(md.join("md3/md/dev-nvme1n1p1/slot"), "banana\n").unwrap();
+    std::fs::write(md.join("md4/md/raid_disks"), "x\n").unwrap();
+    tree
+}
+
+#[test]
+fn md_malformed_array_is_unknown_and_the_others_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = md_two_malformed_arrays(dir.path());
+    let s = snapshot_with(&tree, "md", &[]);
+    assert!(collector_up(&s, "md"));
+    let got = states(&s);
+    let healthy = snapshot("md-healthy", "md");
+    for (want, got) in states(&healthy).iter().zip(&got) {
+        match want.0.as_str() {
+            "md:md3" | "md:md4" => {
+                assert_eq!(got.0, want.0);
+                assert_eq!(got.1, "unknown", "{got:?}");
+                // required still follows the level (from /proc/mdstat).
+                assert_eq!(got.3, want.3, "{got:?}");
+            }
+            _ => assert_eq!(got, want),
+        }
+    }
+    assert_eq!(got.len(), 8);
+    let md3 = group(&s, "md:md3");
+    let names: Vec<&str> = md3.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["nvme0n1p1", "nvme1n1p1", "nvme2n1p1"]);
+    for m in &md3.members {
+        let why = m.reason.as_deref().unwrap_or("");
+        assert!(
+            !m.healthy && why.contains("dev-nvme1n1p1/slot") && why.contains("banana"),
+            "{m:?}"
+        );
+    }
+    let why = group(&s, "md:md4").members[0]
+        .reason
+        .clone()
+        .unwrap_or_default();
+    assert!(why.contains("raid_disks"), "{why}");
+    // Unknown is a warning in `check`, naming the group and why.
+    let (code, line) = sparewatch::status::check(&s);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("md:md3 unknown (nvme0n1p1: parsing"),
+        "{line}"
+    );
+}
+
+/// `sparewatch status` on `tree` with only `collector` and `--log.level warn`: the
+/// stderr lines that contain `needle`, and the whole stderr.
+fn warn_lines(tree: &Path, collector: &str, needle: &str) -> (Vec<String>, String) {
+    let mut args = vec![
+        "status".to_string(),
+        "--collector.disable-defaults".into(),
+        format!("--collector.{collector}"),
+        "--log.level".into(),
+        "warn".into(),
+    ];
+    args.extend(fixture_args(tree));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = crate::support::sparewatch(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = stderr
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect();
+    (lines, stderr)
+}
+
+/// The broken arrays are logged once per collection, at warn.
+#[test]
+fn md_malformed_arrays_are_logged_once_at_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = md_two_malformed_arrays(dir.path());
+    let (warns, stderr) = warn_lines(&tree, "md", "could not be read");
+    assert_eq!(warns.len(), 1, "{stderr}");
+    assert!(warns[0].contains("WARN"), "{stderr}");
+    assert!(
+        warns[0].contains("md3") && warns[0].contains("md4") && warns[0].contains("banana"),
+        "{stderr}"
+    );
+}
+
 // ------------------------------------------------------------------------ multipath
 
 #[test]
@@ -443,29 +533,107 @@ fn mpath_dmsetup_flag_points_at_the_binary() {
     assert_eq!(group(&s, "mpath:mpathc").state, "no_redundancy");
 }
 
+/// mpath-healthy's maps and nvme-healthy's namespace in one tree, with a stand-in dmsetup
+/// that prints `status` (the fixed arguments are checked as in the fixtures).
+fn mpath_and_nvme_tree(dir: &Path, status: &str) -> PathBuf {
+    let tree = dir.join("tree");
+    crate::monitoring::copy_tree(&fixture("mpath-healthy"), &tree);
+    let nvme_sys = fixture("nvme-healthy").join("sys/.");
+    crate::monitoring::copy_tree(&nvme_sys, &tree.join("sys"));
+    std::fs::write(tree.join("dmsetup-status.txt"), status).unwrap();
+    tree
+}
+
+/// The captured lines of mpath-healthy, with mpatha's replaced by `line`.
+fn healthy_status_with_mpatha(line: &str) -> String {
+    let text =
+        std::fs::read_to_string(fixture("mpath-healthy").join("dmsetup-status.txt")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("mpatha: "));
+    lines[0] = line;
+    lines.join("\n") + "\n"
+}
+
+fn rows_without(s: &Snapshot, group: &str) -> Vec<(String, String, u32, u32, bool)> {
+    states(s).into_iter().filter(|r| r.0 != group).collect()
+}
+
 #[test]
-fn mpath_bad_dmsetup_output_marks_only_multipath_down() {
+fn mpath_unparsable_line_costs_only_its_map() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("dmsetup");
-    std::fs::write(
-        &bin,
-        "#!/bin/sh\necho 'mpatha: 0 2097152 multipath 2 0 0 0 1 1 A 0 1 0 8:16 Q 0'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let s = snapshot_with(
-        &fixture("mpath-healthy"),
-        "multipath",
-        &["--collector.multipath.dmsetup", bin.to_str().unwrap()],
+    let tree = mpath_and_nvme_tree(
+        dir.path(),
+        &healthy_status_with_mpatha(
+            "mpatha: 0 2097152 multipath 2 0 0 0 2 1 A 0 1 2 8:16 Q 0 0 1 E 0 1 2 8:32 A 0 0 1",
+        ),
     );
-    assert!(!collector_up(&s, "multipath"));
-    let err = s
-        .collectors
-        .iter()
-        .find(|c| c.name == "multipath")
-        .and_then(|c| c.last_error.clone())
-        .unwrap_or_default();
-    assert!(err.contains("path state"), "{err}");
+    let s = snapshot_with(&tree, "multipath", &[]);
+    assert!(collector_up(&s, "multipath"));
+    assert_eq!(
+        rows_without(&s, "mpath:mpatha"),
+        vec![
+            row("mpath:mpathb", "redundant", 4, 1, false),
+            row("mpath:mpathc", "redundant", 2, 1, false),
+            row("nvme:nvme-subsys0/nvme0n1", "redundant", 2, 1, false),
+        ]
+    );
+    let a = group(&s, "mpath:mpatha");
+    assert_eq!(a.state, "unknown");
+    // Its paths, from the dm device's slaves in sysfs, unknown with the parse error.
+    let names: Vec<&str> = a.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["sdb", "sdc"]);
+    for m in &a.members {
+        let why = m.reason.as_deref().unwrap_or("");
+        assert!(
+            !m.healthy && why.contains("mpatha") && why.contains("path state \"Q\""),
+            "{m:?}"
+        );
+    }
+    let text = stable_metrics(&s);
+    assert!(
+        text.contains("sparewatch_multipath_map_info{map=\"mpatha\""),
+        "map_info of the unparsable map missing"
+    );
+}
+
+/// A line without a readable map name is charged to the multipath map sysfs shows but the
+/// output did not cover (mpatha); the others and NVMe are unaffected.
+#[test]
+fn mpath_unattributable_line_marks_the_uncovered_map_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = mpath_and_nvme_tree(dir.path(), &healthy_status_with_mpatha("§§ garbled §§"));
+    let s = snapshot_with(&tree, "multipath", &[]);
+    assert!(collector_up(&s, "multipath"));
+    assert_eq!(group(&s, "mpath:mpathb").state, "redundant");
+    assert_eq!(group(&s, "nvme:nvme-subsys0/nvme0n1").state, "redundant");
+    let a = group(&s, "mpath:mpatha");
+    assert_eq!(a.state, "unknown");
+    assert_eq!(a.members.len(), 2);
+    assert!(
+        a.members[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("garbled"),
+        "{:?}",
+        a.members[0]
+    );
+}
+
+/// The unparsable lines are logged once per collection, at warn.
+#[test]
+fn mpath_unparsable_lines_are_logged_once_at_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = mpath_and_nvme_tree(
+        dir.path(),
+        &healthy_status_with_mpatha("mpatha: 0 2097152 multipath 2 0 0 0 1 1 A 0 1 0 8:16 Q 0"),
+    );
+    let (warns, stderr) = warn_lines(&tree, "multipath", "could not be parsed");
+    assert_eq!(warns.len(), 1, "{stderr}");
+    assert!(
+        warns[0].contains("WARN") && warns[0].contains("mpatha"),
+        "{stderr}"
+    );
 }
 
 #[test]

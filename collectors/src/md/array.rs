@@ -32,6 +32,9 @@ pub struct ArrayInfo {
     pub members: Vec<MemberInfo>,
     /// Members are per-slot placeholders from `/proc/mdstat` (no sysfs): names are slots.
     pub from_mdstat_only: bool,
+    /// Why the array's sysfs directory could not be read (a malformed attribute, an I/O
+    /// error): every member is then unknown with this reason.
+    pub unreadable: Option<String>,
 }
 
 /// One member device (`/sys/block/<md>/md/dev-<name>/`).
@@ -56,13 +59,21 @@ impl MemberInfo {
     }
 }
 
+/// More slots than any md array can have: a v1 superblock describes at most
+/// (4096 − 256) / 2 = 1920 devices (the kernel's `super_1_load` refuses more). A larger
+/// count is corruption; refusing it keeps [`ArrayInfo::group`] from building a member per
+/// slot for billions of slots.
+pub const MAX_RAID_DISKS: u32 = 65_536;
+
 /// `raid_disks`: "4", or "4 (3)" while a reshape from 3 to 4 runs. The first is the count
 /// the array is moving to.
 pub fn parse_raid_disks(s: &str) -> Result<u32, String> {
     let first = s.split_whitespace().next().unwrap_or("");
-    first
-        .parse()
-        .map_err(|_| format!("raid_disks: not a number: {s:?}"))
+    match first.parse::<u32>() {
+        Ok(n) if n <= MAX_RAID_DISKS => Ok(n),
+        Ok(_) => Err(format!("raid_disks: implausibly large: {s:?}")),
+        Err(_) => Err(format!("raid_disks: not a number: {s:?}")),
+    }
 }
 
 /// `sync_completed`: "none" or "delayed" (no sync running) or "<done> / <total>" sectors.
@@ -240,11 +251,63 @@ impl ArrayInfo {
                 .sync
                 .as_ref()
                 .and_then(|s| s.done_total)
-                .map(|(d, t)| (d * 2, t * 2)),
+                // 1 KiB blocks to 512-byte sectors; a corrupt count saturates instead of
+                // overflowing (the ratio stays meaningful, nothing panics).
+                .map(|(d, t)| (d.saturating_mul(2), t.saturating_mul(2))),
             members,
             from_mdstat_only: true,
             ..ArrayInfo::default()
         }
+    }
+
+    /// An array that could not be read: `members` are the device names known from
+    /// elsewhere (sysfs `dev-*` entries or `/proc/mdstat`), possibly none.
+    pub fn unreadable(
+        name: &str,
+        level: Option<String>,
+        raid_disks: Option<u32>,
+        members: Vec<String>,
+        error: String,
+    ) -> ArrayInfo {
+        ArrayInfo {
+            name: name.to_string(),
+            active: true,
+            level,
+            raid_disks,
+            members: members
+                .into_iter()
+                .map(|n| MemberInfo {
+                    device: Some(whole_disk_name(&n)),
+                    name: n,
+                    ..MemberInfo::default()
+                })
+                .collect(),
+            unreadable: Some(error),
+            ..ArrayInfo::default()
+        }
+    }
+
+    /// The group of an unreadable array: every member unknown with the error. Without a
+    /// known member, one member named after the array stands for them all (then required
+    /// is 1: a count of stand-ins says nothing about the real members).
+    fn unreadable_group(&self, error: &str) -> GroupReading {
+        let unknown = || MemberHealth::Unknown(error.to_string());
+        if self.members.is_empty() {
+            let mut g = GroupReading::new(format!("md:{}", self.name), "md", 1);
+            g.members
+                .push(MemberReading::new(&self.name, Role::Active, unknown()));
+            return g;
+        }
+        let n = self.raid_disks.unwrap_or(self.members.len() as u32);
+        let p = policy(self.level(), n, self.layout);
+        let mut g = GroupReading::new(format!("md:{}", self.name), "md", p.required);
+        g.by_design = p.by_design;
+        for m in &self.members {
+            let mut r = MemberReading::new(&m.name, Role::Active, unknown());
+            r.device = m.device.clone();
+            g.members.push(r);
+        }
+        g
     }
 
     /// Level as reported, `None` when empty (inactive arrays).
@@ -325,14 +388,21 @@ impl ArrayInfo {
         if self.is_container() {
             return None;
         }
+        if let Some(error) = &self.unreadable {
+            return Some(self.unreadable_group(error));
+        }
         let data_members: Vec<&MemberInfo> =
             self.members.iter().filter(|m| !m.has("journal")).collect();
-        let raid_disks = self.raid_disks.filter(|n| *n > 0).unwrap_or_else(|| {
-            data_members
-                .iter()
-                .filter(|m| m.slot.is_some() && !m.has("replacement"))
-                .count() as u32
-        });
+        let raid_disks = self
+            .raid_disks
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| {
+                data_members
+                    .iter()
+                    .filter(|m| m.slot.is_some() && !m.has("replacement"))
+                    .count() as u32
+            })
+            .min(MAX_RAID_DISKS);
         let policy = if self.active {
             policy(self.level(), raid_disks, self.layout)
         } else {
@@ -461,6 +531,8 @@ mod tests {
         assert_eq!(parse_raid_disks("4"), Ok(4));
         assert_eq!(parse_raid_disks("4 (3)"), Ok(4));
         assert!(parse_raid_disks("").is_err());
+        assert_eq!(parse_raid_disks("1920"), Ok(1920));
+        assert!(parse_raid_disks("4294967295").is_err());
         assert_eq!(parse_sync_completed("none"), Ok(None));
         assert_eq!(parse_sync_completed("delayed"), Ok(None));
         assert_eq!(parse_sync_completed("1024 / 4096"), Ok(Some((1024, 4096))));
@@ -662,7 +734,78 @@ mod tests {
         assert_eq!(g.members[3].role, Role::Spare);
     }
 
+    /// A corrupt slot count is bounded: the group gets at most MAX_RAID_DISKS members,
+    /// not one per slot of u32::MAX (16 GiB of slot numbers).
+    #[test]
+    fn huge_raid_disks_is_bounded() {
+        let mut a = array("raid1", 2, vec![member("sda", Some(0), "in_sync")]);
+        a.raid_disks = Some(u32::MAX);
+        let g = a.group().unwrap();
+        assert_eq!(g.members.len(), MAX_RAID_DISKS as usize);
+    }
+
+    #[test]
+    fn unreadable_array_has_unknown_members() {
+        let a = ArrayInfo::unreadable(
+            "md3",
+            Some("raid5".into()),
+            Some(3),
+            vec!["sda1".into(), "sdb1".into(), "sdc1".into()],
+            "parsing slot: banana".into(),
+        );
+        let g = a.group().unwrap();
+        assert_eq!((g.name.as_str(), g.required), ("md:md3", 2));
+        let names: Vec<&str> = g.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["sda1", "sdb1", "sdc1"]);
+        assert!(g
+            .members
+            .iter()
+            .all(|m| m.health == MemberHealth::Unknown("parsing slot: banana".into())));
+        assert_eq!(g.members[0].device.as_deref(), Some("sda"));
+    }
+
+    #[test]
+    fn unreadable_array_without_members_has_one_stand_in() {
+        let g = ArrayInfo::unreadable("md9", Some("raid6".into()), Some(6), vec![], "EIO".into())
+            .group()
+            .unwrap();
+        assert_eq!(g.required, 1);
+        assert_eq!(g.members.len(), 1);
+        assert_eq!(g.members[0].name, "md9");
+        assert_eq!(g.members[0].health, MemberHealth::Unknown("EIO".into()));
+    }
+
+    /// Block counts near u64::MAX in /proc/mdstat (a corrupt or hostile file) used to
+    /// overflow the blocks-to-sectors conversion (a panic in debug builds).
+    #[test]
+    fn from_mdstat_huge_progress_does_not_overflow() {
+        let m = super::super::mdstat::parse(
+            "md1 : active raid1 sdb1[1] sda1[0]
+      100 blocks super 1.2 [2/1] [U_]
+      [>....]  recovery =  0.0% (18446744073709551615/18446744073709551614) finish=0.8min speed=1K/sec
+",
+        )
+        .unwrap();
+        let a = ArrayInfo::from_mdstat(&m.arrays[0]);
+        assert_eq!(a.sync_completed, Some((u64::MAX, u64::MAX)));
+        assert_eq!(a.sync_ratio(), Some(1.0));
+    }
+
     proptest! {
+        #[test]
+        fn from_mdstat_never_panics_on_any_progress(d in any::<u64>(), t in any::<u64>()) {
+            let text = format!(
+                "md0 : active raid5 sda[0] sdb[1] sdc[2]\n      100 blocks super 1.2 [3/3] [UUU]\n      [=>...]  resync = 1.0% ({d}/{t}) finish=1.0min speed=1K/sec\n"
+            );
+            let m = super::super::mdstat::parse(&text).unwrap();
+            let a = ArrayInfo::from_mdstat(&m.arrays[0]);
+            prop_assert_eq!(a.sync_completed, Some((d.saturating_mul(2), t.saturating_mul(2))));
+            if let Some(r) = a.sync_ratio() {
+                prop_assert!((0.0..=1.0).contains(&r));
+            }
+            let _ = a.group();
+        }
+
         #[test]
         fn attribute_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let s = String::from_utf8_lossy(&bytes);

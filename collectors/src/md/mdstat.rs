@@ -208,9 +208,9 @@ fn parse_status_line(no: usize, body: &str, a: &mut MdstatArray) -> Result<(), C
             continue;
         };
         if let Some((n, m)) = inner.split_once('/') {
-            let parse = |v: &str| {
-                v.parse::<u32>()
-                    .map_err(|_| err(no, format!("array {}: bad disk count {tok:?}", a.name)))
+            let parse = |v: &str| match v.parse::<u32>() {
+                Ok(n) if n <= super::array::MAX_RAID_DISKS => Ok(n),
+                _ => Err(err(no, format!("array {}: bad disk count {tok:?}", a.name))),
             };
             a.raid_disks = Some(parse(n)?);
             a.working_disks = Some(parse(m)?);
@@ -346,6 +346,7 @@ unused devices: <none>
         assert!(parse("md0 : active raid1 sda[x]\n").is_err());
         assert!(parse("md0 : active raid1 sda\n").is_err());
         assert!(parse("md0 : active raid1 sda[0]\n   100 blocks [2/x] [U_]\n").is_err());
+        assert!(parse("md0 : active raid1 sda[0]\n   100 blocks [4294967295/1] [U_]\n").is_err());
         assert!(parse("md0 : active raid1 sda[0]\n [==>..]  resync = 3% (a/b)\n").is_err());
     }
 

@@ -16,7 +16,7 @@ use clap::Arg;
 use serde::Deserialize;
 
 use crate::one_hot::OneHot;
-use crate::roots::{list_dir, read_attr, read_optional, Attr};
+use crate::roots::{list_dir, read_optional, read_value};
 use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading, Roots, Wake};
 use array::{ArrayInfo, MemberInfo};
 use mdstat::{Mdstat, MdstatArray};
@@ -74,16 +74,9 @@ fn sysfs_arrays(roots: &Roots) -> Result<Vec<String>, CollectError> {
         .collect())
 }
 
-fn value(path: &Path) -> Result<Option<String>, CollectError> {
-    Ok(match read_attr(path)? {
-        Attr::Value(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ => None,
-    })
-}
-
 /// A numeric attribute: absent/empty/"none" is `None`, anything else must be a number.
 fn number<T: std::str::FromStr>(path: &Path) -> Result<Option<T>, CollectError> {
-    match value(path)? {
+    match read_value(path)? {
         None => Ok(None),
         Some(v) if v == "none" => Ok(None),
         Some(v) => v
@@ -132,11 +125,11 @@ impl MdCollector {
     fn read_member(&self, md: &Path, entry: &str) -> Result<MemberInfo, CollectError> {
         let name = entry.trim_start_matches("dev-").to_string();
         let d = md.join(entry);
-        let state = value(&d.join("state"))?
+        let state = read_value(&d.join("state"))?
             .map(|s| array::parse_member_state(&s))
             .unwrap_or_default();
         let slot_path = d.join("slot");
-        let slot = match value(&slot_path)? {
+        let slot = match read_value(&slot_path)? {
             Some(s) => array::parse_slot(&s).map_err(|e| parse_err(&slot_path, e))?,
             None => None,
         };
@@ -160,19 +153,19 @@ impl MdCollector {
             return Ok(None);
         }
         let raid_disks_path = md.join("raid_disks");
-        let raid_disks = match value(&raid_disks_path)? {
+        let raid_disks = match read_value(&raid_disks_path)? {
             Some(v) => {
                 Some(array::parse_raid_disks(&v).map_err(|e| parse_err(&raid_disks_path, e))?)
             }
             None => None,
         };
         let sync_path = md.join("sync_completed");
-        let sync_completed = match value(&sync_path)? {
+        let sync_completed = match read_value(&sync_path)? {
             Some(v) => array::parse_sync_completed(&v).map_err(|e| parse_err(&sync_path, e))?,
             None => None,
         };
-        let array_state = value(&md.join("array_state"))?;
-        let level = value(&md.join("level"))?;
+        let array_state = read_value(&md.join("array_state"))?;
+        let level = read_value(&md.join("level"))?;
         let active = match listed {
             Some(l) => l.active,
             None => {
@@ -191,21 +184,22 @@ impl MdCollector {
             raid_disks,
             // "2", "-1" (raid0 without a layout), "2 (1)" while a reshape changes it: only
             // the current non-negative value is of use.
-            layout: value(&md.join("layout"))?.and_then(|v| {
+            layout: read_value(&md.join("layout"))?.and_then(|v| {
                 v.split_whitespace()
                     .next()
                     .and_then(|t| t.parse::<u32>().ok())
             }),
             degraded: number(&md.join("degraded"))?,
             array_state,
-            sync_action: value(&md.join("sync_action"))?,
+            sync_action: read_value(&md.join("sync_action"))?,
             sync_completed,
             // "none" while no sync runs.
-            sync_speed_kib: value(&md.join("sync_speed"))?.and_then(|v| v.parse().ok()),
+            sync_speed_kib: read_value(&md.join("sync_speed"))?.and_then(|v| v.parse().ok()),
             mismatch_sectors: number(&md.join("mismatch_cnt"))?,
-            metadata_version: value(&md.join("metadata_version"))?,
+            metadata_version: read_value(&md.join("metadata_version"))?,
             members,
             from_mdstat_only: false,
+            unreadable: None,
         }))
     }
 
@@ -219,9 +213,21 @@ impl MdCollector {
             }
         }
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for name in names {
             let entry = listed.iter().find(|a| a.name == name);
-            match self.read_sysfs_array(&name, entry)? {
+            let read = match self.read_sysfs_array(&name, entry) {
+                Ok(read) => read,
+                Err(e) => {
+                    // One malformed array must not hide the others: it becomes a group
+                    // whose members are unknown, with the error as the reason.
+                    let e = e.to_string();
+                    unreadable.push(format!("{name}: {e}"));
+                    out.push(self.unreadable_array(&name, entry, e));
+                    continue;
+                }
+            };
+            match read {
                 Some(a) => {
                     // An md device node that holds no array (array_state "clear", no
                     // members) is not an array.
@@ -239,7 +245,46 @@ impl MdCollector {
                 }
             }
         }
+        if !unreadable.is_empty() {
+            tracing::warn!(
+                collector = "md",
+                errors = %unreadable.join("; "),
+                "{} md array(s) could not be read; their members are reported unknown",
+                unreadable.len()
+            );
+        }
         Ok(out)
+    }
+
+    /// An array whose sysfs directory could not be read: the members sysfs lists (else
+    /// those `/proc/mdstat` lists, else none) with `error` as the reason they are unknown.
+    fn unreadable_array(
+        &self,
+        name: &str,
+        listed: Option<&MdstatArray>,
+        error: String,
+    ) -> ArrayInfo {
+        let md = md_dir(&self.roots, name);
+        let mut members: Vec<String> = list_dir(&md)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.strip_prefix("dev-").map(str::to_string))
+            .collect();
+        if members.is_empty() {
+            members = listed
+                .map(|l| l.devices.iter().map(|d| d.name.clone()).collect())
+                .unwrap_or_default();
+        }
+        let level = listed
+            .and_then(|l| l.level.clone())
+            .or_else(|| read_value(&md.join("level")).ok().flatten());
+        ArrayInfo::unreadable(
+            name,
+            level,
+            listed.and_then(|l| l.raid_disks),
+            members,
+            error,
+        )
     }
 }
 
@@ -289,6 +334,10 @@ pub fn readings(a: &ArrayInfo, out: &mut Vec<Reading>) {
         info,
         1.0,
     ));
+    if a.unreadable.is_some() {
+        // Nothing else of it was read.
+        return;
+    }
     array_gauge(
         out,
         a,

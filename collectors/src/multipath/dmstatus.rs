@@ -214,28 +214,70 @@ pub fn parse_params(map: &str, params: &str) -> Result<MapStatus, CollectError> 
     Ok(m)
 }
 
+/// A line of the status output that did not parse.
+#[derive(Debug)]
+pub struct BadLine {
+    /// The map the line is about, when its `name: ` prefix could be read.
+    pub map: Option<String>,
+    pub error: CollectError,
+}
+
+/// `dmsetup status --target multipath` output, line by line: the maps that parsed and the
+/// lines that did not, so one bad line costs only its own map.
+#[derive(Debug, Default)]
+pub struct StatusLines {
+    pub maps: Vec<MapStatus>,
+    pub bad: Vec<BadLine>,
+}
+
+/// The map name of a line that `split_line` could not read: the text before the first
+/// `: `, if it looks like a dm name (non-empty, no white space).
+fn name_of_bad_line(line: &str) -> Option<String> {
+    let (name, _) = line.split_once(": ")?;
+    (!name.is_empty() && !name.contains(char::is_whitespace)).then(|| name.to_string())
+}
+
 /// Parses `dmsetup status --target multipath` output: one line per map. Lines of other
-/// targets and "No devices found" are skipped; a multipath line that does not parse is an
-/// error (the map would otherwise vanish from the metrics).
-pub fn parse(text: &str) -> Result<Vec<MapStatus>, CollectError> {
-    let mut maps = Vec::new();
+/// targets and "No devices found" are skipped; a multipath line that does not parse is
+/// kept as a [`BadLine`] (the map would otherwise vanish from the metrics).
+pub fn parse_lines(text: &str) -> StatusLines {
+    let mut out = StatusLines::default();
     for line in text.lines() {
         let line = line.trim_end();
         if line.trim().is_empty() || line.starts_with("No devices found") {
             continue;
         }
         let Some((name, target, params)) = split_line(line) else {
-            return Err(CollectError::parse(
-                "dmsetup status output",
-                format!("unexpected line {line:?}"),
-            ));
+            out.bad.push(BadLine {
+                map: name_of_bad_line(line),
+                error: CollectError::parse(
+                    "dmsetup status output",
+                    format!("unexpected line {line:?}"),
+                ),
+            });
+            continue;
         };
         if target != "multipath" {
             continue;
         }
-        maps.push(parse_params(name, params)?);
+        match parse_params(name, params) {
+            Ok(m) => out.maps.push(m),
+            Err(error) => out.bad.push(BadLine {
+                map: Some(name.to_string()),
+                error,
+            }),
+        }
     }
-    Ok(maps)
+    out
+}
+
+/// Strict form of [`parse_lines`]: the first bad line is the error.
+pub fn parse(text: &str) -> Result<Vec<MapStatus>, CollectError> {
+    let lines = parse_lines(text);
+    match lines.bad.into_iter().next() {
+        Some(b) => Err(b.error),
+        None => Ok(lines.maps),
+    }
 }
 
 #[cfg(test)]
@@ -313,7 +355,30 @@ mod tests {
         assert!(parse("garbage\n").is_err());
     }
 
+    #[test]
+    fn a_bad_line_costs_only_its_map() {
+        let text = format!(
+            "{TWO_GROUPS}mpathx: 0 8 multipath 2 0 0 0 1 1 A 0 1 0 8:16 X 0\nmpathy: 0 zz multipath 2\ngarbage\n{FOUR_PATHS}"
+        );
+        let l = parse_lines(&text);
+        let names: Vec<&str> = l.maps.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["mpatha", "data_lun"]);
+        let bad: Vec<Option<&str>> = l.bad.iter().map(|b| b.map.as_deref()).collect();
+        assert_eq!(bad, [Some("mpathx"), Some("mpathy"), None]);
+        assert!(l.bad[0].error.to_string().contains("path state"));
+        assert!(l.bad[2].error.to_string().contains("garbage"));
+        // The strict form still refuses the whole text.
+        assert!(parse(&text).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn parse_lines_never_panics_and_agrees_with_parse(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let l = parse_lines(&text);
+            prop_assert_eq!(parse(&text).is_ok(), l.bad.is_empty());
+        }
+
         #[test]
         fn never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse(&String::from_utf8_lossy(&bytes));

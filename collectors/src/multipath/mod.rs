@@ -19,12 +19,12 @@ use serde::Deserialize;
 
 use crate::events::Uevent;
 use crate::one_hot::OneHot;
-use crate::roots::{list_dir, read_attr, Attr};
+use crate::roots::{list_dir, read_value};
 use crate::{
     BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, MemberHealth,
     MemberReading, Reading, Role, Roots, Wake,
 };
-use dmstatus::MapStatus;
+use dmstatus::{BadLine, MapStatus, StatusLines};
 
 /// `collectors.multipath` in the config file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -111,13 +111,6 @@ pub fn wants_uevent(ev: &Uevent) -> bool {
     }
 }
 
-fn value(path: &Path) -> Result<Option<String>, CollectError> {
-    Ok(match read_attr(path)? {
-        Attr::Value(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ => None,
-    })
-}
-
 fn link_name(p: &Path) -> Option<String> {
     std::fs::read_link(p)
         .ok()
@@ -142,8 +135,8 @@ impl MultipathCollector {
             }
             let dm = self.roots.sys("block").join(&n).join("dm");
             out.push(DmDevice {
-                name: value(&dm.join("name"))?.unwrap_or_default(),
-                uuid: value(&dm.join("uuid"))?.unwrap_or_default(),
+                name: read_value(&dm.join("name"))?.unwrap_or_default(),
+                uuid: read_value(&dm.join("uuid"))?.unwrap_or_default(),
                 kernel: n,
             });
         }
@@ -165,9 +158,10 @@ impl MultipathCollector {
         .find(|p| p.exists())
     }
 
-    /// The multipath maps from `dmsetup status --target multipath`. `Ok(None)`: dmsetup
-    /// is not installed (fine as long as no multipath map exists).
-    fn dm_status(&self) -> Result<Option<Vec<MapStatus>>, CollectError> {
+    /// The multipath maps from `dmsetup status --target multipath`, and the lines that did
+    /// not parse. `Ok(None)`: dmsetup is not installed (fine as long as no multipath map
+    /// exists).
+    fn dm_status(&self) -> Result<Option<StatusLines>, CollectError> {
         let Some(bin) = self.dmsetup_path() else {
             return Ok(None);
         };
@@ -185,7 +179,9 @@ impl MultipathCollector {
                 ),
             });
         }
-        dmstatus::parse(&String::from_utf8_lossy(&out.stdout)).map(Some)
+        Ok(Some(dmstatus::parse_lines(&String::from_utf8_lossy(
+            &out.stdout,
+        ))))
     }
 
     /// Checker state per path device from multipathd; empty when multipathd is not
@@ -231,20 +227,7 @@ impl MultipathCollector {
         sysfs: &[DmDevice],
         checkers: &[(String, String)],
     ) {
-        let dm = sysfs.iter().find(|d| d.name == m.name);
-        out.readings.push(Reading::gauge(
-            "sparewatch_multipath_map_info",
-            "A dm-multipath map, its uuid and its dm device.",
-            vec![
-                ("map", m.name.clone()),
-                ("uuid", dm.map(|d| d.uuid.clone()).unwrap_or_default()),
-                (
-                    "dm_device",
-                    dm.map(|d| d.kernel.clone()).unwrap_or_default(),
-                ),
-            ],
-            1.0,
-        ));
+        map_info(&m.name, sysfs, &mut out.readings);
         if let Some(q) = m.queue_io() {
             out.readings.push(Reading::gauge(
                 "sparewatch_multipath_queue_io",
@@ -313,6 +296,75 @@ impl MultipathCollector {
         out.groups.push(g);
     }
 
+    /// Groups for the maps whose status line did not parse: their paths (the dm device's
+    /// `slaves/` in sysfs) are unknown with the parse error. A line without a readable map
+    /// name is charged to every multipath map sysfs shows that the output did not cover.
+    /// Returns the errors, for one log line per collection.
+    fn unparsed_map_groups(
+        &self,
+        bad: &[BadLine],
+        parsed: &[MapStatus],
+        sysfs: &[DmDevice],
+        out: &mut Collection,
+    ) -> Vec<String> {
+        let mut broken: Vec<(String, String)> = bad
+            .iter()
+            .filter_map(|b| b.map.clone().map(|m| (m, b.error.to_string())))
+            .collect();
+        let unnamed: Vec<String> = bad
+            .iter()
+            .filter(|b| b.map.is_none())
+            .map(|b| b.error.to_string())
+            .collect();
+        if !unnamed.is_empty() {
+            let why = unnamed.join("; ");
+            for d in sysfs.iter().filter(|d| d.is_mpath()) {
+                let covered = parsed.iter().any(|m| m.name == d.name)
+                    || broken.iter().any(|(n, _)| *n == d.name);
+                if !covered {
+                    broken.push((d.name.clone(), why.clone()));
+                }
+            }
+        }
+        let mut done: Vec<&str> = Vec::new();
+        for (name, why) in &broken {
+            if done.contains(&name.as_str()) {
+                continue;
+            }
+            done.push(name);
+            map_info(name, sysfs, &mut out.readings);
+            let mut g = GroupReading::new(format!("mpath:{name}"), "mpath", 1);
+            let slaves = sysfs
+                .iter()
+                .find(|d| d.name == *name)
+                .map(|d| list_dir(&self.roots.sys("block").join(&d.kernel).join("slaves")))
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            for p in &slaves {
+                let mut m = MemberReading::new(p, Role::Active, MemberHealth::Unknown(why.clone()));
+                m.device = Some(p.clone());
+                g.members.push(m);
+            }
+            if g.members.is_empty() {
+                g.members.push(MemberReading::new(
+                    name,
+                    Role::Active,
+                    MemberHealth::Unknown(why.clone()),
+                ));
+            }
+            out.groups.push(g);
+        }
+        let mut errors: Vec<String> = bad
+            .iter()
+            .map(|b| match &b.map {
+                Some(m) => format!("{m}: {}", b.error),
+                None => b.error.to_string(),
+            })
+            .collect();
+        errors.dedup();
+        errors
+    }
+
     /// NVMe namespaces with native multipath: the hidden path devices `nvme<S>c<C>n<N>` in
     /// `/sys/block`, grouped by subsystem and head; subsystem details from
     /// `/sys/class/nvme-subsystem/nvme-subsys<S>`, controller state from
@@ -336,13 +388,13 @@ impl MultipathCollector {
             if !sub.controllers.iter().any(|c| c.name == ctrl) {
                 let dir = self.roots.sys("class/nvme").join(&ctrl);
                 sub.controllers.push(nvme::Controller {
-                    state: value(&dir.join("state"))?,
-                    transport: value(&dir.join("transport"))?,
+                    state: read_value(&dir.join("state"))?,
+                    transport: read_value(&dir.join("transport"))?,
                     name: ctrl.clone(),
                 });
             }
             let path = nvme::Path {
-                ana_state: value(&self.roots.sys("block").join(&entry).join("ana_state"))?,
+                ana_state: read_value(&self.roots.sys("block").join(&entry).join("ana_state"))?,
                 name: entry,
                 controller: ctrl,
             };
@@ -362,13 +414,31 @@ impl MultipathCollector {
         let dir = self.roots.sys("class/nvme-subsystem").join(name);
         Ok(nvme::Subsystem {
             name: name.to_string(),
-            nqn: value(&dir.join("subsysnqn"))?,
-            model: value(&dir.join("model"))?,
-            serial: value(&dir.join("serial"))?,
-            iopolicy: value(&dir.join("iopolicy"))?,
+            nqn: read_value(&dir.join("subsysnqn"))?,
+            model: read_value(&dir.join("model"))?,
+            serial: read_value(&dir.join("serial"))?,
+            iopolicy: read_value(&dir.join("iopolicy"))?,
             ..nvme::Subsystem::default()
         })
     }
+}
+
+/// `sparewatch_multipath_map_info` of a map, with its uuid and dm device when sysfs has it.
+fn map_info(map: &str, sysfs: &[DmDevice], out: &mut Vec<Reading>) {
+    let dm = sysfs.iter().find(|d| d.name == map);
+    out.push(Reading::gauge(
+        "sparewatch_multipath_map_info",
+        "A dm-multipath map, its uuid and its dm device.",
+        vec![
+            ("map", map.to_string()),
+            ("uuid", dm.map(|d| d.uuid.clone()).unwrap_or_default()),
+            (
+                "dm_device",
+                dm.map(|d| d.kernel.clone()).unwrap_or_default(),
+            ),
+        ],
+        1.0,
+    ));
 }
 
 fn nvme_readings(s: &nvme::Subsystem, out: &mut Vec<Reading>) {
@@ -448,14 +518,23 @@ impl Collector for MultipathCollector {
         let mut c = Collection::present();
         if !mpath_maps.is_empty() || module_loaded {
             match self.dm_status()? {
-                Some(maps) => {
-                    let checkers = if maps.is_empty() {
+                Some(status) => {
+                    let checkers = if status.maps.is_empty() {
                         Vec::new()
                     } else {
                         self.checker_states()
                     };
-                    for m in &maps {
+                    for m in &status.maps {
                         self.map_group(m, &mut c, &dm, &checkers);
+                    }
+                    let errors = self.unparsed_map_groups(&status.bad, &status.maps, &dm, &mut c);
+                    if !errors.is_empty() {
+                        tracing::warn!(
+                            collector = "multipath",
+                            errors = %errors.join("; "),
+                            "{} dmsetup status line(s) could not be parsed; those maps' paths are reported unknown",
+                            errors.len()
+                        );
                     }
                 }
                 None if !mpath_maps.is_empty() => {
