@@ -95,22 +95,26 @@ fn eio_on_mdstat_marks_only_md_down() {
 }
 
 #[test]
-fn eio_on_a_link_attribute_marks_only_net_down() {
+fn eio_on_a_link_attribute_costs_only_that_link() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = tree(dir.path());
     make_eio(&t.net("eth1").join("carrier"));
-    let (text, err) = only_down(dir.path(), &[], "net", "md");
+    let snap = sparewatch::collect_with_args(args(dir.path(), &[]), fixed_now())
+        .expect("one bad file does not stop the agent");
+    let text = String::from_utf8_lossy(&snap.metrics_text).into_owned();
+    // The collector stays up: one unreadable interface is unknown, the rest is reported.
+    assert_eq!(up(&text, "net"), Some(1.0), "{text}");
+    assert_eq!(up(&text, "md"), Some(1.0), "{text}");
     assert!(
-        err.contains("eth1/carrier") && err.contains("Input/output error"),
-        "{err:?}"
-    );
-    // The bond's groups are unknown, never reported redundant from stale or partial data.
-    assert!(
-        !text.contains(
-            "group=\"bond:bond0\",kind=\"bond\",state=\"redundant\",by_design=\"false\"} 1"
-        ),
+        !text.contains("sparewatch_net_link_carrier{device=\"eth1\"}"),
         "{text}"
     );
+    assert!(
+        text.contains("sparewatch_net_link_carrier{device=\"eth0\"} 1"),
+        "{text}"
+    );
+    // The bond's own view of its slaves (bonding_slave/mii_status) is still readable.
+    assert!(text.contains("group=\"bond:bond0\""), "{text}");
     assert!(text.contains("group=\"md:md0\""), "{text}");
 }
 

@@ -963,9 +963,9 @@ fn in_band_device_is_used_when_it_exists() {
 }
 
 #[test]
-fn unsupported_cipher_suite_is_refused_at_start() {
+fn unsupported_cipher_suite_marks_ipmi_down_with_a_clear_error() {
     let root = tempfile::tempdir().expect("tmp");
-    let err = sparewatch::collect_with_args(
+    let snap = sparewatch::collect_with_args(
         [
             "sparewatch",
             "status",
@@ -980,6 +980,13 @@ fn unsupported_cipher_suite_is_refused_at_start() {
         ],
         SystemTime::now(),
     )
-    .expect_err("refused");
-    assert!(format!("{err:#}").contains("cipher suite 17"), "{err:#}");
+    .expect("a bad collector setting does not stop the agent");
+    let ipmi = snap
+        .collectors
+        .iter()
+        .find(|c| c.name == "ipmi")
+        .expect("ipmi listed");
+    assert!(!ipmi.up);
+    let err = ipmi.last_error.clone().unwrap_or_default();
+    assert!(err.contains("cipher suite 17"), "{err}");
 }
