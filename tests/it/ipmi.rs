@@ -112,16 +112,23 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 /// `sparewatch status` with only the ipmi collector, an empty root (no /dev/ipmi0) and
 /// these extra arguments.
 fn status(rootfs: &std::path::Path, extra: &[&str]) -> Snapshot {
-    let mut args = vec![
+    sparewatch::collect_with_args(ipmi_only(rootfs, extra), SystemTime::now()).expect("collects")
+}
+
+/// `sparewatch status` arguments: only the ipmi collector, this root, these extra flags.
+fn ipmi_only(rootfs: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "sparewatch",
         "status",
         "--collector.disable-defaults",
         "--collector.ipmi",
         "--path.rootfs",
         rootfs.to_str().expect("utf-8"),
-    ];
-    args.extend_from_slice(extra);
-    sparewatch::collect_with_args(args, SystemTime::now()).expect("collects")
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
 fn text(s: &Snapshot) -> String {
@@ -919,18 +926,8 @@ fn golden_metrics_of_a_faulted_bmc() {
         "sensor_set_value 0x20 0 0x32 8 1",
     ]);
     let empty = tempfile::tempdir().expect("tmp");
-    let flags = sim.flags();
-    let mut args: Vec<String> = [
-        "sparewatch",
-        "status",
-        "--collector.disable-defaults",
-        "--collector.ipmi",
-        "--path.rootfs",
-        empty.path().to_str().expect("utf-8"),
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(flags);
+    let mut args = ipmi_only(empty.path(), &[]);
+    args.extend(sim.flags());
     let snap = sparewatch::collect_with_args(args, crate::support::fixed_now()).expect("collects");
     crate::support::promtool_check_metrics(&String::from_utf8_lossy(&snap.metrics_text));
     // The simulator's port changes from run to run.
@@ -962,22 +959,56 @@ fn in_band_device_is_used_when_it_exists() {
     );
 }
 
+/// ipmi_si / ipmi_devintf loading after the agent started: the device is looked for on every
+/// cycle, so the collector turns from "not present" to reading it without a restart. A file
+/// that is no IPMI device stands in for it here (the host kernel has no IPMI; the real
+/// `/dev/ipmi0` is exercised in the QEMU lab): present and broken, a clear error of this
+/// collector, never "not present".
+#[test]
+fn in_band_device_appearing_later_is_picked_up_without_a_restart() {
+    let root = tempfile::tempdir().expect("tmp");
+    let parsed = sparewatch::cli::parse_from(ipmi_only(root.path(), &[])).expect("flags");
+    let roots = sparewatch::app::roots(&parsed);
+    let mut setup = sparewatch::app::setup(&parsed, &roots).expect("builds");
+    assert_eq!(setup.jobs.len(), 1);
+    let c = &mut setup.jobs[0].0.collector;
+
+    let first = c.collect().expect("no device is no error");
+    assert!(!first.present, "no /dev/ipmi0 yet: not present");
+    // /dev itself a file: the device cannot exist either, still not present.
+    let dev_dir = root.path().join("dev");
+    std::fs::write(&dev_dir, "").expect("file");
+    assert!(!c.collect().expect("not present").present);
+    std::fs::remove_file(&dev_dir).expect("rm");
+
+    // The modules load: the device appears.
+    std::fs::create_dir_all(&dev_dir).expect("dev");
+    let dev = dev_dir.join("ipmi0");
+    std::fs::write(&dev, "").expect("device stand-in");
+    let err = c
+        .collect()
+        .expect_err("a device that is no IPMI device is an error, not absence")
+        .to_string();
+    assert!(
+        err.contains("BMC local") && err.contains(&dev.display().to_string()),
+        "{err}"
+    );
+    // Once found it stays this collector's BMC: its going away is a failure too.
+    std::fs::remove_file(&dev).expect("rm");
+    assert!(
+        c.collect().is_err(),
+        "a vanished device must not read as absent"
+    );
+}
+
 #[test]
 fn unsupported_cipher_suite_marks_ipmi_down_with_a_clear_error() {
     let root = tempfile::tempdir().expect("tmp");
     let snap = sparewatch::collect_with_args(
-        [
-            "sparewatch",
-            "status",
-            "--collector.disable-defaults",
-            "--collector.ipmi",
-            "--path.rootfs",
-            root.path().to_str().expect("utf-8"),
-            "--ipmi.host",
-            "127.0.0.1",
-            "--ipmi.cipher-suite",
-            "17",
-        ],
+        ipmi_only(
+            root.path(),
+            &["--ipmi.host", "127.0.0.1", "--ipmi.cipher-suite", "17"],
+        ),
         SystemTime::now(),
     )
     .expect("a bad collector setting does not stop the agent");
