@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sim::{Sim, PASSWORD, USER};
 use sparewatch::engine::{CollectorInfo, Engine, EngineConfig};
 use sparewatch::snapshot::{GroupView, Snapshot};
+use sparewatch_collectors::ipmi::groups::unit_family;
 use sparewatch_collectors::ipmi::{Bmc, IpmiCollector};
 use sparewatch_collectors::{Collection, Collector, GroupReading, MemberHealth, StatedRedundancy};
 
@@ -156,21 +157,42 @@ fn healthy_bmc_gives_redundant_groups_and_readings_in_base_units() {
         .members
         .iter()
         .all(|m| m.health == MemberHealth::Healthy));
-    let v = |sensor: &str| {
-        reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", sensor)])
-            .unwrap_or_else(|| panic!("no value for {sensor}"))
+    // One metric per unit family, the base unit in its name, no unit label.
+    let v = |metric: &str, sensor: &str| {
+        let found: Vec<_> = col
+            .readings
+            .iter()
+            .filter(|r| r.labels.iter().any(|(k, v)| *k == "sensor" && v == sensor))
+            .filter(|r| r.labels.iter().all(|(k, _)| *k != "threshold"))
+            .filter(|r| !r.name.ends_with("_available") && !r.name.ends_with("_state"))
+            .collect();
+        assert_eq!(found.len(), 1, "{sensor}: {found:?}");
+        assert_eq!(found[0].name, metric, "{sensor}");
+        assert!(
+            found[0].labels.iter().all(|(k, _)| *k != "unit"),
+            "{sensor}"
+        );
+        found[0].value
     };
-    assert_eq!(v("FAN1"), 6000.0);
-    assert_eq!(v("PSU2 Input Power"), 180.0);
-    assert_eq!(v("PSU1 12V"), 12.0);
-    assert_eq!(v("CPU1 Temp"), 45.0);
+    assert_eq!(v("sparewatch_ipmi_fan_speed_rpm", "FAN1"), 6000.0);
+    assert_eq!(v("sparewatch_ipmi_power_watts", "PSU2 Input Power"), 180.0);
+    assert_eq!(v("sparewatch_ipmi_voltage_volts", "PSU1 12V"), 12.0);
+    assert_eq!(v("sparewatch_ipmi_temperature_celsius", "CPU1 Temp"), 45.0);
     assert_eq!(
         reading(
             &col,
-            "sparewatch_ipmi_sensor_threshold",
+            "sparewatch_ipmi_fan_speed_threshold_rpm",
             &[("sensor", "FAN2"), ("threshold", "lower_critical")]
         ),
         Some(1000.0)
+    );
+    assert_eq!(
+        reading(
+            &col,
+            "sparewatch_ipmi_voltage_threshold_volts",
+            &[("sensor", "PSU1 12V"), ("threshold", "upper_critical")]
+        ),
+        Some(14.04)
     );
     assert_eq!(
         reading(
@@ -363,7 +385,7 @@ fn fan_below_lower_critical_and_recovered() {
         &MemberHealth::Unhealthy("below lower critical".into())
     );
     assert_eq!(
-        reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", "FAN2")]),
+        reading(&col, "sparewatch_ipmi_fan_speed_rpm", &[("sensor", "FAN2")]),
         Some(800.0)
     );
     let snap = rig.cycle(&mut c, Duration::from_secs(15));
@@ -443,8 +465,11 @@ fn every_sensor_agrees_with_ipmitool_and_freeipmi() {
                 .collect()
         };
         if r.is_threshold() {
-            let ours = reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", &r.name)])
-                .expect("value");
+            // The simulator's units (rpm, watts, volts, °C) are their families' base units,
+            // so the values compare 1:1 with the tools'.
+            let family = unit_family(r.unit());
+            assert!(family.unit_label.is_none(), "{}: {}", r.name, r.unit());
+            let ours = reading(&col, family.value, &[("sensor", &r.name)]).expect("value");
             let tool: f64 = text
                 .split_whitespace()
                 .next()
