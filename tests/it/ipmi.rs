@@ -763,6 +763,12 @@ fn config_file_bmcs_each_have_their_groups() {
         Some(1.0),
         "{t}"
     );
+    // No group of rack-a: only bmc_up 0 (alert SparewatchIpmiBmcDown) tells it is blind.
+    assert!(
+        snap.groups.iter().all(|g| !g.name.contains(":rack-a/")),
+        "{:?}",
+        snap.groups.iter().map(|g| &g.name).collect::<Vec<_>>()
+    );
     assert_eq!(gview(&snap, "psu:rack-b/chassis").state, "no_redundancy");
     a.thaw();
 }
