@@ -12,6 +12,8 @@ mod sim;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeVal;
 use sim::{Sim, PASSWORD, USER};
 use sparewatch_collectors::ipmi::IpmiCollector;
 use sparewatch_collectors::Collector;
@@ -24,13 +26,15 @@ struct Row {
     requests: Option<f64>,
 }
 
-fn cpu(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage only writes into the zeroed struct we own; RUSAGE_SELF and
-    // RUSAGE_CHILDREN are valid `who` values.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(who, &mut u) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+/// User + system CPU time of this process (`RUSAGE_SELF`) or of its waited-for children
+/// (`RUSAGE_CHILDREN`), through nix's safe getrusage.
+fn cpu(who: UsageWho) -> Duration {
+    let u = getrusage(who).unwrap_or_else(|e| panic!("getrusage({who:?}): {e}"));
+    let tv = |t: TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    tv(u.user_time()) + tv(u.system_time())
 }
 
 fn ms(d: Duration) -> String {
@@ -62,7 +66,7 @@ fn main() {
     c.collect().expect("first collection");
     let req0 = c.bmcs()[0].stats().requests;
     let n = 300;
-    let cpu0 = cpu(libc::RUSAGE_SELF);
+    let cpu0 = cpu(UsageWho::RUSAGE_SELF);
     let mut wall = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
@@ -75,13 +79,13 @@ fn main() {
         what: "sparewatch ipmi collector, one cycle (session open, SDRs cached)".into(),
         runs: n,
         wall,
-        cpu: cpu(libc::RUSAGE_SELF) - cpu0,
+        cpu: cpu(UsageWho::RUSAGE_SELF) - cpu0,
         requests: Some((c.bmcs()[0].stats().requests - req0) as f64 / n as f64),
     });
 
     // sparewatch, cold: login + whole SDR repository + readings (agent start).
     let n = 30;
-    let cpu0 = cpu(libc::RUSAGE_SELF);
+    let cpu0 = cpu(UsageWho::RUSAGE_SELF);
     let mut wall = Vec::with_capacity(n);
     let mut requests = 0;
     for _ in 0..n {
@@ -95,7 +99,7 @@ fn main() {
         what: "sparewatch ipmi collector, first cycle (login, SDR read, readings)".into(),
         runs: n,
         wall,
-        cpu: cpu(libc::RUSAGE_SELF) - cpu0,
+        cpu: cpu(UsageWho::RUSAGE_SELF) - cpu0,
         requests: Some(requests as f64 / n as f64),
     });
 
@@ -157,7 +161,7 @@ fn main() {
     ];
     for (what, program, args) in tool_rows {
         let n = 30;
-        let cpu0 = cpu(libc::RUSAGE_CHILDREN);
+        let cpu0 = cpu(UsageWho::RUSAGE_CHILDREN);
         let mut wall = Vec::with_capacity(n);
         for _ in 0..n {
             let t = Instant::now();
@@ -168,7 +172,7 @@ fn main() {
             what: what.into(),
             runs: n,
             wall,
-            cpu: cpu(libc::RUSAGE_CHILDREN) - cpu0,
+            cpu: cpu(UsageWho::RUSAGE_CHILDREN) - cpu0,
             requests: None,
         });
     }

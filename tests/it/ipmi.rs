@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sim::{Sim, PASSWORD, USER};
 use sparewatch::engine::{CollectorInfo, Engine, EngineConfig};
 use sparewatch::snapshot::{GroupView, Snapshot};
+use sparewatch_collectors::ipmi::groups::unit_family;
 use sparewatch_collectors::ipmi::{Bmc, IpmiCollector};
 use sparewatch_collectors::{Collection, Collector, GroupReading, MemberHealth, StatedRedundancy};
 
@@ -112,16 +113,23 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 /// `sparewatch status` with only the ipmi collector, an empty root (no /dev/ipmi0) and
 /// these extra arguments.
 fn status(rootfs: &std::path::Path, extra: &[&str]) -> Snapshot {
-    let mut args = vec![
+    sparewatch::collect_with_args(ipmi_only(rootfs, extra), SystemTime::now()).expect("collects")
+}
+
+/// `sparewatch status` arguments: only the ipmi collector, this root, these extra flags.
+fn ipmi_only(rootfs: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "sparewatch",
         "status",
         "--collector.disable-defaults",
         "--collector.ipmi",
         "--path.rootfs",
         rootfs.to_str().expect("utf-8"),
-    ];
-    args.extend_from_slice(extra);
-    sparewatch::collect_with_args(args, SystemTime::now()).expect("collects")
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
 fn text(s: &Snapshot) -> String {
@@ -149,21 +157,42 @@ fn healthy_bmc_gives_redundant_groups_and_readings_in_base_units() {
         .members
         .iter()
         .all(|m| m.health == MemberHealth::Healthy));
-    let v = |sensor: &str| {
-        reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", sensor)])
-            .unwrap_or_else(|| panic!("no value for {sensor}"))
+    // One metric per unit family, the base unit in its name, no unit label.
+    let v = |metric: &str, sensor: &str| {
+        let found: Vec<_> = col
+            .readings
+            .iter()
+            .filter(|r| r.labels.iter().any(|(k, v)| *k == "sensor" && v == sensor))
+            .filter(|r| r.labels.iter().all(|(k, _)| *k != "threshold"))
+            .filter(|r| !r.name.ends_with("_available") && !r.name.ends_with("_state"))
+            .collect();
+        assert_eq!(found.len(), 1, "{sensor}: {found:?}");
+        assert_eq!(found[0].name, metric, "{sensor}");
+        assert!(
+            found[0].labels.iter().all(|(k, _)| *k != "unit"),
+            "{sensor}"
+        );
+        found[0].value
     };
-    assert_eq!(v("FAN1"), 6000.0);
-    assert_eq!(v("PSU2 Input Power"), 180.0);
-    assert_eq!(v("PSU1 12V"), 12.0);
-    assert_eq!(v("CPU1 Temp"), 45.0);
+    assert_eq!(v("sparewatch_ipmi_fan_speed_rpm", "FAN1"), 6000.0);
+    assert_eq!(v("sparewatch_ipmi_power_watts", "PSU2 Input Power"), 180.0);
+    assert_eq!(v("sparewatch_ipmi_voltage_volts", "PSU1 12V"), 12.0);
+    assert_eq!(v("sparewatch_ipmi_temperature_celsius", "CPU1 Temp"), 45.0);
     assert_eq!(
         reading(
             &col,
-            "sparewatch_ipmi_sensor_threshold",
+            "sparewatch_ipmi_fan_speed_threshold_rpm",
             &[("sensor", "FAN2"), ("threshold", "lower_critical")]
         ),
         Some(1000.0)
+    );
+    assert_eq!(
+        reading(
+            &col,
+            "sparewatch_ipmi_voltage_threshold_volts",
+            &[("sensor", "PSU1 12V"), ("threshold", "upper_critical")]
+        ),
+        Some(14.04)
     );
     assert_eq!(
         reading(
@@ -356,7 +385,7 @@ fn fan_below_lower_critical_and_recovered() {
         &MemberHealth::Unhealthy("below lower critical".into())
     );
     assert_eq!(
-        reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", "FAN2")]),
+        reading(&col, "sparewatch_ipmi_fan_speed_rpm", &[("sensor", "FAN2")]),
         Some(800.0)
     );
     let snap = rig.cycle(&mut c, Duration::from_secs(15));
@@ -436,8 +465,11 @@ fn every_sensor_agrees_with_ipmitool_and_freeipmi() {
                 .collect()
         };
         if r.is_threshold() {
-            let ours = reading(&col, "sparewatch_ipmi_sensor_value", &[("sensor", &r.name)])
-                .expect("value");
+            // The simulator's units (rpm, watts, volts, °C) are their families' base units,
+            // so the values compare 1:1 with the tools'.
+            let family = unit_family(r.unit());
+            assert!(family.unit_label.is_none(), "{}: {}", r.name, r.unit());
+            let ours = reading(&col, family.value, &[("sensor", &r.name)]).expect("value");
             let tool: f64 = text
                 .split_whitespace()
                 .next()
@@ -731,6 +763,12 @@ fn config_file_bmcs_each_have_their_groups() {
         Some(1.0),
         "{t}"
     );
+    // No group of rack-a: only bmc_up 0 (alert SparewatchIpmiBmcDown) tells it is blind.
+    assert!(
+        snap.groups.iter().all(|g| !g.name.contains(":rack-a/")),
+        "{:?}",
+        snap.groups.iter().map(|g| &g.name).collect::<Vec<_>>()
+    );
     assert_eq!(gview(&snap, "psu:rack-b/chassis").state, "no_redundancy");
     a.thaw();
 }
@@ -919,18 +957,8 @@ fn golden_metrics_of_a_faulted_bmc() {
         "sensor_set_value 0x20 0 0x32 8 1",
     ]);
     let empty = tempfile::tempdir().expect("tmp");
-    let flags = sim.flags();
-    let mut args: Vec<String> = [
-        "sparewatch",
-        "status",
-        "--collector.disable-defaults",
-        "--collector.ipmi",
-        "--path.rootfs",
-        empty.path().to_str().expect("utf-8"),
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(flags);
+    let mut args = ipmi_only(empty.path(), &[]);
+    args.extend(sim.flags());
     let snap = sparewatch::collect_with_args(args, crate::support::fixed_now()).expect("collects");
     crate::support::promtool_check_metrics(&String::from_utf8_lossy(&snap.metrics_text));
     // The simulator's port changes from run to run.
@@ -962,22 +990,56 @@ fn in_band_device_is_used_when_it_exists() {
     );
 }
 
+/// ipmi_si / ipmi_devintf loading after the agent started: the device is looked for on every
+/// cycle, so the collector turns from "not present" to reading it without a restart. A file
+/// that is no IPMI device stands in for it here (the host kernel has no IPMI; the real
+/// `/dev/ipmi0` is exercised in the QEMU lab): present and broken, a clear error of this
+/// collector, never "not present".
+#[test]
+fn in_band_device_appearing_later_is_picked_up_without_a_restart() {
+    let root = tempfile::tempdir().expect("tmp");
+    let parsed = sparewatch::cli::parse_from(ipmi_only(root.path(), &[])).expect("flags");
+    let roots = sparewatch::app::roots(&parsed);
+    let mut setup = sparewatch::app::setup(&parsed, &roots).expect("builds");
+    assert_eq!(setup.jobs.len(), 1);
+    let c = &mut setup.jobs[0].0.collector;
+
+    let first = c.collect().expect("no device is no error");
+    assert!(!first.present, "no /dev/ipmi0 yet: not present");
+    // /dev itself a file: the device cannot exist either, still not present.
+    let dev_dir = root.path().join("dev");
+    std::fs::write(&dev_dir, "").expect("file");
+    assert!(!c.collect().expect("not present").present);
+    std::fs::remove_file(&dev_dir).expect("rm");
+
+    // The modules load: the device appears.
+    std::fs::create_dir_all(&dev_dir).expect("dev");
+    let dev = dev_dir.join("ipmi0");
+    std::fs::write(&dev, "").expect("device stand-in");
+    let err = c
+        .collect()
+        .expect_err("a device that is no IPMI device is an error, not absence")
+        .to_string();
+    assert!(
+        err.contains("BMC local") && err.contains(&dev.display().to_string()),
+        "{err}"
+    );
+    // Once found it stays this collector's BMC: its going away is a failure too.
+    std::fs::remove_file(&dev).expect("rm");
+    assert!(
+        c.collect().is_err(),
+        "a vanished device must not read as absent"
+    );
+}
+
 #[test]
 fn unsupported_cipher_suite_marks_ipmi_down_with_a_clear_error() {
     let root = tempfile::tempdir().expect("tmp");
     let snap = sparewatch::collect_with_args(
-        [
-            "sparewatch",
-            "status",
-            "--collector.disable-defaults",
-            "--collector.ipmi",
-            "--path.rootfs",
-            root.path().to_str().expect("utf-8"),
-            "--ipmi.host",
-            "127.0.0.1",
-            "--ipmi.cipher-suite",
-            "17",
-        ],
+        ipmi_only(
+            root.path(),
+            &["--ipmi.host", "127.0.0.1", "--ipmi.cipher-suite", "17"],
+        ),
         SystemTime::now(),
     )
     .expect("a bad collector setting does not stop the agent");

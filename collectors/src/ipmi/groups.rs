@@ -351,6 +351,107 @@ pub fn sensor_labels(samples: &[Sample]) -> Vec<String> {
         .collect()
 }
 
+/// Where the value and thresholds of a threshold sensor go: one metric per unit family with
+/// the base unit in its name (Prometheus convention), so one metric never mixes rpm with
+/// watts. Units without a family share a generic metric that keeps a `unit` label.
+#[derive(Clone, Copy, Debug)]
+pub struct UnitFamily {
+    pub value: &'static str,
+    pub value_help: &'static str,
+    pub threshold: &'static str,
+    pub threshold_help: &'static str,
+    /// The `unit` label: only for the generic metric of units without a family.
+    pub unit_label: Option<&'static str>,
+    /// From the sensor's unit to the family's base unit (°F and K to °C).
+    pub to_base: fn(f64) -> f64,
+}
+
+macro_rules! family {
+    ($what:literal, $sensor:literal, $value:literal, $threshold:literal, $unit:literal, $to_base:expr) => {
+        UnitFamily {
+            value: $value,
+            value_help: concat!($what, " read by an IPMI threshold sensor, in ", $unit, "."),
+            threshold: $threshold,
+            threshold_help: concat!("Threshold of an IPMI ", $sensor, " sensor, in ", $unit, "."),
+            unit_label: None,
+            to_base: $to_base,
+        }
+    };
+}
+
+/// The family of a unit name of [`SensorRecord::unit`].
+pub fn unit_family(unit: &'static str) -> UnitFamily {
+    fn same(v: f64) -> f64 {
+        v
+    }
+    match unit {
+        "rpm" => family!(
+            "Fan speed",
+            "fan speed",
+            "sparewatch_ipmi_fan_speed_rpm",
+            "sparewatch_ipmi_fan_speed_threshold_rpm",
+            "rpm",
+            same
+        ),
+        "watts" => family!(
+            "Power",
+            "power",
+            "sparewatch_ipmi_power_watts",
+            "sparewatch_ipmi_power_threshold_watts",
+            "watts",
+            same
+        ),
+        "volts" => family!(
+            "Voltage",
+            "voltage",
+            "sparewatch_ipmi_voltage_volts",
+            "sparewatch_ipmi_voltage_threshold_volts",
+            "volts",
+            same
+        ),
+        "amperes" => family!(
+            "Current",
+            "current",
+            "sparewatch_ipmi_current_amperes",
+            "sparewatch_ipmi_current_threshold_amperes",
+            "amperes",
+            same
+        ),
+        "celsius" => family!(
+            "Temperature",
+            "temperature",
+            "sparewatch_ipmi_temperature_celsius",
+            "sparewatch_ipmi_temperature_threshold_celsius",
+            "degrees Celsius",
+            same
+        ),
+        "fahrenheit" => family!(
+            "Temperature",
+            "temperature",
+            "sparewatch_ipmi_temperature_celsius",
+            "sparewatch_ipmi_temperature_threshold_celsius",
+            "degrees Celsius",
+            |f| (f - 32.0) * 5.0 / 9.0
+        ),
+        "kelvin" => family!(
+            "Temperature",
+            "temperature",
+            "sparewatch_ipmi_temperature_celsius",
+            "sparewatch_ipmi_temperature_threshold_celsius",
+            "degrees Celsius",
+            |k| k - 273.15
+        ),
+        other => UnitFamily {
+            value: "sparewatch_ipmi_other_sensor_value",
+            value_help: "Reading of an IPMI threshold sensor whose unit has no metric of its own, in the unit of the unit label.",
+            threshold: "sparewatch_ipmi_other_sensor_threshold",
+            threshold_help: "Threshold of an IPMI threshold sensor whose unit has no metric of its own, in the unit of the unit label.",
+            unit_label: Some(other),
+            to_base: same,
+        },
+    }
+}
+
 /// Raw readings of every sensor: value, thresholds, availability and one-hot state bits.
 pub fn sensor_readings(naming: &Naming, samples: &[Sample], out: &mut Vec<Reading>) {
     let labels = sensor_labels(samples);
@@ -375,30 +476,33 @@ pub fn sensor_readings(naming: &Naming, samples: &[Sample], out: &mut Vec<Readin
         };
         if r.is_threshold() {
             if let Some(conv) = &r.conversion {
-                let with_unit = || {
+                let family = unit_family(r.unit());
+                let labels = || {
                     let mut l = base();
-                    l.push(("unit", r.unit().to_string()));
+                    if let Some(unit) = family.unit_label {
+                        l.push(("unit", unit.to_string()));
+                    }
                     l
                 };
                 if let Some(v) = conv.convert(reading.raw) {
                     out.push(Reading::gauge(
-                        "sparewatch_ipmi_sensor_value",
-                        "Reading of a threshold-based IPMI sensor in the unit of the unit label (rpm, watts, volts, amperes, celsius).",
-                        with_unit(),
-                        v,
+                        family.value,
+                        family.value_help,
+                        labels(),
+                        (family.to_base)(v),
                     ));
                 }
                 for (name, raw) in r.thresholds.named() {
                     let Some(v) = raw.and_then(|x| conv.convert(x)) else {
                         continue;
                     };
-                    let mut l = with_unit();
+                    let mut l = labels();
                     l.push(("threshold", name.to_string()));
                     out.push(Reading::gauge(
-                        "sparewatch_ipmi_sensor_threshold",
-                        "Threshold of a threshold-based IPMI sensor, in the unit of the unit label.",
+                        family.threshold,
+                        family.threshold_help,
                         l,
-                        v,
+                        (family.to_base)(v),
                     ));
                 }
             }
@@ -603,15 +707,21 @@ mod tests {
                 .map(|r| r.value)
         };
         assert_eq!(
-            find("sparewatch_ipmi_sensor_value", ("sensor", "FAN2")),
+            find("sparewatch_ipmi_fan_speed_rpm", ("sensor", "FAN2")),
             Some(800.0)
         );
         assert_eq!(
             find(
-                "sparewatch_ipmi_sensor_threshold",
+                "sparewatch_ipmi_fan_speed_threshold_rpm",
                 ("threshold", "lower_critical")
             ),
             Some(1000.0)
+        );
+        assert!(
+            out.iter()
+                .filter(|r| r.name.starts_with("sparewatch_ipmi_fan_speed"))
+                .all(|r| r.labels.iter().all(|(k, _)| *k != "unit")),
+            "a family's unit is in its name, not in a label"
         );
         assert_eq!(
             find(
@@ -623,6 +733,40 @@ mod tests {
         assert_eq!(
             find("sparewatch_ipmi_sensor_state", ("state", "inactive")),
             Some(0.0)
+        );
+    }
+
+    /// One metric per unit family, each with its base unit in the name; every metric name
+    /// has one help text (the exposition format allows one HELP per name).
+    #[test]
+    fn every_unit_has_one_metric_family_in_base_units() {
+        let mut help = HashMap::new();
+        let mut families = std::collections::BTreeSet::new();
+        for code in 0..=u8::MAX {
+            let f = unit_family(sdr::unit_name(code));
+            for (name, h) in [(f.value, f.value_help), (f.threshold, f.threshold_help)] {
+                assert_eq!(*help.entry(name).or_insert(h), h, "{name}");
+            }
+            assert_eq!(
+                f.unit_label.is_some(),
+                f.value == "sparewatch_ipmi_other_sensor_value",
+                "{code}: a unit label only on the generic metric"
+            );
+            families.insert(f.value);
+        }
+        assert_eq!(
+            families.len(),
+            6,
+            "rpm, watts, volts, amperes, celsius, other: {families:?}"
+        );
+        assert_eq!(unit_family("percent").unit_label, Some("percent"));
+        let c = |unit, v| (unit_family(unit).to_base)(v);
+        assert_eq!(c("celsius", 40.0), 40.0);
+        assert_eq!(c("fahrenheit", 212.0), 100.0);
+        assert!((c("kelvin", 300.0) - 26.85).abs() < 1e-9);
+        assert_eq!(
+            unit_family("kelvin").value,
+            "sparewatch_ipmi_temperature_celsius"
         );
     }
 

@@ -175,6 +175,7 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     }
 
     let mut bmcs = Vec::new();
+    let mut in_band = None;
     if let Some(host) = flag(m, "ipmi.host") {
         let user = flag(m, "ipmi.user").cloned().unwrap_or_default();
         check_user(&user, "--ipmi.user")?;
@@ -221,16 +222,15 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
                 .clone()
                 .unwrap_or_else(|| ctx.roots.root("dev/ipmi0")),
         };
-        if device.exists() {
-            bmcs.push(Bmc::new(
-                Naming {
-                    bmc: "local".into(),
-                    group_prefix: String::new(),
-                },
-                Session::new(Target::Device(device), timeout, retries),
-                chunk,
-            ));
-        }
+        // Looked for on every cycle until it is there: ipmi_si / ipmi_devintf may load
+        // after the agent started (a module loaded late, a BMC that came up slowly).
+        in_band = Some(InBand {
+            device,
+            timeout,
+            retries,
+            chunk,
+            attached: false,
+        });
     }
     let mut names = std::collections::HashSet::new();
     for b in &config.bmcs {
@@ -271,7 +271,60 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             chunk,
         ));
     }
-    Ok(Box::new(IpmiCollector { bmcs }))
+    Ok(Box::new(IpmiCollector { bmcs, in_band }))
+}
+
+/// The host's in-band device while no `--ipmi.host` is given: looked for once per cycle
+/// (one stat) until it exists, then read like any other BMC.
+struct InBand {
+    device: PathBuf,
+    timeout: Duration,
+    retries: u32,
+    chunk: u8,
+    /// Found once: from then on it is a [`Bmc`] of the collector, and a device that goes
+    /// away is that BMC failing (collector down), not "not present".
+    attached: bool,
+}
+
+impl InBand {
+    /// `Ok(Some)` the first time the device is there, `Ok(None)` while it is absent (or
+    /// once it was attached), `Err` when it cannot be told (a stat error other than "does
+    /// not exist"): broken, not absent.
+    fn probe(&mut self) -> Result<Option<Bmc>, String> {
+        if self.attached {
+            return Ok(None);
+        }
+        match std::fs::metadata(&self.device) {
+            Ok(_) => {
+                self.attached = true;
+                tracing::info!(device = %self.device.display(), "in-band IPMI device found");
+                Ok(Some(Bmc::new(
+                    Naming {
+                        bmc: "local".into(),
+                        group_prefix: String::new(),
+                    },
+                    Session::new(
+                        Target::Device(self.device.clone()),
+                        self.timeout,
+                        self.retries,
+                    ),
+                    self.chunk,
+                )))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(format!(
+                "in-band IPMI device {}: {e}",
+                self.device.display()
+            )),
+        }
+    }
 }
 
 /// One BMC, its session and its SDR cache.
@@ -501,11 +554,15 @@ impl Bmc {
 /// The collector: the host's own BMC (in-band or `--ipmi.host`) and the config file's BMCs.
 pub struct IpmiCollector {
     bmcs: Vec<Bmc>,
+    in_band: Option<InBand>,
 }
 
 impl IpmiCollector {
     pub fn new(bmcs: Vec<Bmc>) -> Self {
-        IpmiCollector { bmcs }
+        IpmiCollector {
+            bmcs,
+            in_band: None,
+        }
     }
 
     pub fn bmcs(&self) -> &[Bmc] {
@@ -533,9 +590,19 @@ fn run_bmc(b: &mut Bmc) -> (Result<BmcCycle, RequestError>, Collection) {
 
 impl Collector for IpmiCollector {
     fn collect(&mut self) -> Result<Collection, CollectError> {
-        match self.bmcs.len() {
-            0 => Ok(Collection::not_present()),
-            1 => {
+        let probe_error = match self.in_band.as_mut().map(InBand::probe) {
+            Some(Ok(Some(local))) => {
+                // The host's own BMC comes first, as when it exists at start-up.
+                self.bmcs.insert(0, local);
+                None
+            }
+            Some(Err(e)) => Some(e),
+            Some(Ok(None)) | None => None,
+        };
+        match (self.bmcs.len(), probe_error) {
+            (0, None) => Ok(Collection::not_present()),
+            (0, Some(e)) => Err(CollectError::Other(e)),
+            (1, None) => {
                 let b = &mut self.bmcs[0];
                 let (res, c) = run_bmc(b);
                 match res {
@@ -547,7 +614,7 @@ impl Collector for IpmiCollector {
                     ))),
                 }
             }
-            _ => {
+            (_, probe_error) => {
                 // Every BMC on its own thread: a hung one costs its timeout, not the others'.
                 let results: Vec<(Result<BmcCycle, RequestError>, Collection)> =
                     std::thread::scope(|s| {
@@ -569,7 +636,8 @@ impl Collector for IpmiCollector {
                             .collect()
                     });
                 let mut out = Collection::present();
-                let mut errors = Vec::new();
+                let mut errors: Vec<String> = probe_error.into_iter().collect();
+                let sources = self.bmcs.len() + errors.len();
                 for ((res, c), b) in results.into_iter().zip(&self.bmcs) {
                     if let Err(e) = res {
                         tracing::warn!(bmc = %b.naming.bmc, error = %e, "BMC not answering");
@@ -582,7 +650,7 @@ impl Collector for IpmiCollector {
                     out.groups.extend(c.groups);
                     out.readings.extend(c.readings);
                 }
-                if errors.len() == self.bmcs.len() {
+                if errors.len() == sources {
                     return Err(CollectError::Other(errors.join("; ")));
                 }
                 Ok(out)

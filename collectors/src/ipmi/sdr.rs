@@ -471,7 +471,7 @@ pub fn id_string(type_len: u8, bytes: &[u8]) -> String {
 }
 
 /// Unit names for metric labels (IPMI 2.0 table 43-15), lower-case, for the codes a
-/// redundancy agent meets; others are `unit<code>`.
+/// redundancy agent meets; others are `other`.
 pub fn unit_name(code: u8) -> &'static str {
     match code {
         0 => "unspecified",
