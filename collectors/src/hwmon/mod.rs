@@ -74,6 +74,9 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     ))
 }
 
+/// Format version written into the memory file.
+const MEMORY_VERSION: u32 = 1;
+
 /// File name of the collector's memory in `--state.dir`.
 pub const STATE_FILE: &str = "hwmon.json";
 
@@ -151,7 +154,10 @@ impl HwmonCollector {
             roots,
             config,
             psu_chips,
-            memory: Memory::default(),
+            memory: Memory {
+                version: MEMORY_VERSION,
+                ..Memory::default()
+            },
             state_file: None,
         }
     }
@@ -162,6 +168,7 @@ impl HwmonCollector {
         self.state_file = dir.map(|d| d.join(STATE_FILE));
         if let Some(p) = &self.state_file {
             self.memory = load_memory(p);
+            self.memory.version = MEMORY_VERSION;
         }
         self
     }
