@@ -280,3 +280,29 @@ fn hwmon_state_dir_remembers_fans_across_restarts() {
     );
     assert!(state.path().join("hwmon.json").exists());
 }
+
+/// A cold-standby PMBus PSU (input present, output 0 V, no alarm or fault bit) is a healthy
+/// standby member (DESIGN §2), not a PSU with "no output voltage".
+#[test]
+fn hwmon_cold_standby_psu_is_a_healthy_standby() {
+    let text = check(
+        "hwmon-psu-cold-standby",
+        "hwmon",
+        &[("fan:nct6775", "redundant"), ("psu:pmbus", "redundant")],
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_member_healthy{group=\"psu:pmbus\",kind=\"psu\",member=\"pmbus@7-0059\",role=\"standby\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_hwmon_voltage_volts{chip=\"pmbus@7-0059\",sensor=\"in2\",label=\"vout1\"}"
+        ),
+        Some(0.0)
+    );
+}
