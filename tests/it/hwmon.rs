@@ -239,3 +239,70 @@ fn demo_story_fan_and_psu_steps() {
         ]
     );
 }
+
+/// The real binary's `--state.dir` reaches the collector: a fan that was seen spinning by a
+/// previous agent and is stopped now (no fanN_min, no alarm) is still a failed member, so a
+/// two-fan chip is `no_redundancy`, not a healthy single fan by design.
+#[test]
+fn hwmon_state_dir_remembers_fans_across_restarts() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let chip = root.path().join("sys/class/hwmon/hwmon0");
+    std::fs::create_dir_all(&chip).expect("mkdir");
+    std::fs::create_dir_all(root.path().join("proc")).expect("mkdir");
+    std::fs::write(chip.join("name"), "nct6775\n").expect("write");
+    std::fs::write(chip.join("fan1_input"), "1200\n").expect("write");
+    std::fs::write(chip.join("fan2_input"), "1300\n").expect("write");
+    let status = || {
+        let mut args: Vec<String> = vec![
+            "status".into(),
+            "--collector.disable-defaults".into(),
+            "--collector.hwmon".into(),
+            "--state.dir".into(),
+            state.path().display().to_string(),
+        ];
+        args.extend(fixture_args(root.path()));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        String::from_utf8_lossy(&sparewatch(&argv).stdout).into_owned()
+    };
+    let first = status();
+    assert!(first.contains("redundant"), "{first}");
+    std::fs::write(chip.join("fan1_input"), "0\n").expect("write");
+    let second = status();
+    let line = second
+        .lines()
+        .find(|l| l.contains("fan:nct6775"))
+        .unwrap_or_else(|| panic!("no fan group: {second}"));
+    assert!(line.contains("no_redundancy"), "{second}");
+    assert!(
+        second.contains("fan1 (active): stopped (0 rpm)"),
+        "{second}"
+    );
+    assert!(state.path().join("hwmon.json").exists());
+}
+
+/// A cold-standby PMBus PSU (input present, output 0 V, no alarm or fault bit) is a healthy
+/// standby member (DESIGN §2), not a PSU with "no output voltage".
+#[test]
+fn hwmon_cold_standby_psu_is_a_healthy_standby() {
+    let text = check(
+        "hwmon-psu-cold-standby",
+        "hwmon",
+        &[("fan:nct6775", "redundant"), ("psu:pmbus", "redundant")],
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_member_healthy{group=\"psu:pmbus\",kind=\"psu\",member=\"pmbus@7-0059\",role=\"standby\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "sparewatch_hwmon_voltage_volts{chip=\"pmbus@7-0059\",sensor=\"in2\",label=\"vout1\"}"
+        ),
+        Some(0.0)
+    );
+}

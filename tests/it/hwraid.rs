@@ -203,3 +203,88 @@ fn hwraid_check_exit_code() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("hwraid:c0/v1"));
 }
+
+/// A copy of fixture `name` in a temporary directory, to change before collecting.
+fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(fixture(name).join("."))
+        .arg(dir.path())
+        .status()
+        .expect("cp runs");
+    assert!(status.success());
+    dir
+}
+
+fn collect_hwraid(root: &std::path::Path) -> String {
+    let mut args = vec![
+        "sparewatch".to_string(),
+        "--collector.disable-defaults".into(),
+        "--collector.hwraid".into(),
+    ];
+    args.extend(fixture_args(root));
+    let snap = sparewatch::collect_with_args(args, fixed_now()).expect("collects");
+    normalized_metrics(&snap)
+}
+
+/// A RAID10 of two mirrored pairs that lost one drive: required stays 2 (from the layout),
+/// the count alone says degraded, the controller's `Dgrd` makes it no_redundancy.
+#[test]
+fn hwraid_raid10_one_lost_is_no_redundancy() {
+    let root = fixture_copy("hwraid-raid10-two-spans");
+    let show = root.path().join("storcli/show-all.json");
+    let text = std::fs::read_to_string(&show).expect("read");
+    // Offln occurrences: span 0 row 1, span 1 row 0 (topology), PDs 32:1, 32:2.
+    let mut n = 0;
+    let changed: Vec<String> = text
+        .split_inclusive('\n')
+        .map(|l| {
+            if l.contains("\"State\": \"Offln\"") {
+                n += 1;
+                if n == 2 || n == 4 {
+                    return l.replace("Offln", "Onln");
+                }
+            }
+            l.to_string()
+        })
+        .collect();
+    assert_eq!(n, 4, "fixture layout changed");
+    std::fs::write(&show, changed.concat()).expect("write");
+    let text = collect_hwraid(root.path());
+    assert_eq!(
+        crate::hwmon::group_state(&text, "hwraid:c0/v0").as_deref(),
+        Some("no_redundancy"),
+        "{text}"
+    );
+    let g = "{group=\"hwraid:c0/v0\",kind=\"hwraid\"}";
+    assert_eq!(
+        metric_value(&text, &format!("sparewatch_group_members_required{g}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric_value(&text, &format!("sparewatch_group_members_healthy{g}")),
+        Some(3.0)
+    );
+}
+
+/// The SCSI host lookup only adds device keys: a listing error (here the controller's PCI
+/// device is not a directory) is logged, the collector stays up with its groups.
+#[test]
+fn hwraid_scsi_host_listing_error_keeps_the_collector_up() {
+    let root = fixture_copy("hwraid-optimal");
+    let pci = root.path().join("sys/bus/pci/devices/0000:18:00.0");
+    std::fs::remove_dir_all(&pci).expect("rm");
+    std::fs::write(&pci, "not a directory").expect("write");
+    let text = collect_hwraid(root.path());
+    assert_eq!(
+        metric_value(&text, "sparewatch_collector_up{collector=\"hwraid\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        crate::hwmon::group_state(&text, "hwraid:c0/v0").as_deref(),
+        Some("redundant")
+    );
+    assert!(text.contains("scsi_host=\"\""), "{text}");
+}

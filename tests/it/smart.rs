@@ -148,30 +148,114 @@ fn smart_sleeping_disk_keeps_its_last_report() {
         .any(|r| r.name == "sparewatch_smart_reallocated_sectors" && r.value == 1848.0));
 }
 
+/// Collector up, the broken disk's query failed, the other disk's risk kept.
+fn one_disk_query_failed(scenario: &str) -> String {
+    let text = check(scenario, "smart", &[]);
+    assert_eq!(
+        metric_value(&text, "sparewatch_collector_up{collector=\"smart\"}"),
+        Some(1.0),
+        "{scenario}: one disk's failed query never takes the collector down"
+    );
+    assert_eq!(
+        value(&text, "sparewatch_smart_device_query_ok", "sda"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "sparewatch_smart_device_query_ok", "sdb"),
+        Some(1.0)
+    );
+    assert_eq!(value(&text, "sparewatch_smart_at_risk", "sdb"), Some(1.0));
+    assert_eq!(value(&text, "sparewatch_smart_at_risk", "sda"), Some(0.0));
+    text
+}
+
 #[test]
-fn smart_command_that_never_exits_marks_only_smart_down() {
+fn smart_command_that_never_exits_fails_only_that_disk() {
     let start = Instant::now();
-    check("smart-timeout", "smart", &[]);
+    one_disk_query_failed("smart-timeout");
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "the 500ms command timeout was not applied"
     );
-    let text = only_down("smart-timeout", "smart", "hwmon", "no answer within 500ms");
-    assert_eq!(
-        crate::hwmon::group_state(&text, "fan:it8728").as_deref(),
-        Some("redundant")
-    );
 }
 
 #[test]
-fn smart_broken_json_marks_only_smart_down() {
+fn smart_broken_json_fails_only_that_disk() {
+    one_disk_query_failed("smart-broken-json");
+}
+
+#[test]
+fn smart_broken_scan_marks_only_smart_down() {
     let text = only_down(
-        "smart-broken-json",
+        "smart-scan-broken",
         "smart",
         "hwmon",
         "parsing smartctl --scan-open --json",
     );
-    assert_golden("smart-broken-json", &text);
+    assert_golden("smart-scan-broken", &text);
+}
+
+/// A disk whose query fails keeps the risk of its last good report, across collections.
+#[test]
+fn smart_failed_query_keeps_the_last_reports_risk() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = fixture("smart-failing").join("smartctl");
+    let bin = root.path().join("smartctl");
+    let answer = root.path().join("sdb.json");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--scan*) cat '{scan}'; exit 0 ;; esac\ncat '{answer}'\nexit 24\n",
+            scan = root.path().join("scan.json").display(),
+            answer = answer.display(),
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::copy(
+        fixture("smart-timeout").join("smartctl/scan.json"),
+        root.path().join("scan.json"),
+    )
+    .expect("copy");
+    std::fs::copy(data.join("sat_dev_sdb.json"), &answer).expect("copy");
+    let config = SmartConfig {
+        smartctl: Some(bin.clone()),
+        ..SmartConfig::default()
+    };
+    let mut c = SmartCollector::new(Roots::under(root.path()), config);
+    let first = c.collect().expect("collects");
+    let risky = |col: &sparewatch_collectors::Collection| {
+        col.device_risks
+            .iter()
+            .map(|r| r.device.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(risky(&first), vec!["sda", "sdb"]);
+    // Now every query answers garbage: the collection still succeeds, the marks stay.
+    std::fs::write(&answer, b"{\"json_format_version\": [1, 0], \"dev").expect("write");
+    let second = c
+        .collect()
+        .expect("a failed disk query never fails the collection");
+    assert!(second.present);
+    assert_eq!(risky(&second), vec!["sda", "sdb"]);
+    let ok: Vec<f64> = second
+        .readings
+        .iter()
+        .filter(|r| r.name == "sparewatch_smart_device_query_ok")
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(ok, vec![0.0, 0.0]);
+    // A fresh agent has no last report: no marks, but still up and present.
+    let mut fresh = SmartCollector::new(
+        Roots::under(root.path()),
+        SmartConfig {
+            smartctl: Some(bin),
+            ..SmartConfig::default()
+        },
+    );
+    let col = fresh.collect().expect("collects");
+    assert!(col.present && col.device_risks.is_empty());
 }
 
 #[test]
@@ -189,7 +273,8 @@ fn smart_absent_binary_is_not_present() {
 }
 
 /// The real smartctl of this machine (Debian package `smartmontools`, installed by
-/// scripts/test): its scan output must parse and the collector must be present.
+/// scripts/test): its scan output must parse, and the collector is present exactly when the
+/// scan finds a disk.
 #[test]
 fn smart_real_smartctl() {
     let smartctl = std::path::Path::new("/usr/sbin/smartctl");
@@ -201,9 +286,16 @@ fn smart_real_smartctl() {
         smartctl: Some(smartctl.to_path_buf()),
         ..SmartConfig::default()
     };
+    let scan = std::process::Command::new(smartctl)
+        .args(["--json=c", "--scan-open"])
+        .output()
+        .expect("smartctl runs");
+    let devices = sparewatch_collectors::smart::report::parse_scan(&scan.stdout)
+        .expect("the real smartctl's scan output parses");
     let mut c = SmartCollector::new(Roots::default(), config);
     let col = c.collect().expect("the real smartctl's output parses");
-    assert!(col.present);
+    // Present exactly when the scan finds a disk (this VM's virtio disks: none).
+    assert_eq!(col.present, !devices.is_empty(), "scan: {devices:?}");
 }
 
 #[test]

@@ -195,18 +195,22 @@ pub fn fan_names(fans: &[Fan]) -> Vec<String> {
         .collect()
 }
 
-/// `fan:<chip>`: required = N − 1 (at least 1); a single fan is single by design.
-pub fn fan_group(chip_id: &str, members: Vec<MemberReading>) -> GroupReading {
-    let n = members.len() as u32;
+/// `fan:<chip>`: required = N − 1 (at least 1); a single fan is single by design. `designed`
+/// is the largest member count this group has had (persisted across restarts): a group whose
+/// live count shrank keeps its required and is never turned into "single by design".
+pub fn fan_group(chip_id: &str, members: Vec<MemberReading>, designed: u32) -> GroupReading {
+    let n = designed.max(members.len() as u32);
     let mut g = GroupReading::new(format!("fan:{chip_id}"), "fan", n.saturating_sub(1).max(1));
     g.by_design = n == 1;
     g.members = members;
     g
 }
 
-/// A PMBus power supply's raw health: unhealthy when any alarm or fault bit is set, or the
-/// input (`vin`) or output (`vout*`) voltage is gone.
-pub fn psu_health(chip: &Chip) -> MemberHealth {
+/// A PMBus power supply's role and raw health: unhealthy when any alarm or fault bit is set,
+/// or the input (`vin`) voltage is gone, or the output (`vout*`) is gone without input to
+/// explain it. Input present, output ~0 V and no alarm is a cold-standby PSU (DESIGN §2):
+/// a healthy standby member.
+pub fn psu_health(chip: &Chip) -> (Role, MemberHealth) {
     let alarms = chip.raised_alarms();
     let alarm_note = if alarms.is_empty() {
         String::new()
@@ -214,38 +218,61 @@ pub fn psu_health(chip: &Chip) -> MemberHealth {
         format!("; alarm: {}", alarms.join(", "))
     };
     let mut volts_seen = false;
+    let mut input_ok = false;
+    let mut no_output: Option<String> = None;
     for s in sensors(chip, "in") {
         let Some(l) = label(chip, &s) else { continue };
         let l = l.to_ascii_lowercase();
-        let what = if l.starts_with("vin") {
-            "input"
+        let is_input = if l.starts_with("vin") {
+            true
         } else if l.starts_with("vout") {
-            "output"
+            false
         } else {
             continue;
         };
         match int(chip.attrs.get(&format!("{s}_input"))) {
             // Below 1 V (1000 mV): no power there.
             Some(mv) if mv < 1000 => {
-                return MemberHealth::Unhealthy(format!(
-                    "no {what} voltage ({s} {mv} mV){alarm_note}"
-                ))
+                if is_input {
+                    return (
+                        Role::Active,
+                        MemberHealth::Unhealthy(format!(
+                            "no input voltage ({s} {mv} mV){alarm_note}"
+                        )),
+                    );
+                }
+                no_output.get_or_insert(format!("no output voltage ({s} {mv} mV){alarm_note}"));
             }
-            Some(_) => volts_seen = true,
+            Some(_) => {
+                volts_seen = true;
+                input_ok |= is_input;
+            }
             None => {}
         }
+    }
+    if let Some(reason) = no_output {
+        if input_ok && alarms.is_empty() {
+            return (Role::Standby, MemberHealth::Healthy);
+        }
+        return (Role::Active, MemberHealth::Unhealthy(reason));
     }
     let any_input = chip
         .attrs
         .iter()
         .any(|(k, v)| k.ends_with("_input") && v.is_some());
     if !alarms.is_empty() {
-        return MemberHealth::Unhealthy(format!("alarm: {}", alarms.join(", ")));
+        return (
+            Role::Active,
+            MemberHealth::Unhealthy(format!("alarm: {}", alarms.join(", "))),
+        );
     }
     if !volts_seen && !any_input {
-        return MemberHealth::Unknown("no readable sensor".into());
+        return (
+            Role::Active,
+            MemberHealth::Unknown("no readable sensor".into()),
+        );
     }
-    MemberHealth::Healthy
+    (Role::Active, MemberHealth::Healthy)
 }
 
 /// `required` for `n` power supplies: 1 for two, ceil(n/2) above (DESIGN §2).
@@ -257,9 +284,11 @@ pub fn psu_required(n: u32) -> u32 {
     }
 }
 
-/// `psu:<name>` from its members (one per PSU chip / power_supply device).
-pub fn psu_group(name: &str, members: Vec<MemberReading>) -> GroupReading {
-    let n = members.len() as u32;
+/// `psu:<name>` from its members (one per PSU chip / power_supply device). `designed` is the
+/// largest member count the group has had (persisted): a PSU whose chip unbinds when pulled
+/// must not turn a two-PSU box into "single by design" nor lower `required`.
+pub fn psu_group(name: &str, members: Vec<MemberReading>, designed: u32) -> GroupReading {
+    let n = designed.max(members.len() as u32);
     let mut g = GroupReading::new(format!("psu:{name}"), "psu", psu_required(n));
     g.by_design = n == 1;
     g.members = members;
@@ -499,15 +528,65 @@ mod tests {
     #[test]
     fn fan_group_required_is_n_minus_one() {
         let m = |n: &str| MemberReading::new(n, Role::Active, MemberHealth::Healthy);
-        let g = fan_group("nct6775", vec![m("a"), m("b"), m("c")]);
+        let g = fan_group("nct6775", vec![m("a"), m("b"), m("c")], 0);
         assert_eq!(
             (g.name.as_str(), g.required, g.by_design),
             ("fan:nct6775", 2, false)
         );
-        let g = fan_group("x", vec![m("a")]);
+        let g = fan_group("x", vec![m("a")], 1);
         assert_eq!((g.required, g.by_design), (1, true));
-        let g = fan_group("x", vec![m("a"), m("b")]);
+        let g = fan_group("x", vec![m("a"), m("b")], 2);
         assert_eq!((g.required, g.by_design), (1, false));
+    }
+
+    #[test]
+    fn shrunk_groups_keep_required_and_are_never_single_by_design() {
+        let m = |n: &str| MemberReading::new(n, Role::Active, MemberHealth::Healthy);
+        // One fan of three left: required stays 2, not single by design.
+        let g = fan_group("x", vec![m("a")], 3);
+        assert_eq!((g.required, g.by_design), (2, false));
+        // One PSU chip of two left (the other unbound when pulled).
+        let g = psu_group("pmbus", vec![m("a")], 2);
+        assert_eq!((g.required, g.by_design), (1, false));
+        let g = psu_group("pmbus", vec![m("a"), m("b")], 3);
+        assert_eq!((g.required, g.by_design), (2, false));
+        let g = psu_group("pmbus", vec![m("a")], 1);
+        assert!(g.by_design);
+    }
+
+    #[test]
+    fn cold_standby_psu_is_a_healthy_standby() {
+        let standby = chip(
+            "pmbus",
+            &[
+                ("in1_label", "vin"),
+                ("in1_input", "230000"),
+                ("in2_label", "vout1"),
+                ("in2_input", "0"),
+                ("in1_lcrit_alarm", "0"),
+            ],
+        );
+        assert_eq!(psu_health(&standby), (Role::Standby, MemberHealth::Healthy));
+        // Output gone with an alarm raised: failed, not standby.
+        let mut failed = standby.clone();
+        failed
+            .attrs
+            .insert("in2_lcrit_alarm".into(), Some("1".into()));
+        assert_eq!(
+            psu_health(&failed),
+            (
+                Role::Active,
+                MemberHealth::Unhealthy(
+                    "no output voltage (in2 0 mV); alarm: in2_lcrit_alarm (vout1)".into()
+                )
+            )
+        );
+        // Output gone and no input reading to explain it: unhealthy.
+        let no_vin = chip("pmbus", &[("in2_label", "vout1"), ("in2_input", "0")]);
+        assert!(matches!(
+            psu_health(&no_vin),
+            (Role::Active, MemberHealth::Unhealthy(_))
+        ));
     }
 
     #[test]
@@ -535,7 +614,7 @@ mod tests {
                 ("in1_lcrit_alarm", "0"),
             ],
         );
-        assert_eq!(psu_health(&ok), MemberHealth::Healthy);
+        assert_eq!(psu_health(&ok), (Role::Active, MemberHealth::Healthy));
         let ac_lost = chip(
             "pmbus",
             &[
@@ -546,16 +625,16 @@ mod tests {
             ],
         );
         assert_eq!(
-            psu_health(&ac_lost),
+            psu_health(&ac_lost).1,
             MemberHealth::Unhealthy("no input voltage (in1 0 mV)".into())
         );
         let alarm = chip("pmbus", &[("in1_label", "vin"), ("in1_lcrit_alarm", "1")]);
         assert_eq!(
-            psu_health(&alarm),
+            psu_health(&alarm).1,
             MemberHealth::Unhealthy("alarm: in1_lcrit_alarm (vin)".into())
         );
         assert!(matches!(
-            psu_health(&chip("pmbus", &[])),
+            psu_health(&chip("pmbus", &[])).1,
             MemberHealth::Unknown(_)
         ));
     }
@@ -609,7 +688,7 @@ mod tests {
             let ids = chip_ids(std::slice::from_ref(&c));
             let fans = c.fans();
             let members = fan_members(&ids[0], &fans, &BTreeSet::new(), &[]);
-            let _ = fan_group(&ids[0], members);
+            let _ = fan_group(&ids[0], members, 0);
             let _ = psu_health(&c);
             let mut out = Vec::new();
             fan_readings(&ids[0], &fans, &mut out);

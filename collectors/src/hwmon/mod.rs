@@ -8,12 +8,13 @@
 
 pub mod chip;
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use clap::Arg;
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::roots::{list_dir, read_attr, Attr};
 use crate::{
@@ -61,20 +62,76 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         collector: "hwmon",
         detail: format!("psu_chips: {e}"),
     })?;
-    Ok(Box::new(HwmonCollector::new(
-        ctx.roots.clone(),
-        config,
-        psu,
-    )))
+    // The agent's global `--state.dir` (clap id `state_dir`); absent in contexts without it.
+    let state_dir = ctx
+        .matches
+        .try_get_one::<PathBuf>("state_dir")
+        .ok()
+        .flatten()
+        .cloned();
+    Ok(Box::new(
+        HwmonCollector::new(ctx.roots.clone(), config, psu).with_state_dir(state_dir),
+    ))
+}
+
+/// Format version written into the memory file.
+const MEMORY_VERSION: u32 = 1;
+
+/// File name of the collector's memory in `--state.dir`.
+pub const STATE_FILE: &str = "hwmon.json";
+
+/// What the collector remembers across agent restarts (`<state.dir>/hwmon.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    pub version: u32,
+    /// Fans (`<chip>/<sensor>`) ever seen spinning: one of those at 0 rpm has stopped.
+    pub seen_spinning: BTreeSet<String>,
+    /// The largest member count each group has had: `required` and `by_design` come from it,
+    /// never from a live count that shrank (a PSU chip unbinds when its PSU is pulled).
+    pub max_members: BTreeMap<String, u32>,
+}
+
+/// Parses a state file's bytes.
+pub fn parse_memory(bytes: &[u8]) -> Result<Memory, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+fn load_memory(path: &Path) -> Memory {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Memory::default(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "hwmon: cannot read state file; starting without it");
+            return Memory::default();
+        }
+    };
+    parse_memory(&bytes).unwrap_or_else(|e| {
+        tracing::warn!(path = %path.display(), error = %e, "hwmon: corrupt state file ignored");
+        Memory::default()
+    })
+}
+
+/// Atomic write: temp file in the same directory, fsync, rename.
+fn save_memory(path: &Path, m: &Memory) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(m).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 pub struct HwmonCollector {
     roots: Roots,
     config: HwmonConfig,
     psu_chips: Regex,
-    /// Fans (`<chip>/<sensor>`) that have reported a non-zero speed since the agent started:
-    /// one of those reading 0 rpm has stopped; a header never seen spinning is empty.
-    seen_spinning: BTreeSet<String>,
+    /// Fans ever seen spinning and the largest member count per group; persisted in
+    /// `state_file` when the agent has a state directory.
+    memory: Memory,
+    state_file: Option<PathBuf>,
 }
 
 /// Reads a sensor attribute; any read error makes just that value unreadable (`None`): a
@@ -97,8 +154,34 @@ impl HwmonCollector {
             roots,
             config,
             psu_chips,
-            seen_spinning: BTreeSet::new(),
+            memory: Memory {
+                version: MEMORY_VERSION,
+                ..Memory::default()
+            },
+            state_file: None,
         }
+    }
+
+    /// Remembers fans seen spinning and group sizes in `<dir>/hwmon.json` across restarts
+    /// (loaded now; a corrupt file is ignored with a warning).
+    pub fn with_state_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.state_file = dir.map(|d| d.join(STATE_FILE));
+        if let Some(p) = &self.state_file {
+            self.memory = load_memory(p);
+            self.memory.version = MEMORY_VERSION;
+        }
+        self
+    }
+
+    /// The largest member count of `group`, counting `live` now.
+    fn designed(&mut self, group: &str, live: usize) -> u32 {
+        let e = self
+            .memory
+            .max_members
+            .entry(group.to_string())
+            .or_insert(0);
+        *e = (*e).max(live as u32);
+        *e
     }
 
     fn read_chip(&self, hwmon: &str) -> Result<Chip, CollectError> {
@@ -166,6 +249,7 @@ impl Collector for HwmonCollector {
         let mut order: Vec<usize> = (0..chips.len()).collect();
         order.sort_by(|a, b| ids[*a].cmp(&ids[*b]));
 
+        let before = self.memory.clone();
         let mut c = Collection::present();
         let mut psus = Vec::new();
         for i in order {
@@ -173,27 +257,32 @@ impl Collector for HwmonCollector {
             let fans = chip.fans();
             for f in &fans {
                 if f.input.is_some_and(|v| v > 0.0) {
-                    self.seen_spinning.insert(format!("{id}/{}", f.sensor));
+                    self.memory
+                        .seen_spinning
+                        .insert(format!("{id}/{}", f.sensor));
                 }
             }
             chip::fan_readings(id, &fans, &mut c.readings);
             if self.psu_chips.is_match(&chip.name) {
                 chip::psu_readings(id, chip, &mut c.readings);
-                psus.push(MemberReading::new(
-                    id.clone(),
-                    Role::Active,
-                    chip::psu_health(chip),
-                ));
+                let (role, health) = chip::psu_health(chip);
+                psus.push(MemberReading::new(id.clone(), role, health));
                 continue;
             }
-            let members =
-                chip::fan_members(id, &fans, &self.seen_spinning, &self.config.ignore_fans);
+            let members = chip::fan_members(
+                id,
+                &fans,
+                &self.memory.seen_spinning,
+                &self.config.ignore_fans,
+            );
             if !members.is_empty() {
-                c.groups.push(chip::fan_group(id, members));
+                let designed = self.designed(&format!("fan:{id}"), members.len());
+                c.groups.push(chip::fan_group(id, members, designed));
             }
         }
         if !psus.is_empty() {
-            c.groups.push(chip::psu_group("pmbus", psus));
+            let designed = self.designed("psu:pmbus", psus.len());
+            c.groups.push(chip::psu_group("pmbus", psus, designed));
         }
         if !mains.is_empty() {
             let mut members = Vec::new();
@@ -212,7 +301,16 @@ impl Collector for HwmonCollector {
                 }
                 members.push(MemberReading::new(&m.name, Role::Active, m.health()));
             }
-            c.groups.push(chip::psu_group("power_supply", members));
+            let designed = self.designed("psu:power_supply", members.len());
+            c.groups
+                .push(chip::psu_group("power_supply", members, designed));
+        }
+        if self.memory != before {
+            if let Some(p) = &self.state_file {
+                if let Err(e) = save_memory(p, &self.memory) {
+                    tracing::warn!(path = %p.display(), error = %e, "hwmon: cannot write state file");
+                }
+            }
         }
         Ok(c)
     }
@@ -222,5 +320,137 @@ impl Collector for HwmonCollector {
             matches!(ev.var("SUBSYSTEM"), Some("hwmon") | Some("power_supply"))
         })
         .map_err(|e| CollectError::Other(format!("uevents: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemberHealth;
+    use proptest::prelude::*;
+
+    fn write(dir: &Path, rel: &str, v: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, v).expect("write");
+    }
+
+    /// A Super-I/O chip with three fans (no fanN_min, no alarm) and two PMBus PSUs.
+    fn tree(dir: &Path, rpm: [&str; 3]) {
+        write(dir, "sys/class/hwmon/hwmon0/name", "nct6775\n");
+        for (i, v) in rpm.iter().enumerate() {
+            write(
+                dir,
+                &format!("sys/class/hwmon/hwmon0/fan{}_input", i + 1),
+                v,
+            );
+        }
+        for (h, addr) in [("hwmon1", "58"), ("hwmon2", "59")] {
+            write(dir, &format!("sys/class/hwmon/{h}/name"), "pmbus\n");
+            write(dir, &format!("sys/class/hwmon/{h}/in1_label"), "vin\n");
+            write(dir, &format!("sys/class/hwmon/{h}/in1_input"), "230000\n");
+            let dev = dir.join(format!("sys/devices/i2c-7/7-00{addr}"));
+            std::fs::create_dir_all(&dev).expect("mkdir");
+            std::os::unix::fs::symlink(&dev, dir.join(format!("sys/class/hwmon/{h}/device")))
+                .expect("symlink");
+        }
+    }
+
+    fn collector(dir: &Path, state: Option<&Path>) -> HwmonCollector {
+        let psu = Regex::new(&format!("^(?:{DEFAULT_PSU_CHIPS})$")).expect("regex");
+        HwmonCollector::new(Roots::under(dir), HwmonConfig::default(), psu)
+            .with_state_dir(state.map(Path::to_path_buf))
+    }
+
+    fn group<'a>(c: &'a Collection, name: &str) -> &'a crate::GroupReading {
+        c.groups
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| panic!("no group {name}: {:?}", c.groups))
+    }
+
+    #[test]
+    fn a_fan_stopped_before_a_restart_is_still_a_member() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        tree(root.path(), ["1200", "1300", "1250"]);
+        let c = collector(root.path(), Some(state.path()))
+            .collect()
+            .expect("collect");
+        assert_eq!(group(&c, "fan:nct6775").members.len(), 3);
+        // fan2 stops while the agent is down; a new agent starts with the same state dir.
+        write(root.path(), "sys/class/hwmon/hwmon0/fan2_input", "0");
+        let c = collector(root.path(), Some(state.path()))
+            .collect()
+            .expect("collect");
+        let g = group(&c, "fan:nct6775");
+        assert_eq!((g.members.len(), g.required, g.by_design), (3, 2, false));
+        assert!(matches!(
+            g.members
+                .iter()
+                .find(|m| m.name == "fan2")
+                .map(|m| &m.health),
+            Some(MemberHealth::Unhealthy(_))
+        ));
+        // Without a state dir the stopped fan is invisible after a restart (documented).
+        let c = collector(root.path(), None).collect().expect("collect");
+        assert_eq!(group(&c, "fan:nct6775").members.len(), 2);
+    }
+
+    #[test]
+    fn a_two_fan_chip_restarted_with_one_stopped_is_not_single_by_design() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        tree(root.path(), ["1200", "1300", "0"]);
+        collector(root.path(), Some(state.path()))
+            .collect()
+            .expect("collect");
+        write(root.path(), "sys/class/hwmon/hwmon0/fan1_input", "0");
+        let c = collector(root.path(), Some(state.path()))
+            .collect()
+            .expect("collect");
+        let g = group(&c, "fan:nct6775");
+        assert_eq!((g.members.len(), g.required, g.by_design), (2, 1, false));
+    }
+
+    #[test]
+    fn an_unbound_psu_chip_keeps_the_group_redundant_by_design() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        tree(root.path(), ["1200", "1300", "1250"]);
+        let mut live = collector(root.path(), Some(state.path()));
+        let c = live.collect().expect("collect");
+        assert_eq!(group(&c, "psu:pmbus").members.len(), 2);
+        // The pulled PSU's chip unbinds: its hwmon directory is gone.
+        std::fs::remove_dir_all(root.path().join("sys/class/hwmon/hwmon2")).expect("rm");
+        for mut col in [live, collector(root.path(), Some(state.path()))] {
+            let c = col.collect().expect("collect");
+            let g = group(&c, "psu:pmbus");
+            assert_eq!((g.members.len(), g.required, g.by_design), (1, 1, false));
+        }
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_ignored_and_rewritten() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        tree(root.path(), ["1200", "1300", "1250"]);
+        std::fs::write(state.path().join(STATE_FILE), b"{not json").expect("write");
+        let c = collector(root.path(), Some(state.path()))
+            .collect()
+            .expect("corrupt state never takes the collector down");
+        assert_eq!(group(&c, "fan:nct6775").members.len(), 3);
+        let m = parse_memory(&std::fs::read(state.path().join(STATE_FILE)).expect("read"))
+            .expect("rewritten file parses");
+        assert_eq!(m.max_members.get("fan:nct6775"), Some(&3));
+        assert!(m.seen_spinning.contains("nct6775/fan2"));
+        assert!(!state.path().join("hwmon.json.tmp").exists());
+    }
+
+    proptest! {
+        #[test]
+        fn memory_parser_never_panics(bytes in any::<Vec<u8>>()) {
+            let _ = parse_memory(&bytes);
+        }
     }
 }

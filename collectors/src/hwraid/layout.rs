@@ -4,13 +4,35 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::storcli::{Controller, DriveDetail, TopologyRow, VirtualDrive};
+use crate::one_hot::OneHot;
 use crate::{GroupReading, MemberHealth, MemberReading, Reading, Role, StatedRedundancy};
 
-/// How many failed drives one span of this level survives.
+/// `sparewatch_hwraid_virtual_drive_state`: storcli's VD states.
+pub const VD_STATE: OneHot = OneHot {
+    name: "sparewatch_hwraid_virtual_drive_state",
+    help: "Virtual drive state as storcli prints it (Optl, Rec, Pdgd, Dgrd, OfLn), one series per state; the current one is 1.",
+    label: "state",
+    known: &["Optl", "Rec", "Pdgd", "Dgrd", "OfLn"],
+};
+
+/// `sparewatch_hwraid_physical_drive_state`: storcli's PD states.
+pub const PD_STATE: OneHot = OneHot {
+    name: "sparewatch_hwraid_physical_drive_state",
+    help: "Physical drive state as storcli prints it (Onln, Rbld, Offln, UGood, UBad, GHS, DHS…), one series per state; the current one is 1.",
+    label: "state",
+    known: &[
+        "Onln", "Rbld", "Cpybck", "Offln", "Msng", "UGood", "UBad", "GHS", "DHS", "JBOD",
+    ],
+};
+
+/// How many failed drives one span of this level survives, wherever they fall in it.
+/// RAID1E stripes mirrored copies across all its drives: only one failure is survived for
+/// certain (a second one may hit the other copy of some block).
 pub fn span_tolerance(raid: &str, span_size: u32) -> u32 {
     let level = raid.trim().to_ascii_uppercase();
     match level.trim_start_matches("RAID") {
-        "1" | "10" | "1E" => span_size.saturating_sub(1),
+        "1" | "10" => span_size.saturating_sub(1),
+        "1E" => span_size.saturating_sub(1).min(1),
         "5" | "50" => 1,
         "6" | "60" => 2,
         _ => 0,
@@ -59,7 +81,7 @@ pub fn drive_health(state: &str, rebuild: Option<f64>) -> MemberHealth {
 
 fn spare_health(state: &str) -> MemberHealth {
     match state {
-        "GHS" | "DHS" | "UGood" => MemberHealth::Healthy,
+        "GHS" | "DHS" => MemberHealth::Healthy,
         other => MemberHealth::Unhealthy(format!("spare in state {other}")),
     }
 }
@@ -100,6 +122,27 @@ fn device_key(host: Option<u32>, did: Option<u32>) -> Option<String> {
     Some(crate::smart::report::megaraid_key(host?, did?))
 }
 
+/// `required` of a virtual drive from its level and layout only (never from member health,
+/// so it stays put while drives fail and a `groups:` override does not fight it): all the
+/// drives of its layout (missing ones included) minus the failures each span survives,
+/// summed over the spans. RAID0/00: every drive.
+///
+/// For one span (RAID1 pair, RAID1E, RAID5, RAID6) that is exact. For span-aware levels
+/// (RAID10/50/60, RAID1 of mirrored pairs) the count alone is the best case: it is exact when
+/// failures are spread over the spans (a RAID10 with one drive lost in each of two spans is
+/// `no_redundancy`, not `failed`: it still serves data), and too good when they pile up in one
+/// span. The controller's VD state, exported as hardware-stated redundancy, covers that case
+/// (the engine reports the worse of the two): a RAID10 that lost one drive is `Dgrd` →
+/// `no_redundancy`; a span lost completely is `OfLn` → `failed`.
+pub fn required(raid: &str, spans: &BTreeMap<u32, u32>) -> u32 {
+    let n: u32 = spans.values().sum();
+    if is_striped_only(raid) {
+        return n.max(1);
+    }
+    let tolerance: u32 = spans.values().map(|size| span_tolerance(raid, *size)).sum();
+    n.saturating_sub(tolerance).max(1)
+}
+
 /// The groups of one controller's virtual drives.
 pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
     let mut out = Vec::new();
@@ -113,7 +156,7 @@ pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
         g.stated = stated(vd);
         // Spans: Arr of each drive; a RAID1 of more than two drives is mirrored pairs.
         let pairs = vd.raid.eq_ignore_ascii_case("RAID1") && drives.len() > 2;
-        let mut spans: BTreeMap<u32, (u32, u32)> = BTreeMap::new(); // span → (size, bad)
+        let mut spans: BTreeMap<u32, u32> = BTreeMap::new(); // span → drives in its layout
         for d in &drives {
             let rebuild = d.eid_slot.as_ref().and_then(|e| x.rebuild.get(e)).copied();
             let health = with_risk(drive_health(&d.state, rebuild), d.eid_slot.as_ref(), x);
@@ -122,11 +165,7 @@ pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
             } else {
                 d.arr.unwrap_or(0)
             };
-            let e = spans.entry(span).or_default();
-            e.0 += 1;
-            if !health.counts_healthy() {
-                e.1 += 1;
-            }
+            *spans.entry(span).or_default() += 1;
             let name = d.eid_slot.clone().unwrap_or_else(|| {
                 format!(
                     "missing:span{}/row{}",
@@ -140,25 +179,10 @@ pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
             }
             g.members.push(m);
         }
-        let healthy = g
-            .members
-            .iter()
-            .filter(|m| m.health.counts_healthy())
-            .count() as i64;
-        if is_striped_only(&vd.raid) {
-            g.required = g.members.len() as u32;
-            g.by_design = true;
-        } else {
-            // spare = the weakest span's remaining tolerance; required follows from it, so a
-            // RAID10 that lost one drive in each of two spans is no_redundancy, not failed.
-            let weakest = spans
-                .values()
-                .map(|(size, bad)| span_tolerance(&vd.raid, *size) as i64 - *bad as i64)
-                .min()
-                .unwrap_or(0);
-            g.required = (healthy - weakest).clamp(1, u32::MAX as i64) as u32;
-        }
-        // Hot spares: dedicated to this drive group, or global; unconfigured good drives.
+        g.required = required(&vd.raid, &spans);
+        g.by_design = is_striped_only(&vd.raid);
+        // Hot spares: dedicated to this drive group, or global. Unconfigured good drives
+        // (UGood) are not spares: the controller never rebuilds onto them by itself.
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let dedicated = c
             .topology
@@ -169,7 +193,7 @@ pub fn groups(c: &Controller, x: &Extra<'_>) -> Vec<GroupReading> {
             .pds
             .iter()
             .filter(|p| match p.state.as_str() {
-                "GHS" | "UGood" => true,
+                "GHS" => true,
                 "DHS" => p.dg == Some(vd.dg),
                 _ => false,
             })
@@ -218,31 +242,39 @@ pub fn readings(c: &Controller, x: &Extra<'_>, out: &mut Vec<Reading>) {
     for vd in &c.vds {
         out.push(Reading::gauge(
             "sparewatch_hwraid_virtual_drive_info",
-            "A virtual drive: RAID level, state as storcli prints it (Optl, Pdgd, Dgrd, OfLn), name.",
+            "A virtual drive: RAID level and name (its state: sparewatch_hwraid_virtual_drive_state).",
             vec![
                 ("controller", ctrl.clone()),
                 ("vd", vd.vd.to_string()),
                 ("raid_level", vd.raid.clone()),
-                ("state", vd.state.clone()),
                 ("name", vd.name.clone()),
             ],
             1.0,
         ));
+        VD_STATE.push(
+            out,
+            &[("controller", ctrl.clone()), ("vd", vd.vd.to_string())],
+            Some(vd.state.as_str()).filter(|s| !s.is_empty()),
+        );
     }
     for p in &c.pds {
         out.push(Reading::gauge(
             "sparewatch_hwraid_physical_drive_info",
-            "A physical drive: state as storcli prints it (Onln, Rbld, Offln, UGood, GHS, DHS…).",
+            "A physical drive: device id, model, medium (its state: sparewatch_hwraid_physical_drive_state).",
             vec![
                 ("controller", ctrl.clone()),
                 ("drive", p.eid_slot.clone()),
                 ("did", p.did.map(|d| d.to_string()).unwrap_or_default()),
-                ("state", p.state.clone()),
                 ("model", p.model.clone()),
                 ("medium", p.medium.clone()),
             ],
             1.0,
         ));
+        PD_STATE.push(
+            out,
+            &[("controller", ctrl.clone()), ("drive", p.eid_slot.clone())],
+            Some(p.state.as_str()).filter(|s| !s.is_empty()),
+        );
     }
     type Get = fn(&DriveDetail) -> Option<f64>;
     let per_drive: [(&'static str, &'static str, Get); 4] = [
@@ -417,13 +449,17 @@ mod tests {
                 .collect()
         };
         let g = one(&ctrl("RAID10", "Optl", d(["Onln"; 4])));
-        assert_eq!(spare(&g), 1);
+        assert_eq!(spare(&g), 2, "by count: one failure per span");
         let g = one(&ctrl(
             "RAID10",
             "Dgrd",
             d(["Onln", "Offln", "Onln", "Onln"]),
         ));
-        assert_eq!(spare(&g), 0, "one mirror half lost");
+        assert_eq!(
+            (spare(&g), g.stated),
+            (1, Some(StatedRedundancy::Lost)),
+            "one mirror half lost: the count says degraded, the controller's Dgrd no_redundancy"
+        );
         let g = one(&ctrl(
             "RAID10",
             "Dgrd",
@@ -435,7 +471,11 @@ mod tests {
             "OfLn",
             d(["Offln", "Offln", "Onln", "Onln"]),
         ));
-        assert!(spare(&g) < 0, "a whole mirror lost");
+        assert_eq!(
+            (spare(&g), g.stated),
+            (0, Some(StatedRedundancy::Insufficient)),
+            "a whole mirror lost: the controller's OfLn makes it failed"
+        );
     }
 
     #[test]
@@ -483,6 +523,126 @@ mod tests {
             vec!["32:4"],
             "DHS of another drive group is not ours"
         );
+    }
+
+    #[test]
+    fn required_comes_from_level_and_layout_not_health() {
+        let d = |s: [&str; 4]| {
+            (0..4)
+                .map(|i| drive(0, i / 2, i % 2, i, s[i as usize]))
+                .collect::<Vec<_>>()
+        };
+        let optimal = one(&ctrl("RAID10", "Optl", d(["Onln"; 4])));
+        assert_eq!(optimal.required, 2, "RAID10 of 2×2: one failure per span");
+        let lost = one(&ctrl(
+            "RAID10",
+            "Dgrd",
+            d(["Onln", "Offln", "Onln", "Onln"]),
+        ));
+        assert_eq!(
+            lost.required, 2,
+            "required does not move when a drive fails"
+        );
+        // The count alone says degraded; the controller's Dgrd makes it no_redundancy.
+        assert_eq!(
+            (spare(&lost), lost.stated),
+            (1, Some(StatedRedundancy::Lost))
+        );
+        let flat = |s: [&str; 4]| (0..4).map(|i| drive(0, 0, i, i, s[i as usize])).collect();
+        for states in [["Onln"; 4], ["Onln", "Offln", "Rbld", "Msng"]] {
+            assert_eq!(one(&ctrl("RAID5", "Optl", flat(states))).required, 3);
+            assert_eq!(one(&ctrl("RAID6", "Optl", flat(states))).required, 2);
+        }
+        // RAID50 of two spans of three: one failure per span.
+        let r50: Vec<_> = (0..6).map(|i| drive(0, i / 3, i % 3, i, "Onln")).collect();
+        assert_eq!(one(&ctrl("RAID50", "Optl", r50)).required, 4);
+    }
+
+    #[test]
+    fn raid1e_survives_one_failure_only() {
+        assert_eq!(span_tolerance("RAID1E", 3), 1);
+        assert_eq!(span_tolerance("RAID1E", 5), 1);
+        let d = |s: [&str; 3]| (0..3).map(|i| drive(0, 0, i, i, s[i as usize])).collect();
+        let g = one(&ctrl("RAID1E", "Optl", d(["Onln"; 3])));
+        assert_eq!((g.required, spare(&g)), (2, 1));
+        let g = one(&ctrl("RAID1E", "Dgrd", d(["Onln", "Offln", "Onln"])));
+        assert_eq!(spare(&g), 0, "a second failure may hit the other copy");
+    }
+
+    #[test]
+    fn unconfigured_good_drives_are_not_spares() {
+        let mut c = ctrl(
+            "RAID1",
+            "Optl",
+            vec![drive(0, 0, 0, 0, "Onln"), drive(0, 0, 1, 1, "Onln")],
+        );
+        c.pds = vec![
+            PhysicalDrive {
+                eid_slot: "32:6".into(),
+                did: Some(6),
+                state: "UGood".into(),
+                ..PhysicalDrive::default()
+            },
+            PhysicalDrive {
+                eid_slot: "32:7".into(),
+                did: Some(7),
+                state: "DHS".into(),
+                dg: Some(0),
+                ..PhysicalDrive::default()
+            },
+        ];
+        let g = one(&c);
+        let spares: Vec<&str> = g
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Spare)
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(spares, vec!["32:7"], "only our DHS; UGood is no hot spare");
+    }
+
+    #[test]
+    fn states_are_one_hot_not_info_labels() {
+        let mut c = ctrl(
+            "RAID1",
+            "Dgrd",
+            vec![drive(0, 0, 0, 0, "Onln"), drive(0, 0, 1, 1, "Rbld")],
+        );
+        c.pds = vec![PhysicalDrive {
+            eid_slot: "32:1".into(),
+            did: Some(1),
+            state: "Rbld".into(),
+            ..PhysicalDrive::default()
+        }];
+        let (rebuild, details) = (BTreeMap::new(), BTreeMap::new());
+        let x = Extra {
+            host: Some(0),
+            rebuild: &rebuild,
+            details: &details,
+        };
+        let mut out = Vec::new();
+        readings(&c, &x, &mut out);
+        for r in out.iter().filter(|r| r.name.ends_with("_info")) {
+            assert!(
+                r.labels.iter().all(|(k, _)| *k != "state"),
+                "{} carries state",
+                r.name
+            );
+        }
+        let set = |name: &str| -> Vec<String> {
+            out.iter()
+                .filter(|r| r.name == name && r.value == 1.0)
+                .flat_map(|r| r.labels.iter().filter(|(k, _)| *k == "state"))
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        assert_eq!(set("sparewatch_hwraid_virtual_drive_state"), vec!["Dgrd"]);
+        assert_eq!(set("sparewatch_hwraid_physical_drive_state"), vec!["Rbld"]);
+        let vd_series = out
+            .iter()
+            .filter(|r| r.name == "sparewatch_hwraid_virtual_drive_state")
+            .count();
+        assert_eq!(vd_series, VD_STATE.known.len());
     }
 
     #[test]

@@ -172,8 +172,12 @@ impl Collector for HwraidCollector {
         let empty = BTreeMap::new();
         let no_details = BTreeMap::new();
         for c in &show.controllers {
+            // The SCSI host only adds device keys: a listing error costs those, not the VDs.
             let host = match &c.pci_address {
-                Some(p) => self.scsi_host(p)?,
+                Some(p) => self.scsi_host(p).unwrap_or_else(|e| {
+                    tracing::warn!(controller = c.index, error = %e, "cannot list the controller's PCI device for its SCSI host");
+                    None
+                }),
                 None => None,
             };
             if host.is_none() {

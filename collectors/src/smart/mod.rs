@@ -134,6 +134,11 @@ struct Disk {
     report: DiskReport,
     /// The report is the last one before the disk went to sleep.
     stale: bool,
+    /// This collection's smartctl query answered with a report that parsed. When not, the
+    /// report is the disk's last good one (if any): its risk marks stay.
+    query_ok: bool,
+    /// smartctl's exit status of this query, when it ran to an exit.
+    exit_status: Option<i32>,
 }
 
 impl SmartCollector {
@@ -282,7 +287,38 @@ fn dev(id: &str) -> Vec<(&'static str, String)> {
     vec![("device", id.to_string())]
 }
 
-fn disk_readings(d: &Disk, exit_status: i32, at_risk: bool, out: &mut Vec<Reading>) {
+/// Risk marks for every key of a disk with reasons.
+fn push_risks(d: &Disk, why: &[String], out: &mut Vec<DeviceRisk>) {
+    if why.is_empty() {
+        return;
+    }
+    for k in &d.keys {
+        out.push(DeviceRisk {
+            device: k.clone(),
+            reason: format!("SMART: {}", why.join("; ")),
+        });
+    }
+}
+
+/// Readings every queried disk has, whether its query answered or not.
+fn query_readings(d: &Disk, at_risk: bool, out: &mut Vec<Reading>) {
+    out.push(Reading::gauge(
+        "sparewatch_smart_device_query_ok",
+        "Whether the disk's last smartctl query answered with output that parsed (0: killed, timed out or unparsable; its last good report's risk is kept).",
+        dev(&d.id),
+        d.query_ok as u8 as f64,
+    ));
+    if !d.query_ok {
+        out.push(Reading::gauge(
+            "sparewatch_smart_at_risk",
+            "Whether the disk is at risk (failing SMART, threshold or counter, NVMe critical warning).",
+            dev(&d.id),
+            at_risk as u8 as f64,
+        ));
+    }
+}
+
+fn disk_readings(d: &Disk, at_risk: bool, out: &mut Vec<Reading>) {
     let r = &d.report;
     out.push(Reading::gauge(
         "sparewatch_smart_device_info",
@@ -298,12 +334,14 @@ fn disk_readings(d: &Disk, exit_status: i32, at_risk: bool, out: &mut Vec<Readin
         ],
         1.0,
     ));
-    out.push(Reading::gauge(
-        "sparewatch_smart_exit_status",
-        "smartctl's exit status bits for the disk's last query (see man smartctl, EXIT STATUS).",
-        dev(&d.id),
-        exit_status as f64,
-    ));
+    if let Some(code) = d.exit_status {
+        out.push(Reading::gauge(
+            "sparewatch_smart_exit_status",
+            "smartctl's exit status bits for the disk's last query (see man smartctl, EXIT STATUS).",
+            dev(&d.id),
+            code as f64,
+        ));
+    }
     out.push(Reading::gauge(
         "sparewatch_smart_standby",
         "Whether the disk was asleep at the last query (not spun up; the values are from before).",
@@ -391,33 +429,57 @@ impl Collector for SmartCollector {
         let Some(devices) = self.devices(&bin)? else {
             return Ok(Collection::not_present());
         };
+        // No disk at all (a VM, a box with only unsupported devices): nothing to report on.
+        if devices.is_empty() {
+            return Ok(Collection::not_present());
+        }
         let mut disks = Vec::new();
         for d in &devices {
-            let args = ["--json=c", "-a", "-n", "standby", "-d", &d.dtype, &d.name];
-            let Some((out, code)) = self.run(&bin, &args)? else {
-                return Ok(Collection::not_present());
-            };
-            let report = report::parse_report(&out, code).map_err(|e| match e {
-                CollectError::Parse { detail, .. } => {
-                    CollectError::parse(format!("smartctl output for {}", d.name), detail)
-                }
-                other => other,
-            })?;
             let (id, keys) = self.identify(d)?;
-            disks.push(Disk {
-                id,
+            // One disk's failed query (killed, timed out, unparsable output) is that disk's
+            // problem: it is exported per disk and never takes the other disks' marks along.
+            let args = ["--json=c", "-a", "-n", "standby", "-d", &d.dtype, &d.name];
+            let queried = match self.run(&bin, &args) {
+                Ok(None) => return Ok(Collection::not_present()),
+                Ok(Some((out, code))) => report::parse_report(&out, code)
+                    .map(|r| (r, code))
+                    .map_err(|e| match e {
+                        CollectError::Parse { detail, .. } => {
+                            CollectError::parse(format!("smartctl output for {}", d.name), detail)
+                        }
+                        other => other,
+                    }),
+                Err(e) => Err(e),
+            };
+            let disk = |report, stale, query_ok, exit_status| Disk {
+                id: id.clone(),
                 name: d.name.clone(),
                 dtype: d.dtype.clone(),
-                keys,
+                keys: keys.clone(),
                 report,
-                stale: false,
-            });
+                stale,
+                query_ok,
+                exit_status,
+            };
+            match queried {
+                Ok((report, code)) => disks.push(disk(report, false, true, Some(code))),
+                Err(e) => {
+                    tracing::warn!(device = %d.name, error = %e, "smartctl query failed; keeping the disk's last report");
+                    let prev = self.last.get(&id).cloned().unwrap_or_default();
+                    disks.push(disk(prev, false, false, None));
+                }
+            }
         }
         let mut c = Collection::present();
         let limits = self.limits();
         for d in &mut disks {
-            // The exit status of this query; the values may be those of the last report.
-            let exit_status = d.report.exit_status;
+            if !d.query_ok {
+                let why = report::risk_reasons(&d.report, &limits);
+                query_readings(d, !why.is_empty(), &mut c.readings);
+                push_risks(d, &why, &mut c.device_risks);
+                continue;
+            }
+            // A sleeping disk's values are those of its last report (exit status: this query).
             if d.report.standby {
                 if let Some(prev) = self.last.get(&d.id) {
                     d.report = prev.clone();
@@ -431,15 +493,9 @@ impl Collector for SmartCollector {
             if let Some(e) = &d.report.open_failed {
                 tracing::warn!(device = %d.name, error = %e, "smartctl could not query the device");
             }
-            disk_readings(d, exit_status, !why.is_empty(), &mut c.readings);
-            if !why.is_empty() {
-                for k in &d.keys {
-                    c.device_risks.push(DeviceRisk {
-                        device: k.clone(),
-                        reason: format!("SMART: {}", why.join("; ")),
-                    });
-                }
-            }
+            query_readings(d, !why.is_empty(), &mut c.readings);
+            disk_readings(d, !why.is_empty(), &mut c.readings);
+            push_risks(d, &why, &mut c.device_risks);
         }
         Ok(c)
     }
