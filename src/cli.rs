@@ -81,7 +81,7 @@ pub struct Common {
     /// YAML config file (optional: everything is auto-discovered without one).
     #[arg(long = "config.file", global = true)]
     pub config_file: Option<PathBuf>,
-    /// Directory for persisted state (since-timestamps). Not written when unset.
+    /// Directory for persisted state (group since-timestamps, fans and PSUs the hwmon collector has seen). Not written when unset.
     #[arg(long = "state.dir", global = true, env = "STATE_DIRECTORY")]
     pub state_dir: Option<PathBuf>,
     /// Recovery hold-down: a member must stay healthy this long before it counts again
