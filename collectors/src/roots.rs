@@ -41,6 +41,15 @@ impl Roots {
     pub fn root(&self, rel: &str) -> PathBuf {
         self.rootfs.join(rel.trim_start_matches('/'))
     }
+
+    /// Where an external tool is: the configured path if there is one, else the first of
+    /// `candidates` (paths relative to `--path.rootfs`) that exists. `None`: not installed.
+    pub fn find_tool(&self, configured: Option<&PathBuf>, candidates: &[&str]) -> Option<PathBuf> {
+        if let Some(p) = configured {
+            return Some(p.clone());
+        }
+        candidates.iter().map(|c| self.root(c)).find(|p| p.exists())
+    }
 }
 
 /// The result of reading one sysfs attribute, keeping "absent" apart from "broken".

@@ -100,13 +100,7 @@ impl HwraidCollector {
     }
 
     fn binary(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.storcli {
-            return Some(p.clone());
-        }
-        STORCLI_PATHS
-            .iter()
-            .map(|p| self.roots.root(p))
-            .find(|p| p.exists())
+        self.roots.find_tool(self.storcli.as_ref(), &STORCLI_PATHS)
     }
 
     /// Runs storcli; `Ok(None)` when it is absent. storcli exits non-zero when a command

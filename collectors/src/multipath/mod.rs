@@ -144,18 +144,15 @@ impl MultipathCollector {
     }
 
     fn dmsetup_path(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.dmsetup {
-            return Some(p.clone());
-        }
-        [
-            "usr/sbin/dmsetup",
-            "sbin/dmsetup",
-            "usr/bin/dmsetup",
-            "bin/dmsetup",
-        ]
-        .iter()
-        .map(|p| self.roots.root(p))
-        .find(|p| p.exists())
+        self.roots.find_tool(
+            self.dmsetup.as_ref(),
+            &[
+                "usr/sbin/dmsetup",
+                "sbin/dmsetup",
+                "usr/bin/dmsetup",
+                "bin/dmsetup",
+            ],
+        )
     }
 
     /// The multipath maps from `dmsetup status --target multipath`, and the lines that did
@@ -187,16 +184,9 @@ impl MultipathCollector {
     /// Checker state per path device from multipathd; empty when multipathd is not
     /// installed, not running, or answers with an error (the dm state then decides alone).
     fn checker_states(&self) -> Vec<(String, String)> {
-        let bin = match &self.multipathd {
-            Some(p) => p.clone(),
-            None => match ["usr/sbin/multipathd", "sbin/multipathd"]
-                .iter()
-                .map(|p| self.roots.root(p))
-                .find(|p| p.exists())
-            {
-                Some(p) => p,
-                None => return Vec::new(),
-            },
+        let candidates = ["usr/sbin/multipathd", "sbin/multipathd"];
+        let Some(bin) = self.roots.find_tool(self.multipathd.as_ref(), &candidates) else {
+            return Vec::new();
         };
         let args = ["show", "paths", "raw", "format", "%d|%T"];
         match crate::command::run(&bin, &args, self.timeout) {

@@ -194,13 +194,10 @@ impl NetCollector {
     }
 
     fn teamdctl(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.config.teamdctl {
-            return Some(p.clone());
-        }
-        ["usr/bin/teamdctl", "usr/sbin/teamdctl", "bin/teamdctl"]
-            .iter()
-            .map(|p| self.roots.root(p))
-            .find(|p| p.exists())
+        self.roots.find_tool(
+            self.config.teamdctl.as_ref(),
+            &["usr/bin/teamdctl", "usr/sbin/teamdctl", "bin/teamdctl"],
+        )
     }
 
     fn read_team(&self, dev: &str, teamdctl: &Path) -> Result<GroupReading, CollectError> {

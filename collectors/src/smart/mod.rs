@@ -151,13 +151,8 @@ impl SmartCollector {
     }
 
     fn smartctl(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.config.smartctl {
-            return Some(p.clone());
-        }
-        SMARTCTL_PATHS
-            .iter()
-            .map(|p| self.roots.root(p))
-            .find(|p| p.exists())
+        self.roots
+            .find_tool(self.config.smartctl.as_ref(), &SMARTCTL_PATHS)
     }
 
     fn limits(&self) -> Limits {
