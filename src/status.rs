@@ -21,6 +21,20 @@ pub fn format_since(since: f64, now: f64) -> String {
     )
 }
 
+/// "2/2 need 1 +1 spare": hot spares are shown apart, since they do not count as healthy.
+fn healthy_column(g: &crate::snapshot::GroupView) -> String {
+    let spares = g.members.iter().filter(|m| m.role == "spare").count();
+    let counted = g.members.len() - spares;
+    let mut s = format!(
+        "{}/{} need {}",
+        g.members_healthy, counted, g.members_required
+    );
+    if spares > 0 {
+        s.push_str(&format!(" +{spares} spare"));
+    }
+    s
+}
+
 pub fn table(snap: &Snapshot) -> String {
     let mut rows: Vec<[String; 6]> = vec![[
         "GROUP".into(),
@@ -45,10 +59,7 @@ pub fn table(snap: &Snapshot) -> String {
             g.name.clone(),
             state,
             g.spare.to_string(),
-            format!(
-                "{}/{} need {}",
-                g.members_healthy, g.members_total, g.members_required
-            ),
+            healthy_column(g),
             format_since(g.since, snap.generated_at),
             why.join("; "),
         ]);

@@ -141,3 +141,20 @@ fn an_absurd_state_file_is_ignored_not_fatal() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn status_shows_hot_spares_apart_from_counted_members() {
+    let mut a = vec![
+        "status".to_string(),
+        "--collector.disable-defaults".into(),
+        "--collector.md".into(),
+    ];
+    a.extend(fixture_args(&fixture("md-spare")));
+    let out = run(&a);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("md:md0"))
+        .expect("md0 row");
+    assert!(row.contains("2/2 need 1 +1 spare"), "{row}");
+}
