@@ -108,6 +108,24 @@ pub fn run(
     }))
 }
 
+impl CommandOutput {
+    /// The standard output of a run that exited 0; otherwise an error naming the command,
+    /// its exit status and what it printed on stderr.
+    pub fn success_stdout(self, program: &Path, args: &[&str]) -> Result<Vec<u8>, CollectError> {
+        if self.status.success() {
+            return Ok(self.stdout);
+        }
+        Err(CollectError::Command {
+            command: format!("{} {}", program.display(), args.join(" ")),
+            detail: format!(
+                "{}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.stderr).trim()
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +143,22 @@ mod tests {
             .expect("present");
         assert_eq!(r.stdout, b"hi\n");
         assert!(r.status.success());
+    }
+
+    #[test]
+    fn a_failing_command_is_an_error_naming_it() {
+        let args = ["-c", "echo oops >&2; exit 3"];
+        let out = run(Path::new("/bin/sh"), &args, Duration::from_secs(5))
+            .expect("runs")
+            .expect("present");
+        let err = out
+            .success_stdout(Path::new("/bin/sh"), &args)
+            .expect_err("fails");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/bin/sh -c") && msg.contains("oops") && msg.contains('3'),
+            "{msg}"
+        );
     }
 
     #[test]

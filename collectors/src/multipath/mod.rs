@@ -166,18 +166,9 @@ impl MultipathCollector {
         let Some(out) = crate::command::run(&bin, &args, self.timeout)? else {
             return Ok(None);
         };
-        if !out.status.success() {
-            return Err(CollectError::Command {
-                command: format!("{} {}", bin.display(), args.join(" ")),
-                detail: format!(
-                    "{}: {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            });
-        }
+        let stdout = out.success_stdout(&bin, &args)?;
         Ok(Some(dmstatus::parse_lines(&String::from_utf8_lossy(
-            &out.stdout,
+            &stdout,
         ))))
     }
 

@@ -201,18 +201,15 @@ impl NetCollector {
     }
 
     fn read_team(&self, dev: &str, teamdctl: &Path) -> Result<GroupReading, CollectError> {
-        let out = crate::command::run(teamdctl, &[dev, "state", "dump"], Duration::from_secs(5))?
-            .ok_or_else(|| CollectError::Command {
-            command: teamdctl.display().to_string(),
-            detail: "not found".into(),
-        })?;
-        if !out.status.success() {
-            return Err(CollectError::Command {
-                command: format!("{} {dev} state dump", teamdctl.display()),
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        team::parse_state_dump(dev, &out.stdout)
+        let args = [dev, "state", "dump"];
+        let out =
+            crate::command::run(teamdctl, &args, Duration::from_secs(5))?.ok_or_else(|| {
+                CollectError::Command {
+                    command: teamdctl.display().to_string(),
+                    detail: "not found".into(),
+                }
+            })?;
+        team::parse_state_dump(dev, &out.success_stdout(teamdctl, &args)?)
     }
 }
 
