@@ -336,16 +336,45 @@ fn md_absent_is_not_present() {
     assert!(!c.collect().unwrap().present);
 }
 
+/// An array line of a shape no kernel printed costs only that array: it is `unknown`
+/// with the line as the reason, the collector stays up and the next array is reported.
 #[test]
-fn md_garbage_marks_only_md_down() {
+fn md_unknown_array_shape_costs_only_that_array() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("sys/block")).unwrap();
     std::fs::create_dir_all(dir.path().join("proc")).unwrap();
     std::fs::write(
         dir.path().join("proc/mdstat"),
-        "md0 : exploded raid1 sda[0]\n",
+        "md0 : exploded raid1 sda[0]\n      100 blocks [2/2] [UU]\n\n\
+         md1 : active raid1 sdc[1] sdb[0]\n      100 blocks super 1.2 [2/2] [UU]\n",
     )
     .unwrap();
+    let s = snapshot_with(dir.path(), "md", &[]);
+    assert!(collector_up(&s, "md"));
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "unknown", 0, 1, false),
+            row("md:md1", "redundant", 2, 1, false),
+        ]
+    );
+    let why = group(&s, "md:md0").members[0]
+        .reason
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        why.contains("/proc/mdstat line 1") && why.contains("exploded"),
+        "{why}"
+    );
+}
+
+/// The source as a whole unreadable (here `/proc/mdstat` is a directory: EISDIR) is
+/// still the collector down, with the file in the error.
+#[test]
+fn md_unreadable_mdstat_marks_only_md_down() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sys/block")).unwrap();
+    std::fs::create_dir_all(dir.path().join("proc/mdstat")).unwrap();
     let s = snapshot_with(dir.path(), "md", &[]);
     assert!(!collector_up(&s, "md"));
     let err = s
@@ -355,6 +384,119 @@ fn md_garbage_marks_only_md_down() {
         .and_then(|c| c.last_error.clone())
         .unwrap_or_default();
     assert!(err.contains("mdstat"), "{err}");
+}
+
+// ------------------------------------------------- md: real-world shapes (issue 15)
+
+/// Kernel 6.13+ `broken` raid5 beside a healthy mirror (tests/fixtures/realworld-md-broken).
+#[test]
+fn md_broken_array_is_failed_and_the_others_stay() {
+    let s = snapshot("realworld-md-broken", "md");
+    assert!(collector_up(&s, "md"));
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "failed", 0, 3, false),
+            row("md:md1", "redundant", 2, 1, false),
+        ]
+    );
+    assert_eq!(group(&s, "md:md0").stated_state.as_deref(), Some("failed"));
+    golden("realworld-md-broken", &s);
+}
+
+/// The same files without sysfs: `broken` from /proc/mdstat alone is failed too.
+#[test]
+fn md_broken_array_from_mdstat_alone_is_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sys/block")).unwrap();
+    std::fs::create_dir_all(tree.join("proc")).unwrap();
+    std::fs::copy(
+        fixture("realworld-md-broken").join("proc/mdstat"),
+        tree.join("proc/mdstat"),
+    )
+    .unwrap();
+    let s = snapshot_with(&tree, "md", &[]);
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "failed", 0, 3, false),
+            row("md:md1", "redundant", 2, 1, false),
+        ]
+    );
+}
+
+/// /proc/mdstat alone with the shapes other projects met (see the tree's README.md).
+#[test]
+fn md_mdstat_shapes_each_cost_only_themselves() {
+    let s = snapshot("realworld-md-mdstat-shapes", "md");
+    assert!(collector_up(&s, "md"));
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "no_redundancy", 1, 1, false),
+            row("md:md10", "no_redundancy", 2, 2, true),
+            row("md:md11", "no_redundancy", 2, 2, true),
+            row("md:md126", "redundant", 2, 1, false),
+            row("md:md4", "failed", 0, 1, false),
+            row("md:md5", "no_redundancy", 3, 3, false),
+            row("md:md9", "degraded", 4, 1, false),
+        ]
+    );
+    assert_eq!(
+        roles(&s, "md:md9")[4..],
+        [
+            ("sdo", "spare", false),
+            ("sdp", "spare", false),
+            ("sdq", "spare", true)
+        ]
+    );
+    golden("realworld-md-mdstat-shapes", &s);
+}
+
+/// `md/rdN` links are the slot source when `dev-*/slot` is absent; with neither, in-sync
+/// members still fill the slots (a missing attribute never makes an array failed).
+#[test]
+fn md_rd_links_give_the_slots() {
+    let s = snapshot("realworld-md-rd-links", "md");
+    assert_eq!(
+        states(&s),
+        vec![
+            row("md:md0", "no_redundancy", 2, 2, true),
+            row("md:md1", "redundant", 2, 1, false),
+            row("md:md2", "redundant", 2, 1, false),
+            row("md:md6", "degraded", 3, 2, false),
+        ]
+    );
+    assert_eq!(
+        roles(&s, "md:md6"),
+        [
+            ("sdq", "active", true),
+            ("sdr", "active", true),
+            ("sds", "active", true),
+            ("sdt", "active", false),
+        ]
+    );
+    golden("realworld-md-rd-links", &s);
+}
+
+/// Both members' `state` empty: unknown with the reason, never failed.
+#[test]
+fn md_unreadable_member_states_are_unknown_not_failed() {
+    let s = snapshot("realworld-md-state-unreadable", "md");
+    let g = group(&s, "md:md0");
+    assert_eq!(g.state, "unknown");
+    for m in &g.members {
+        assert!(m.unknown, "{m:?}");
+        assert!(
+            m.reason.as_deref().unwrap_or("").contains("state empty"),
+            "{m:?}"
+        );
+    }
+    assert_eq!(group(&s, "md:md1").state, "redundant");
+    let (code, line) = sparewatch::status::check(&s);
+    assert_eq!(code, 1, "{line}");
+    golden("realworld-md-state-unreadable", &s);
 }
 
 /// A copy of md-healthy in which md3 has a member with a malformed `slot` and md4 a

@@ -2,7 +2,7 @@
 //! about an array to the group `md:<kernel name>`.
 
 use super::mdstat::MdstatArray;
-use crate::{GroupReading, MemberHealth, MemberReading, Role};
+use crate::{GroupReading, MemberHealth, MemberReading, Role, StatedRedundancy};
 
 /// What the kernel says about one array (`/sys/block/<md>/md/*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,6 +35,50 @@ pub struct ArrayInfo {
     /// Why the array's sysfs directory could not be read (a malformed attribute, an I/O
     /// error): every member is then unknown with this reason.
     pub unreadable: Option<String>,
+    /// What `/proc/mdstat` says of the same array when the members come from sysfs: a
+    /// second opinion, merged as stated evidence (the worse wins, a disagreement is
+    /// exported).
+    pub mdstat_count: Option<MdstatCount>,
+}
+
+/// The counts `/proc/mdstat` prints for an array: `[raid_disks/working]` and the devices
+/// still attached with `(F)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MdstatCount {
+    pub raid_disks: u32,
+    pub working: u32,
+    pub faulty_attached: u32,
+}
+
+impl MdstatCount {
+    /// From an array paragraph that printed `[n/m]`.
+    pub fn of(m: &MdstatArray) -> Option<MdstatCount> {
+        if m.error.is_some() || !m.active {
+            return None;
+        }
+        Some(MdstatCount {
+            raid_disks: m.raid_disks?,
+            working: m.working_disks?,
+            faulty_attached: m.devices.iter().filter(|d| d.faulty).count() as u32,
+        })
+    }
+
+    /// The redundancy these counts state for an array needing `required` slots: all
+    /// working and nothing faulty attached is fully redundant; a faulty device still
+    /// attached or a slot down with a spare left is degraded; no slot to spare is lost;
+    /// fewer than required is insufficient.
+    pub fn stated(&self, required: u32) -> StatedRedundancy {
+        let spare = i64::from(self.working) - i64::from(required);
+        if spare < 0 {
+            StatedRedundancy::Insufficient
+        } else if spare == 0 {
+            StatedRedundancy::Lost
+        } else if self.working >= self.raid_disks && self.faulty_attached == 0 {
+            StatedRedundancy::FullyRedundant
+        } else {
+            StatedRedundancy::Degraded
+        }
+    }
 }
 
 /// One member device (`/sys/block/<md>/md/dev-<name>/`).
@@ -51,11 +95,36 @@ pub struct MemberInfo {
     pub state: Vec<String>,
     /// `errors`: read errors corrected on this device.
     pub errors: Option<u64>,
+    /// Neither `slot` nor an `md/rdN` link says which slot it holds (the attribute is
+    /// absent): the member is not taken for a hot spare, and when in sync it fills a slot.
+    pub slot_unknown: bool,
 }
 
 impl MemberInfo {
     pub fn has(&self, flag: &str) -> bool {
         self.state.iter().any(|s| s == flag)
+    }
+
+    /// Flags the kernel's `state_show` prints (it always prints one of faulty, in_sync,
+    /// journal, spare); `missing` is this crate's own mark for an empty slot. Without any
+    /// of them the state was not read.
+    fn state_is_known(&self) -> bool {
+        [
+            "faulty",
+            "in_sync",
+            "journal",
+            "spare",
+            "write_mostly",
+            "blocked",
+            "write_error",
+            "want_replacement",
+            "replacement",
+            "external_bbl",
+            "failfast",
+            "missing",
+        ]
+        .iter()
+        .any(|f| self.has(f))
     }
 }
 
@@ -192,16 +261,47 @@ impl ArrayInfo {
     /// `[UU_]` string (named `slot0`, `slot1`, ...) plus the spares by name.
     pub fn from_mdstat(m: &MdstatArray) -> ArrayInfo {
         let mut members = Vec::new();
+        let mut raid_disks = m.raid_disks;
         if let Some(status) = &m.slot_status {
+            let mut empty = 0usize;
             for (i, c) in status.chars().enumerate() {
+                empty += usize::from(c != 'U');
                 members.push(MemberInfo {
                     name: format!("slot{i}"),
-                    device: None,
                     slot: Some(i as u32),
                     state: vec![if c == 'U' { "in_sync" } else { "missing" }.to_string()],
-                    errors: None,
+                    ..MemberInfo::default()
                 });
             }
+            // Faulty devices beyond the empty slots were replaced and are still attached
+            // (`[4/4]` with `(F)` devices): dead spares, as sysfs shows them.
+            for d in m.devices.iter().filter(|d| d.faulty).skip(empty) {
+                members.push(MemberInfo {
+                    name: d.name.clone(),
+                    device: Some(whole_disk_name(&d.name)),
+                    state: vec!["faulty".to_string()],
+                    ..MemberInfo::default()
+                });
+            }
+        } else if m.active {
+            // raid0/linear print no `[n/m]`: each listed device holds one slot.
+            let mut next = 0u32;
+            for d in m.devices.iter().filter(|d| !d.spare) {
+                let (slot, state) = if d.faulty {
+                    (None, "faulty")
+                } else {
+                    next += 1;
+                    (Some(next - 1), "in_sync")
+                };
+                members.push(MemberInfo {
+                    name: d.name.clone(),
+                    device: Some(whole_disk_name(&d.name)),
+                    slot,
+                    state: vec![state.to_string()],
+                    ..MemberInfo::default()
+                });
+            }
+            raid_disks = Some(members.len() as u32);
         }
         for d in &m.devices {
             if d.spare && !d.faulty && m.active {
@@ -210,7 +310,7 @@ impl ArrayInfo {
                     device: Some(whole_disk_name(&d.name)),
                     slot: None,
                     state: vec!["spare".to_string()],
-                    errors: None,
+                    ..MemberInfo::default()
                 });
             }
         }
@@ -221,22 +321,32 @@ impl ArrayInfo {
                 .map(|d| MemberInfo {
                     name: d.name.clone(),
                     device: Some(whole_disk_name(&d.name)),
-                    slot: None,
-                    state: Vec::new(),
-                    errors: None,
+                    ..MemberInfo::default()
                 })
                 .collect();
         }
+        let level = if m.is_container() {
+            Some("container".to_string())
+        } else {
+            m.level.clone()
+        };
+        let array_state = if m.broken {
+            "broken"
+        } else if m.active {
+            "active"
+        } else {
+            "inactive"
+        };
         ArrayInfo {
             name: m.name.clone(),
             active: m.active,
-            level: m.level.clone(),
-            raid_disks: m.raid_disks,
+            level,
+            raid_disks,
             degraded: match (m.raid_disks, m.working_disks) {
                 (Some(n), Some(w)) => Some(n.saturating_sub(w)),
                 _ => None,
             },
-            array_state: Some(if m.active { "active" } else { "inactive" }.to_string()),
+            array_state: Some(array_state.to_string()),
             sync_action: Some(
                 match m.sync.as_ref() {
                     Some(s) if s.waiting.is_none() => match s.action.as_str() {
@@ -254,6 +364,7 @@ impl ArrayInfo {
                 // 1 KiB blocks to 512-byte sectors; a corrupt count saturates instead of
                 // overflowing (the ratio stays meaningful, nothing panics).
                 .map(|(d, t)| (d.saturating_mul(2), t.saturating_mul(2))),
+            metadata_version: m.metadata.clone(),
             members,
             from_mdstat_only: true,
             ..ArrayInfo::default()
@@ -335,12 +446,26 @@ impl ArrayInfo {
         }
     }
 
+    /// md gave the array up (`array_state` / mdstat `broken`).
+    pub fn is_broken(&self) -> bool {
+        self.array_state.as_deref() == Some("broken")
+    }
+
     fn member_health(&self, m: &MemberInfo) -> (Role, MemberHealth) {
         if !self.active {
             return (
                 Role::Active,
                 MemberHealth::Unhealthy("array inactive".into()),
             );
+        }
+        if !m.state_is_known() {
+            // An empty, absent or unrecognised `state` is missing data, not a failure.
+            let why = if m.state.is_empty() {
+                format!("dev-{}/state empty or absent", m.name)
+            } else {
+                format!("dev-{}/state unrecognised: {}", m.name, m.state.join(","))
+            };
+            return (Role::Active, MemberHealth::Unknown(why));
         }
         if m.has("faulty") {
             return (Role::Active, MemberHealth::Unhealthy("faulty".into()));
@@ -356,10 +481,10 @@ impl ArrayInfo {
             };
             return (Role::Spare, h);
         }
-        let Some(_slot) = m.slot else {
+        if m.slot.is_none() && (!m.slot_unknown || m.has("spare")) {
             // Hot spare: idle until a member fails, checked like the others.
             return (Role::Spare, MemberHealth::Healthy);
-        };
+        }
         if m.has("blocked") {
             return (Role::Active, MemberHealth::Unhealthy("blocked".into()));
         }
@@ -383,6 +508,32 @@ impl ArrayInfo {
         (Role::Active, MemberHealth::Healthy)
     }
 
+    /// What the kernel states beside the member count: `broken` is a failed array
+    /// whatever its members look like; `/proc/mdstat` reporting the array worse than the
+    /// sysfs members do (fewer working slots, or faulty devices still attached while no
+    /// member is unhealthy) is stated evidence, so the worse view wins and the engine
+    /// exports the disagreement. When mdstat is as good or better, nothing is stated.
+    fn stated(&self, g: &GroupReading) -> Option<StatedRedundancy> {
+        if self.is_broken() {
+            return Some(StatedRedundancy::Insufficient);
+        }
+        let c = self.mdstat_count?;
+        if !self.active || g.by_design {
+            return None;
+        }
+        let working = g
+            .members
+            .iter()
+            .filter(|m| m.role != Role::Spare && m.health.counts_healthy())
+            .count() as u32;
+        let unhealthy = g
+            .members
+            .iter()
+            .any(|m| matches!(m.health, MemberHealth::Unhealthy(_)));
+        let worse = c.working < working || (c.faulty_attached > 0 && !unhealthy);
+        worse.then(|| c.stated(g.required))
+    }
+
     /// The group `md:<name>`, or `None` for a container.
     pub fn group(&self) -> Option<GroupReading> {
         if self.is_container() {
@@ -399,7 +550,10 @@ impl ArrayInfo {
             .unwrap_or_else(|| {
                 data_members
                     .iter()
-                    .filter(|m| m.slot.is_some() && !m.has("replacement"))
+                    .filter(|m| {
+                        (m.slot.is_some() || (m.slot_unknown && !m.has("spare")))
+                            && !m.has("replacement")
+                    })
                     .count() as u32
             })
             .min(MAX_RAID_DISKS);
@@ -421,7 +575,7 @@ impl ArrayInfo {
         // faulty device without a slot stands for one of those empty slots; once a spare
         // has taken that slot over, the faulty device is a dead spare left attached (until
         // `mdadm --remove`), which keeps the group degraded.
-        let mut free_slots = (0..raid_disks)
+        let free_slots = (0..raid_disks)
             .filter(|slot| {
                 !data_members
                     .iter()
@@ -429,6 +583,13 @@ impl ArrayInfo {
             })
             .collect::<Vec<u32>>()
             .into_iter();
+        // Members whose slot no source names (no `slot`, no `rdN`) and that are not
+        // spares hold one of the free slots: a missing attribute never empties a slot.
+        let unplaced = data_members
+            .iter()
+            .filter(|m| m.slot_unknown && !m.has("spare") && !m.has("faulty"))
+            .count();
+        let mut free_slots = free_slots.skip(unplaced);
         for m in &data_members {
             let (mut role, health) = self.member_health(m);
             if self.active && m.slot.is_none() && m.has("faulty") {
@@ -456,6 +617,7 @@ impl ArrayInfo {
                 MemberHealth::Unhealthy("array inactive".into()),
             ));
         }
+        g.stated = self.stated(&g);
         Some(g)
     }
 }
@@ -472,6 +634,7 @@ mod tests {
             slot,
             state: parse_member_state(state),
             errors: None,
+            slot_unknown: false,
         }
     }
 
@@ -789,6 +952,161 @@ mod tests {
         let a = ArrayInfo::from_mdstat(&m.arrays[0]);
         assert_eq!(a.sync_completed, Some((u64::MAX, u64::MAX)));
         assert_eq!(a.sync_ratio(), Some(1.0));
+    }
+
+    fn mdstat_array(text: &str) -> ArrayInfo {
+        let m = super::super::mdstat::parse(text).unwrap();
+        ArrayInfo::from_mdstat(&m.arrays[0])
+    }
+
+    /// Unreadable member states are unknown, never the worst verdict.
+    #[test]
+    fn empty_or_garbage_state_is_unknown() {
+        let g = array(
+            "raid1",
+            2,
+            vec![member("sda", Some(0), ""), member("sdb", Some(1), "banana")],
+        )
+        .group()
+        .unwrap();
+        assert!(
+            matches!(&g.members[0].health, MemberHealth::Unknown(w) if w.contains("dev-sda/state empty"))
+        );
+        assert!(matches!(&g.members[1].health, MemberHealth::Unknown(w) if w.contains("banana")));
+        assert_eq!(g.members.len(), 2);
+    }
+
+    /// No `slot` attribute and no `rdN` link: an in-sync member still fills a slot (it is
+    /// no hot spare, and its slot is not "missing").
+    #[test]
+    fn unknown_slot_never_empties_a_slot() {
+        let mut a = member("sda", None, "in_sync");
+        a.slot_unknown = true;
+        let mut b = member("sdb", None, "in_sync");
+        b.slot_unknown = true;
+        let mut c = member("sdc", None, "spare");
+        c.slot_unknown = true;
+        let g = array("raid1", 2, vec![a, b, c]).group().unwrap();
+        assert_eq!(g.members.len(), 3, "{g:?}");
+        assert_eq!(healthy(&g), 2);
+        assert_eq!(g.members[2].role, Role::Spare);
+        // raid_disks unknown too: counted from the members that hold slots.
+        let mut a = member("sda", None, "in_sync");
+        a.slot_unknown = true;
+        let mut arr = array("raid1", 0, vec![a]);
+        arr.raid_disks = None;
+        let g = arr.group().unwrap();
+        assert_eq!((g.members.len(), healthy(&g)), (1, 1));
+    }
+
+    #[test]
+    fn broken_raid5_from_mdstat_is_failed() {
+        let a = mdstat_array(
+            "md0 : broken raid5 sdd[4](F) sdc[2](F) sdb[1](F) sda[0](F)
+      5860147200 blocks super 1.2 level 5, 512k chunk, algorithm 2 [4/0] [____]
+",
+        );
+        assert!(a.is_broken());
+        let g = a.group().unwrap();
+        assert_eq!((g.required, healthy(&g)), (3, 0));
+    }
+
+    #[test]
+    fn raid0_and_linear_from_mdstat_are_single_by_design() {
+        for text in [
+            "md2 : active raid0 md0[0] md1[1]\n      3906764288 blocks super 1.2 64k chunks\n",
+            "md120 : active linear sda1[1] sdb1[0]\n        2095104 blocks super 1.2 0k rounding\n",
+        ] {
+            let g = mdstat_array(text).group().unwrap();
+            assert!(g.by_design, "{text}");
+            assert_eq!(
+                (g.required, healthy(&g), g.members.len()),
+                (2, 2, 2),
+                "{text}"
+            );
+        }
+        // A broken raid0 has lost its function: the kernel states it.
+        let g = mdstat_array(
+            "md1 : broken raid0 sdd[1] sdb[0]\n      100 blocks super 1.2 512k chunks\n",
+        )
+        .group()
+        .unwrap();
+        assert_eq!(g.stated, Some(StatedRedundancy::Insufficient));
+    }
+
+    /// `[4/4]` with two `(F)` devices still attached (procfs' md9 shape): dead spares.
+    #[test]
+    fn faulty_devices_attached_beside_full_slots_are_dead_spares() {
+        let g = mdstat_array(
+            "md9 : active raid1 sdc2[2] sdd2[3] sdb2[1] sda2[0] sde[4](F) sdf[5](F) sdg[6](S)
+      523968 blocks super 1.2 [4/4] [UUUU]
+",
+        )
+        .group()
+        .unwrap();
+        let names: Vec<&str> = g.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["slot0", "slot1", "slot2", "slot3", "sde", "sdf", "sdg"]
+        );
+        assert_eq!(g.members[4].role, Role::Spare);
+        assert_eq!(
+            g.members[4].health,
+            MemberHealth::Unhealthy("faulty".into())
+        );
+        assert_eq!(healthy(&g), 4);
+    }
+
+    #[test]
+    fn imsm_container_from_mdstat_has_no_group_but_its_member_array_has() {
+        let c = mdstat_array(
+            "md127 : inactive sdb[1](S) sdc[0](S)\n      7932 blocks super external:imsm\n",
+        );
+        assert!(c.is_container());
+        assert_eq!(c.group(), None);
+        let m = mdstat_array(
+            "md126 : active raid1 sdb[1] sdc[0]\n      100 blocks super external:/md127/0 [2/2] [UU]\n",
+        );
+        let g = m.group().unwrap();
+        assert_eq!((g.required, healthy(&g)), (1, 2));
+    }
+
+    #[test]
+    fn mdstat_counts_as_stated_redundancy() {
+        let c = |n, w, f| MdstatCount {
+            raid_disks: n,
+            working: w,
+            faulty_attached: f,
+        };
+        assert_eq!(c(2, 2, 0).stated(1), StatedRedundancy::FullyRedundant);
+        assert_eq!(c(4, 4, 1).stated(3), StatedRedundancy::Degraded);
+        assert_eq!(c(3, 3, 0).stated(1), StatedRedundancy::FullyRedundant);
+        assert_eq!(c(3, 2, 0).stated(1), StatedRedundancy::Degraded);
+        assert_eq!(c(2, 1, 0).stated(1), StatedRedundancy::Lost);
+        assert_eq!(c(4, 0, 4).stated(3), StatedRedundancy::Insufficient);
+        // Stated evidence only where mdstat is worse than the sysfs members.
+        let mut a = array(
+            "raid1",
+            2,
+            vec![
+                member("sda", Some(0), "in_sync"),
+                member("sdb", Some(1), "in_sync"),
+            ],
+        );
+        a.mdstat_count = Some(c(2, 1, 1));
+        assert_eq!(a.group().unwrap().stated, Some(StatedRedundancy::Lost));
+        a.mdstat_count = Some(c(2, 2, 0));
+        assert_eq!(a.group().unwrap().stated, None);
+        a.mdstat_count = Some(c(2, 2, 1));
+        assert_eq!(a.group().unwrap().stated, Some(StatedRedundancy::Degraded));
+        a.members[1].state = vec!["faulty".into()];
+        a.mdstat_count = Some(c(2, 1, 1));
+        assert_eq!(a.group().unwrap().stated, None);
+        a.array_state = Some("broken".into());
+        assert_eq!(
+            a.group().unwrap().stated,
+            Some(StatedRedundancy::Insufficient)
+        );
     }
 
     proptest! {

@@ -16,7 +16,12 @@
 //!
 //! The number in `sdb1[0]` is the superblock descriptor index, *not* the slot in the array:
 //! the `[_UU]` string is per slot. Member health therefore comes from sysfs when it exists;
-//! this parser is the array list and the fallback.
+//! this parser is the array list, the fallback, and the second opinion.
+//!
+//! The first word after `name : ` is `active`, `inactive` or (kernels since 6.13, an array
+//! md marked `MD_BROKEN`) `broken`. One paragraph this parser cannot read costs only that
+//! array: it is kept with [`MdstatArray::error`] set, and the other paragraphs are read
+//! as usual. An unknown keyword is never an error for the file.
 
 use crate::CollectError;
 
@@ -32,8 +37,11 @@ pub struct Mdstat {
 pub struct MdstatArray {
     /// Kernel name: `md0`, `md127`, `md_home`.
     pub name: String,
-    /// `active` (true) or `inactive` (false).
+    /// `active` or `broken` (true: a personality runs) or `inactive` (false).
     pub active: bool,
+    /// `broken`: md gave the array up (too many members failed, or a raid0/linear member
+    /// vanished); it still has its personality.
+    pub broken: bool,
     /// `(read-only)` or `(auto-read-only)`.
     pub read_only: bool,
     /// Personality: `raid1`, `raid5`, `linear`...; `None` for an inactive array.
@@ -45,6 +53,28 @@ pub struct MdstatArray {
     /// `[UU_]`: one character per slot, `U` up, `_` missing or not in sync.
     pub slot_status: Option<String>,
     pub sync: Option<MdstatSync>,
+    /// `super 1.2`, `super external:imsm` (an IMSM/DDF container), `super
+    /// external:/md127/0` (an array inside such a container); `None` for 0.90 arrays, which
+    /// print no `super`.
+    pub metadata: Option<String>,
+    /// Why this paragraph could not be read (first problem found); the array is then
+    /// known by name only, and its members are unknown.
+    pub error: Option<String>,
+}
+
+impl MdstatArray {
+    /// An IMSM/DDF container (`inactive ... super external:imsm`): it holds metadata only,
+    /// its member arrays (`super external:/md127/0`) are the arrays.
+    pub fn is_container(&self) -> bool {
+        match self
+            .metadata
+            .as_deref()
+            .and_then(|m| m.strip_prefix("external:"))
+        {
+            Some(rest) => !rest.starts_with('/') && !rest.starts_with('-'),
+            None => false,
+        }
+    }
 }
 
 /// One member device as listed on the array line.
@@ -85,9 +115,10 @@ fn err(line_no: usize, detail: impl Into<String>) -> CollectError {
     CollectError::parse(format!("/proc/mdstat line {}", line_no + 1), detail.into())
 }
 
-/// Parses `/proc/mdstat`. Lines it does not know (bitmap, read_ahead, future additions) are
-/// skipped; an array line or status line it cannot read is an error, so a changed format
-/// never silently hides an array.
+/// Parses `/proc/mdstat`. Lines it does not know (bitmap, read_ahead, `Event:`, future
+/// additions) are skipped; an array line or status line it cannot read marks that array
+/// (its `error`), so a changed format never silently hides an array and never hides the
+/// others. Today every text parses; `Err` is kept for a file that is not mdstat at all.
 pub fn parse(text: &str) -> Result<Mdstat, CollectError> {
     let mut out = Mdstat::default();
     for (no, raw) in text.lines().enumerate() {
@@ -109,7 +140,12 @@ pub fn parse(text: &str) -> Result<Mdstat, CollectError> {
                 continue;
             }
             if let Some((name, rest)) = line.split_once(" : ") {
-                out.arrays.push(parse_array_line(no, name.trim(), rest)?);
+                let name = name.trim();
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    // Not an array line of any kernel: skipped like any unknown line.
+                    continue;
+                }
+                out.arrays.push(parse_array_line(no, name, rest));
                 continue;
             }
             // Unknown top-level line: ignore (forward compatible).
@@ -118,31 +154,51 @@ pub fn parse(text: &str) -> Result<Mdstat, CollectError> {
         let Some(array) = out.arrays.last_mut() else {
             continue;
         };
+        if array.error.is_some() {
+            // Nothing more of an unreadable paragraph is believed.
+            continue;
+        }
         let body = line.trim();
-        if body.split_whitespace().nth(1) == Some("blocks") {
-            parse_status_line(no, body, array)?;
-        } else if let Some(sync) = parse_sync_line(no, body)? {
-            array.sync = Some(sync);
+        let read = if body.split_whitespace().nth(1) == Some("blocks") {
+            parse_status_line(no, body, array)
+        } else {
+            parse_sync_line(no, body).map(|sync| {
+                if let Some(sync) = sync {
+                    array.sync = Some(sync);
+                }
+            })
+        };
+        if let Err(e) = read {
+            array.error = Some(e.to_string());
         }
     }
     Ok(out)
 }
 
-fn parse_array_line(no: usize, name: &str, rest: &str) -> Result<MdstatArray, CollectError> {
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(err(no, format!("bad array name {name:?}")));
-    }
-    let mut toks = rest.split_whitespace().peekable();
-    let active = match toks.next() {
-        Some("active") => true,
-        Some("inactive") => false,
-        other => return Err(err(no, format!("array {name}: unknown state {other:?}"))),
-    };
+/// The array line; a problem is kept in the array's `error`.
+fn parse_array_line(no: usize, name: &str, rest: &str) -> MdstatArray {
     let mut a = MdstatArray {
         name: name.to_string(),
-        active,
         ..MdstatArray::default()
     };
+    if let Err(e) = read_array_line(no, rest, &mut a) {
+        a.error = Some(e.to_string());
+    }
+    a
+}
+
+fn read_array_line(no: usize, rest: &str, a: &mut MdstatArray) -> Result<(), CollectError> {
+    let name = a.name.clone();
+    let mut toks = rest.split_whitespace().peekable();
+    match toks.next() {
+        Some("active") => a.active = true,
+        Some("broken") => {
+            a.active = true;
+            a.broken = true;
+        }
+        Some("inactive") => a.active = false,
+        other => return Err(err(no, format!("array {name}: unknown state {other:?}"))),
+    }
     while let Some(t) = toks.peek() {
         if t.starts_with('(') && t.ends_with(')') {
             a.read_only = true;
@@ -151,19 +207,19 @@ fn parse_array_line(no: usize, name: &str, rest: &str) -> Result<MdstatArray, Co
             break;
         }
     }
-    if active {
-        match toks.peek() {
-            Some(t) if !t.contains('[') => {
-                a.level = Some(t.to_string());
-                toks.next();
-            }
-            _ => {}
+    // The personality follows an active array; some kernels and tools print the level of
+    // an inactive one too (`md4 : inactive raid1 sda3[0](F) sdb3[1](S)`).
+    match toks.peek() {
+        Some(t) if !t.contains('[') => {
+            a.level = Some(t.to_string());
+            toks.next();
         }
+        _ => {}
     }
     for t in toks {
         a.devices.push(parse_device(no, t)?);
     }
-    Ok(a)
+    Ok(())
 }
 
 /// `sdb1[2](W)(F)` → device. Flags follow the descriptor number in any order.
@@ -203,6 +259,12 @@ fn parse_device(no: usize, tok: &str) -> Result<MdstatDevice, CollectError> {
 
 /// `2093056 blocks super 1.2 level 5, 512k chunk, algorithm 2 [3/2] [_UU]`
 fn parse_status_line(no: usize, body: &str, a: &mut MdstatArray) -> Result<(), CollectError> {
+    let mut words = body.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "super" {
+            a.metadata = words.next().map(str::to_string);
+        }
+    }
     for tok in body.split_whitespace() {
         let Some(inner) = tok.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
             continue;
@@ -340,14 +402,89 @@ unused devices: <none>
         assert!(m.arrays.is_empty());
     }
 
+    /// Each unreadable paragraph is kept by name with its reason; the array after it is
+    /// read as usual.
     #[test]
-    fn rejects_broken_array_lines() {
-        assert!(parse("md0 : sleeping raid1 sda[0]\n").is_err());
-        assert!(parse("md0 : active raid1 sda[x]\n").is_err());
-        assert!(parse("md0 : active raid1 sda\n").is_err());
-        assert!(parse("md0 : active raid1 sda[0]\n   100 blocks [2/x] [U_]\n").is_err());
-        assert!(parse("md0 : active raid1 sda[0]\n   100 blocks [4294967295/1] [U_]\n").is_err());
-        assert!(parse("md0 : active raid1 sda[0]\n [==>..]  resync = 3% (a/b)\n").is_err());
+    fn a_bad_paragraph_costs_only_its_array() {
+        for bad in [
+            "md0 : sleeping raid1 sda[0]\n",
+            "md0 : active raid1 sda[x]\n",
+            "md0 : active raid1 sda\n",
+            "md0 : active raid1 sda[0]\n   100 blocks [2/x] [U_]\n",
+            "md0 : active raid1 sda[0]\n   100 blocks [4294967295/1] [U_]\n",
+            "md0 : active raid1 sda[0]\n [==>..]  resync = 3% (a/b)\n",
+        ] {
+            let text = format!(
+                "{bad}md1 : active raid1 sdc[1] sdb[0]\n      100 blocks super 1.2 [2/2] [UU]\n"
+            );
+            let m = parse(&text).unwrap();
+            assert_eq!(m.arrays.len(), 2, "{bad}");
+            assert_eq!(m.arrays[0].name, "md0");
+            assert!(
+                m.arrays[0].error.as_deref().unwrap_or("").contains("line"),
+                "{bad}"
+            );
+            let md1 = &m.arrays[1];
+            assert_eq!(md1.error, None, "{bad}");
+            assert_eq!(md1.slot_status.as_deref(), Some("UU"));
+        }
+        // Not an array line at all: skipped.
+        assert!(parse("m d0 : whatever\n").unwrap().arrays.is_empty());
+    }
+
+    /// Kernels since 6.13 print an array md gave up as `broken` (shape from an incident
+    /// report of a raid5 that lost all four members).
+    #[test]
+    fn broken_array() {
+        let m = parse(
+            "md0 : broken raid5 sdd[4](F) sdc[2](F) sdb[1](F) sda[0](F)
+      5860147200 blocks super 1.2 level 5, 512k chunk, algorithm 2 [4/0] [____]
+",
+        )
+        .unwrap();
+        let a = &m.arrays[0];
+        assert!(a.active && a.broken && a.error.is_none());
+        assert_eq!(a.level.as_deref(), Some("raid5"));
+        assert_eq!((a.raid_disks, a.working_disks), (Some(4), Some(0)));
+        assert!(a.devices.iter().all(|d| d.faulty));
+    }
+
+    /// `inactive raid1 …` (shape of node_exporter's and procfs' mdstat fixtures), IMSM
+    /// containers and their member arrays, 0.90 arrays without `super`, and the
+    /// `read_ahead`/`Event:` lines of old kernels (monitoring-plugins issue 995).
+    #[test]
+    fn inactive_levels_containers_and_old_lines() {
+        let m = parse(
+            "Personalities : [raid1] [raid0]
+read_ahead 1024 sectors
+Event: 8
+md4 : inactive raid1 sda3[0](F) sdb3[1](S)
+      4883648 blocks [2/2] [UU]
+
+md126 : active raid0 sdb[1] sdc[0]
+      1855870976 blocks super external:/md127/0 128k chunks
+
+md127 : inactive sdb[1](S) sdc[0](S)
+      7932 blocks super external:imsm
+
+md10 : active raid0 sda1[0] sdb1[1]
+       314159265 blocks 64k chunks
+unused devices: <none>
+",
+        )
+        .unwrap();
+        assert_eq!(m.arrays.len(), 4);
+        assert!(m.arrays.iter().all(|a| a.error.is_none()), "{m:?}");
+        let md4 = &m.arrays[0];
+        assert!(!md4.active);
+        assert_eq!(md4.level.as_deref(), Some("raid1"));
+        assert_eq!(md4.devices.len(), 2);
+        assert_eq!(md4.metadata, None);
+        assert!(!md4.is_container());
+        assert_eq!(m.arrays[1].metadata.as_deref(), Some("external:/md127/0"));
+        assert!(!m.arrays[1].is_container());
+        assert!(m.arrays[2].is_container());
+        assert_eq!(m.arrays[3].raid_disks, None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::one_hot::OneHot;
 use crate::roots::{list_dir, read_optional, read_value};
 use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading, Roots, Wake};
-use array::{ArrayInfo, MemberInfo};
+use array::{ArrayInfo, MdstatCount, MemberInfo};
 use mdstat::{Mdstat, MdstatArray};
 
 /// `collectors.md` in the config file: no keys of its own (interval and timeout are the
@@ -74,6 +74,20 @@ fn sysfs_arrays(roots: &Roots) -> Result<Vec<String>, CollectError> {
         .collect())
 }
 
+/// `md/rdN -> dev-X` links: (entry `dev-X`, slot N). The kernel keeps one per occupied
+/// slot, also on kernels and trees where `dev-X/slot` is absent.
+fn rd_links(md: &Path, entries: &[String]) -> Vec<(String, u32)> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let n = e.strip_prefix("rd")?.parse::<u32>().ok()?;
+            let target = std::fs::read_link(md.join(e)).ok()?;
+            let dev = target.file_name()?.to_string_lossy().into_owned();
+            dev.starts_with("dev-").then_some((dev, n))
+        })
+        .collect()
+}
+
 /// A numeric attribute: absent/empty/"none" is `None`, anything else must be a number.
 fn number<T: std::str::FromStr>(path: &Path) -> Result<Option<T>, CollectError> {
     match read_value(path)? {
@@ -122,16 +136,27 @@ impl MdCollector {
         }
     }
 
-    fn read_member(&self, md: &Path, entry: &str) -> Result<MemberInfo, CollectError> {
+    /// `slots` maps `dev-*` entries to the slot their `md/rdN` link names: the source
+    /// when `dev-*/slot` is absent.
+    fn read_member(
+        &self,
+        md: &Path,
+        entry: &str,
+        slots: &[(String, u32)],
+    ) -> Result<MemberInfo, CollectError> {
         let name = entry.trim_start_matches("dev-").to_string();
         let d = md.join(entry);
         let state = read_value(&d.join("state"))?
             .map(|s| array::parse_member_state(&s))
             .unwrap_or_default();
         let slot_path = d.join("slot");
-        let slot = match read_value(&slot_path)? {
-            Some(s) => array::parse_slot(&s).map_err(|e| parse_err(&slot_path, e))?,
-            None => None,
+        let linked = slots.iter().find(|(e, _)| e == entry).map(|(_, n)| *n);
+        let (slot, slot_unknown) = match read_value(&slot_path)? {
+            Some(s) => (
+                array::parse_slot(&s).map_err(|e| parse_err(&slot_path, e))?,
+                false,
+            ),
+            None => (linked, linked.is_none()),
         };
         Ok(MemberInfo {
             device: Some(member_disk(&d, &name)),
@@ -139,6 +164,7 @@ impl MdCollector {
             slot,
             state,
             errors: number(&d.join("errors"))?,
+            slot_unknown,
         })
     }
 
@@ -173,9 +199,11 @@ impl MdCollector {
                     && level.is_some()
             }
         };
+        let entries = list_dir(&md)?;
+        let slots = rd_links(&md, &entries);
         let mut members = Vec::new();
-        for entry in list_dir(&md)?.iter().filter(|e| e.starts_with("dev-")) {
-            members.push(self.read_member(&md, entry)?);
+        for entry in entries.iter().filter(|e| e.starts_with("dev-")) {
+            members.push(self.read_member(&md, entry, &slots)?);
         }
         Ok(Some(ArrayInfo {
             name: name.to_string(),
@@ -200,6 +228,7 @@ impl MdCollector {
             members,
             from_mdstat_only: false,
             unreadable: None,
+            mdstat_count: listed.and_then(MdstatCount::of),
         }))
     }
 
@@ -240,7 +269,14 @@ impl MdCollector {
                 }
                 None => {
                     if let Some(e) = entry {
-                        out.push(ArrayInfo::from_mdstat(e));
+                        match &e.error {
+                            // Neither source could read it: known by name only.
+                            Some(why) => {
+                                unreadable.push(format!("{name}: {why}"));
+                                out.push(self.unreadable_array(&name, Some(e), why.clone()));
+                            }
+                            None => out.push(ArrayInfo::from_mdstat(e)),
+                        }
                     }
                 }
             }
