@@ -14,6 +14,7 @@ mod lab_findings;
 mod link_events;
 mod monitoring;
 mod net;
+mod realworld;
 mod smart;
 mod storage;
 mod support;
