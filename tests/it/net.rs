@@ -1,5 +1,6 @@
 //! Net collector edge cases seen on real hosts: the unused bond the bonding module creates,
-//! and one unreadable interface that must not hide the others.
+//! one unreadable interface that must not hide the others, and the real-world shapes of
+//! tests/fixtures/realworld-net-* (golden files tests/golden/<scenario>.prom).
 
 use sparewatch::fixture::SysTree;
 
@@ -80,4 +81,88 @@ fn an_unreadable_slave_or_bond_makes_only_its_group_unknown() {
         s.contains(&("bond:bond1".into(), "unknown".into())),
         "{s:?}"
     );
+}
+
+// ------------------------------------------------ real-world shapes (issue 15)
+
+fn realworld(scenario: &str) -> sparewatch::snapshot::Snapshot {
+    let snap = crate::support::snapshot(scenario, &["net"]);
+    assert!(
+        snap.collectors.iter().all(|c| c.up),
+        "{:?}",
+        snap.collectors
+    );
+    crate::support::promtool_check_metrics(&String::from_utf8_lossy(&snap.metrics_text));
+    crate::support::assert_golden(scenario, &crate::support::normalized_metrics(&snap));
+    snap
+}
+
+fn member_states(s: &sparewatch::snapshot::Snapshot) -> Vec<(String, String, bool, bool)> {
+    s.groups
+        .iter()
+        .flat_map(|g| {
+            g.members.iter().map(|m| {
+                (
+                    format!("{}/{}", g.name, m.name),
+                    m.role.clone(),
+                    m.healthy,
+                    m.unknown,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Slaves found only through the bond's `slave_*` directories (node_exporter's fixture
+/// shape) and `lower_*` links: their attributes are read there, not "unreadable".
+#[test]
+fn bond_slaves_found_through_the_bonds_own_links() {
+    let s = realworld("realworld-net-bond-slave-links");
+    let got: Vec<(String, String)> = s
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), g.state.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bond:dmz".to_string(), "redundant".to_string()),
+            ("bond:int".to_string(), "no_redundancy".to_string()),
+        ]
+    );
+    assert_eq!(
+        member_states(&s),
+        [
+            ("bond:dmz/eth0".into(), "active".into(), true, false),
+            ("bond:dmz/eth4".into(), "active".into(), true, false),
+            ("bond:int/eth5".into(), "active".into(), true, false),
+            ("bond:int/eth1".into(), "standby".into(), false, false),
+        ]
+    );
+}
+
+/// Both slaves' mii_status empty / garbage: unknown with the reason, not failed 0/2.
+#[test]
+fn bond_with_unreadable_mii_status_is_unknown_not_failed() {
+    let s = realworld("realworld-net-bond-mii-unreadable");
+    let g = s
+        .groups
+        .iter()
+        .find(|g| g.name == "bond:bond0")
+        .expect("bond0");
+    assert_eq!(g.state, "unknown");
+    let why: Vec<&str> = g
+        .members
+        .iter()
+        .filter_map(|m| m.reason.as_deref())
+        .collect();
+    assert_eq!(why.len(), 2, "{why:?}");
+    assert_eq!(why[0], "mii_status empty");
+    assert!(why[1].starts_with("mii_status unrecognised"), "{why:?}");
+    let g1 = s
+        .groups
+        .iter()
+        .find(|g| g.name == "bond:bond1")
+        .expect("bond1");
+    assert_eq!(g1.state, "redundant");
 }

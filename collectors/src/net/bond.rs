@@ -1,6 +1,37 @@
 //! Bond redundancy: pure functions from what sysfs says about a bond to a group.
 
+use std::path::{Path, PathBuf};
+
 use crate::{GroupReading, MemberHealth, MemberReading, Role};
+
+/// The `bonding_slave` directory of `slave` in `bond`: `/sys/class/net/<slave>/bonding_slave`,
+/// else through the bond's own links: `<bond>/lower_<slave>` (the kernel's adjacency link,
+/// net/core/dev.c) or `<bond>/slave_<slave>` (older kernels; node_exporter's fixtures have
+/// it as the only way to the slave). The first that exists; the first candidate when none
+/// does (its attributes then read as absent: unknown).
+pub fn slave_dir(class_net: &Path, bond: &str, slave: &str) -> PathBuf {
+    let candidates = [
+        class_net.join(slave),
+        class_net.join(bond).join(format!("lower_{slave}")),
+        class_net.join(bond).join(format!("slave_{slave}")),
+    ];
+    candidates
+        .iter()
+        .map(|d| d.join("bonding_slave"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| candidates[0].join("bonding_slave"))
+}
+
+/// Slave names from the bond's `lower_*` links, for a bond whose `bonding/slaves` cannot
+/// be read.
+pub fn slaves_from_links(bond_entries: &[String]) -> Vec<String> {
+    bond_entries
+        .iter()
+        .filter_map(|e| e.strip_prefix("lower_"))
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
+}
 
 /// What sysfs says about one bond (`/sys/class/net/<bond>/bonding/*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,10 +107,18 @@ impl BondInfo {
     }
 
     fn health(&self, s: &SlaveInfo) -> MemberHealth {
-        match s.mii_status.as_deref() {
+        // The values of bond_slave_link_status() (drivers/net/bonding); anything else
+        // (empty, "unknown", garbage) is missing data, never a failed link.
+        match s.mii_status.as_deref().map(str::trim) {
             None => return MemberHealth::Unknown("mii_status unreadable".into()),
             Some("up") => {}
-            Some(other) => return MemberHealth::Unhealthy(format!("mii {other}")),
+            Some(v @ ("down" | "going down" | "going back")) => {
+                return MemberHealth::Unhealthy(format!("mii {v}"))
+            }
+            Some("") => return MemberHealth::Unknown("mii_status empty".into()),
+            Some(other) => {
+                return MemberHealth::Unknown(format!("mii_status unrecognised: {other:?}"))
+            }
         }
         if self.is_8023ad() && !self.in_active_aggregator(s) {
             return MemberHealth::Unhealthy(format!(
@@ -132,6 +171,63 @@ mod tests {
             g.members[1].health,
             MemberHealth::Unhealthy("mii down".into())
         );
+    }
+
+    /// Both slaves' mii_status empty or garbage: unknown with the reason, never failed.
+    #[test]
+    fn unreadable_mii_status_is_unknown() {
+        let b = BondInfo {
+            name: "bond0".into(),
+            mode: "active-backup 1".into(),
+            slaves: vec![
+                slave("eth0", "", "active", None),
+                slave("eth1", "\u{fffd}x7", "backup", None),
+                slave("eth2", "unknown", "backup", None),
+                slave("eth3", "going back", "backup", None),
+            ],
+            ..Default::default()
+        };
+        let g = b.group();
+        assert_eq!(
+            g.members[0].health,
+            MemberHealth::Unknown("mii_status empty".into())
+        );
+        assert!(
+            matches!(&g.members[1].health, MemberHealth::Unknown(w) if w.contains("unrecognised"))
+        );
+        assert!(matches!(&g.members[2].health, MemberHealth::Unknown(_)));
+        assert_eq!(
+            g.members[3].health,
+            MemberHealth::Unhealthy("mii going back".into())
+        );
+    }
+
+    #[test]
+    fn slave_directory_through_the_bonds_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path();
+        std::fs::create_dir_all(net.join("eth0/bonding_slave")).unwrap();
+        std::fs::create_dir_all(net.join("bond0/lower_eth1/bonding_slave")).unwrap();
+        std::fs::create_dir_all(net.join("bond0/slave_eth2/bonding_slave")).unwrap();
+        assert_eq!(
+            slave_dir(net, "bond0", "eth0"),
+            net.join("eth0/bonding_slave")
+        );
+        assert_eq!(
+            slave_dir(net, "bond0", "eth1"),
+            net.join("bond0/lower_eth1/bonding_slave")
+        );
+        assert_eq!(
+            slave_dir(net, "bond0", "eth2"),
+            net.join("bond0/slave_eth2/bonding_slave")
+        );
+        assert_eq!(
+            slave_dir(net, "bond0", "eth9"),
+            net.join("eth9/bonding_slave")
+        );
+        let entries = ["bonding", "lower_eth1", "lower_", "upper_br0", "carrier"];
+        let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        assert_eq!(slaves_from_links(&entries), ["eth1"]);
     }
 
     #[test]

@@ -161,10 +161,13 @@ impl NetCollector {
             Ok(read_attr(&b.join(attr))?.value().map(str::to_string))
         };
         let mode = val("mode")?.unwrap_or_default();
-        let slaves_line = val("slaves")?.unwrap_or_default();
+        let names: Vec<String> = match val("slaves")? {
+            Some(line) => line.split_whitespace().map(str::to_string).collect(),
+            None => bond::slaves_from_links(&list_dir(&self.class_net().join(name))?),
+        };
         let mut slaves = Vec::new();
-        for s in slaves_line.split_whitespace() {
-            let sd = self.class_net().join(s).join("bonding_slave");
+        for s in &names {
+            let sd = bond::slave_dir(&self.class_net(), name, s);
             // An unreadable slave attribute is an unknown value for that slave only.
             let sval = |attr: &str| -> Option<String> {
                 match read_attr(&sd.join(attr)) {
