@@ -306,3 +306,35 @@ fn hwmon_cold_standby_psu_is_a_healthy_standby() {
         Some(0.0)
     );
 }
+
+/// Real-world fan shapes (tests/fixtures/realworld-hwmon-fan-min): applesmc's `fanN_min` is
+/// a set point (1998 rpm with min 2000 works), jitter within 5 % of an alarm limit is no
+/// failure, and a -5 rpm reading is unknown with the reason, never "stopped".
+#[test]
+fn hwmon_fan_min_per_driver_and_unreadable_speed() {
+    let snap = crate::support::snapshot("realworld-hwmon-fan-min", &["hwmon"]);
+    let states: Vec<(&str, &str)> = snap
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [("fan:applesmc", "redundant"), ("fan:nct6775", "unknown")]
+    );
+    let nct = &snap.groups[1];
+    let fan2 = nct
+        .members
+        .iter()
+        .find(|m| m.name == "SYSFAN2")
+        .expect("SYSFAN2");
+    assert!(fan2.unknown, "{fan2:?}");
+    assert!(fan2.reason.as_deref().unwrap_or("").contains("-5 rpm"));
+    let text = crate::support::normalized_metrics(&snap);
+    assert!(
+        !text.contains("} -5\n"),
+        "a negative speed is not exported:\n{text}"
+    );
+    crate::support::promtool_check_metrics(&String::from_utf8_lossy(&snap.metrics_text));
+    crate::support::assert_golden("realworld-hwmon-fan-min", &text);
+}

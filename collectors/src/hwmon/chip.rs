@@ -33,7 +33,10 @@ pub fn wanted_attr(file: &str) -> bool {
     if num.is_empty() || !matches!(kind, "fan" | "in" | "curr" | "power" | "temp") {
         return false;
     }
-    matches!(suffix, "input" | "min" | "label" | "enable" | "fault") || suffix.ends_with("alarm")
+    matches!(
+        suffix,
+        "input" | "min" | "target" | "label" | "enable" | "fault"
+    ) || suffix.ends_with("alarm")
 }
 
 /// One fan sensor of a chip.
@@ -45,11 +48,44 @@ pub struct Fan {
     /// rpm; `None` when `fanN_input` is unreadable or not a number.
     pub input: Option<f64>,
     pub min: Option<f64>,
+    /// `fanN_target`: the speed the driver was told to hold (a set point, not a threshold).
+    pub target: Option<f64>,
+    /// What `fanN_min` means on this chip's driver (see [`MinMeaning::of_driver`]).
+    pub min_meaning: MinMeaning,
     pub alarm: bool,
     pub fault: bool,
     /// `fanN_enable` = 0: the fan is switched off on purpose and not reported as a member.
     pub disabled: bool,
 }
+
+/// What a driver's `fanN_min` is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MinMeaning {
+    /// The low-speed alarm limit (hwmon sysfs-interface: "fan minimum value"), as on
+    /// Super-I/O chips (nct6775, it87, w83627ehf…) and most others.
+    #[default]
+    AlarmLimit,
+    /// A speed the firmware runs the fan at or above, not an alarm: applesmc's `fanN_min`
+    /// is the SMC's writable minimum speed (Documentation/hwmon/applesmc: "fan<n>_min
+    /// (rw)"), dell_smm's the fan's nominal lowest speed. A fan at 1998 rpm with min 2000
+    /// is working.
+    Floor,
+}
+
+impl MinMeaning {
+    /// By the chip's `name` attribute.
+    pub fn of_driver(name: &str) -> MinMeaning {
+        match name {
+            "applesmc" | "dell_smm" => MinMeaning::Floor,
+            _ => MinMeaning::AlarmLimit,
+        }
+    }
+}
+
+/// Tachometers jitter by a few rpm around a set speed: a reading within this fraction
+/// below an alarm limit is not yet "below the minimum" (the chip's own alarm bit, when it
+/// has one, still counts).
+pub const FAN_MIN_TOLERANCE: f64 = 0.05;
 
 fn int(v: Option<&Option<String>>) -> Option<i64> {
     v.and_then(|v| v.as_deref())
@@ -93,6 +129,8 @@ impl Chip {
                     label: label(self, &s),
                     input: int(a("input")).map(|v| v as f64),
                     min: int(a("min")).map(|v| v as f64),
+                    target: int(a("target")).map(|v| v as f64),
+                    min_meaning: MinMeaning::of_driver(&self.name),
                     alarm: flag(a("alarm")),
                     fault: flag(a("fault")),
                     disabled: int(a("enable")) == Some(0),
@@ -152,21 +190,32 @@ pub fn fan_health(f: &Fan, seen_spinning: bool) -> Option<MemberHealth> {
         return None;
     }
     let min = f.min.unwrap_or(0.0);
+    let target = f.target.unwrap_or(0.0);
     if f.fault {
         return Some(MemberHealth::Unhealthy("fan fault".into()));
     }
     let speed = match f.input {
         None => Some(MemberHealth::Unknown("fan speed unreadable".into())),
-        Some(rpm) if rpm <= 0.0 => {
-            if min > 0.0 || seen_spinning || f.alarm {
+        // No tachometer counts backwards: a negative value is a bad reading, not a stop.
+        Some(rpm) if rpm < 0.0 => Some(MemberHealth::Unknown(format!(
+            "fan speed reading {rpm} rpm is not a speed"
+        ))),
+        Some(rpm) if rpm == 0.0 => {
+            if min > 0.0 || target > 0.0 || seen_spinning || f.alarm {
                 Some(MemberHealth::Unhealthy("stopped (0 rpm)".into()))
             } else {
                 return None;
             }
         }
-        Some(rpm) if min > 0.0 && rpm < min => Some(MemberHealth::Unhealthy(format!(
-            "{rpm} rpm below minimum {min} rpm"
-        ))),
+        Some(rpm)
+            if f.min_meaning == MinMeaning::AlarmLimit
+                && min > 0.0
+                && rpm < min * (1.0 - FAN_MIN_TOLERANCE) =>
+        {
+            Some(MemberHealth::Unhealthy(format!(
+                "{rpm} rpm below minimum {min} rpm"
+            )))
+        }
         Some(_) => None,
     };
     match (speed, f.alarm) {
@@ -307,7 +356,8 @@ fn labels(chip_id: &str, sensor: &str, label: Option<&str>) -> Vec<(&'static str
 pub fn fan_readings(chip_id: &str, fans: &[Fan], out: &mut Vec<Reading>) {
     for f in fans {
         let l = || labels(chip_id, &f.sensor, f.label.as_deref());
-        if let Some(v) = f.input {
+        // A negative reading is no speed (the member says so): not exported as one.
+        if let Some(v) = f.input.filter(|v| *v >= 0.0) {
             out.push(Reading::gauge(
                 "sparewatch_hwmon_fan_speed_rpm",
                 "Fan speed reported by the hwmon chip, in revolutions per minute.",
@@ -454,12 +504,63 @@ mod tests {
         assert!(wanted_attr("in12_lcrit_alarm"));
         assert!(wanted_attr("power1_input"));
         assert!(wanted_attr("fan3_label"));
-        assert!(!wanted_attr("fan1_target"));
+        assert!(wanted_attr("fan1_target"));
         assert!(!wanted_attr("pwm1"));
         assert!(!wanted_attr("name"));
         assert!(!wanted_attr("power"));
         assert!(!wanted_attr("fan_input"));
         assert!(!wanted_attr("uevent"));
+    }
+
+    /// applesmc's fanN_min is a floor the SMC holds, not an alarm: 1998 rpm with min
+    /// 2000 is a working fan; on an alarm-limit chip, jitter within the tolerance is too,
+    /// 10 % below is not. A negative reading is unknown, never "stopped".
+    #[test]
+    fn per_driver_min_tolerance_and_negative_readings() {
+        let apple = chip(
+            "applesmc",
+            &[
+                ("fan1_input", "1998"),
+                ("fan1_min", "2000"),
+                ("fan2_input", "0"),
+                ("fan2_min", "1200"),
+            ],
+        );
+        let fans = apple.fans();
+        assert_eq!(fans[0].min_meaning, MinMeaning::Floor);
+        assert_eq!(fan_health(&fans[0], false), Some(MemberHealth::Healthy));
+        assert_eq!(
+            fan_health(&fans[1], false),
+            Some(MemberHealth::Unhealthy("stopped (0 rpm)".into()))
+        );
+        let nct = chip(
+            "nct6775",
+            &[
+                ("fan1_input", "1998"),
+                ("fan1_min", "2000"),
+                ("fan2_input", "1800"),
+                ("fan2_min", "2000"),
+                ("fan3_input", "-5"),
+                ("fan4_input", "0"),
+                ("fan4_target", "1500"),
+            ],
+        );
+        let fans = nct.fans();
+        assert_eq!(fan_health(&fans[0], false), Some(MemberHealth::Healthy));
+        assert_eq!(
+            fan_health(&fans[1], false),
+            Some(MemberHealth::Unhealthy(
+                "1800 rpm below minimum 2000 rpm".into()
+            ))
+        );
+        assert!(matches!(
+            fan_health(&fans[2], true),
+            Some(MemberHealth::Unknown(w)) if w.contains("-5 rpm")
+        ));
+        assert_eq!(
+            fan_health(&fans[3], false),
+            Some(MemberHealth::Unhealthy("stopped (0 rpm)".into()))
+        );
     }
 
     #[test]
