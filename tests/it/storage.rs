@@ -646,20 +646,64 @@ fn mpath_all_paths_failed() {
     golden("mpath-all-failed", &s);
 }
 
+/// Maps exist but dmsetup is absent: the collector stays up and judges the paths from
+/// sysfs; here the paths have no SCSI device state, so the map is unknown and says why.
 #[test]
-fn mpath_maps_without_dmsetup_are_an_error_not_silence() {
+fn mpath_maps_without_dmsetup_fall_back_to_sysfs() {
     let s = snapshot("mpath-no-dmsetup", "multipath");
-    assert!(!collector_up(&s, "multipath"));
-    let err = s
-        .collectors
-        .iter()
-        .find(|c| c.name == "multipath")
-        .and_then(|c| c.last_error.clone())
-        .unwrap_or_default();
-    assert!(
-        err.contains("dmsetup was not found") && err.contains("mpatha"),
-        "{err}"
+    assert!(collector_up(&s, "multipath"));
+    let g = group(&s, "mpath:mpatha");
+    assert_eq!(g.state, "unknown");
+    for m in &g.members {
+        let why = m.reason.as_deref().unwrap_or("");
+        assert!(
+            m.unknown
+                && why.contains("no SCSI device state")
+                && why.contains("dmsetup was not found"),
+            "{m:?}"
+        );
+    }
+}
+
+/// realworld-mpath-sysfs-fallback: no dmsetup, the paths' SCSI device states decide.
+#[test]
+fn mpath_sysfs_fallback_judges_paths_by_scsi_state() {
+    let s = snapshot("realworld-mpath-sysfs-fallback", "multipath");
+    assert!(collector_up(&s, "multipath"));
+    assert_eq!(
+        states(&s),
+        vec![
+            row("mpath:mpatha", "redundant", 2, 1, false),
+            row("mpath:mpathb", "no_redundancy", 1, 1, false),
+        ]
     );
+    let sde = group(&s, "mpath:mpathb")
+        .members
+        .iter()
+        .find(|m| m.name == "sde")
+        .expect("sde");
+    assert_eq!(sde.reason.as_deref(), Some("SCSI device transport-offline"));
+    golden("realworld-mpath-sysfs-fallback", &s);
+}
+
+/// dmsetup exiting non-zero costs only the dm path states: the maps are still reported.
+#[test]
+fn mpath_failing_dmsetup_costs_only_the_dm_states() {
+    let s = snapshot("realworld-mpath-dmsetup-fails", "multipath");
+    assert!(collector_up(&s, "multipath"));
+    assert_eq!(
+        states(&s),
+        vec![
+            row("mpath:mpatha", "redundant", 2, 1, false),
+            row("mpath:mpathb", "redundant", 2, 1, false),
+        ]
+    );
+    let text = normalized_metrics(&s);
+    assert!(
+        text.contains("sparewatch_multipath_sysfs_fallback{map=\"mpatha\"} 1"),
+        "{text}"
+    );
+    golden("realworld-mpath-dmsetup-fails", &s);
 }
 
 #[test]

@@ -4,12 +4,16 @@
 //! failed), which only the DM status carries; it comes from `dmsetup status --target
 //! multipath` (fixed arguments, timeout, configurable binary). Paths (`major:minor`) are
 //! named through `/sys/dev/block`; maps are found in `/sys/block/dm-*/dm/{name,uuid}`.
+//! Without a working `dmsetup`, maps with an `mpath-` uuid are judged from sysfs: each
+//! path's SCSI device state (`/sys/block/dm-N/slaves/*/device/state`), plus multipathd's
+//! checker when it answers.
 //! NVMe: `/sys/class/nvme-subsystem/*`. Kernel uevents (`DM_ACTION=PATH_FAILED` /
 //! `PATH_REINSTATED`, nvme controller changes) wake the collector.
 
 pub mod checker;
 pub mod dmstatus;
 pub mod nvme;
+pub mod scsi;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -156,8 +160,8 @@ impl MultipathCollector {
     }
 
     /// The multipath maps from `dmsetup status --target multipath`, and the lines that did
-    /// not parse. `Ok(None)`: dmsetup is not installed (fine as long as no multipath map
-    /// exists).
+    /// not parse. `Ok(None)`: dmsetup is not installed (then, and when it fails, maps with
+    /// an `mpath-` uuid are judged from sysfs: [`Self::sysfs_fallback`]).
     fn dm_status(&self) -> Result<Option<StatusLines>, CollectError> {
         let Some(bin) = self.dmsetup_path() else {
             return Ok(None);
@@ -346,6 +350,80 @@ impl MultipathCollector {
         errors
     }
 
+    /// Groups for multipath maps (uuid `mpath-*`) from sysfs alone, when `dmsetup` is
+    /// absent or failed (`why`): members are the map's `slaves/`, healthy when their SCSI
+    /// device is `running` ([`scsi::health`]); the path groups and dm path states are not
+    /// known. `sparewatch_multipath_sysfs_fallback` is 1 for these maps.
+    fn sysfs_fallback(
+        &self,
+        maps: &[&DmDevice],
+        sysfs: &[DmDevice],
+        why: &str,
+        out: &mut Collection,
+    ) {
+        let checkers = self.checker_states();
+        tracing::warn!(
+            collector = "multipath",
+            reason = %why,
+            "dm path states unavailable; paths of {} map(s) judged by their SCSI device state in sysfs (install dmsetup or set --collector.multipath.dmsetup)",
+            maps.len()
+        );
+        for d in maps {
+            map_info(&d.name, sysfs, &mut out.readings);
+            out.readings.push(Reading::gauge(
+                "sparewatch_multipath_sysfs_fallback",
+                "1 when the map's path health comes from the paths' SCSI device state in sysfs because dmsetup is absent or failed.",
+                vec![("map", d.name.clone())],
+                1.0,
+            ));
+            let mut g = GroupReading::new(format!("mpath:{}", d.name), "mpath", 1);
+            let slaves_dir = self.roots.sys("block").join(&d.kernel).join("slaves");
+            for p in list_dir(&slaves_dir).unwrap_or_default() {
+                let state = read_value(&slaves_dir.join(&p).join("device/state"));
+                if let Ok(Some(st)) = &state {
+                    SCSI_STATE.push(
+                        &mut out.readings,
+                        &[("map", d.name.clone()), ("path", p.clone())],
+                        Some(st.as_str()),
+                    );
+                }
+                let chk = checkers
+                    .iter()
+                    .find(|(dev, _)| *dev == p)
+                    .map(|(_, s)| s.as_str());
+                CHECKER_STATE.push(
+                    &mut out.readings,
+                    &[("map", d.name.clone()), ("path", p.clone())],
+                    chk,
+                );
+                let health = match state {
+                    // A SCSI device that takes I/O: multipathd's checker, when it answers,
+                    // has the last word (a cut iSCSI session stays "running" for a while).
+                    Ok(st) => match scsi::health(st.as_deref()) {
+                        MemberHealth::Healthy => checker::health_of_usable_path(chk),
+                        h => h,
+                    },
+                    Err(e) => MemberHealth::Unknown(e.to_string()),
+                };
+                let health = match health {
+                    MemberHealth::Unknown(r) => MemberHealth::Unknown(format!("{r} ({why})")),
+                    h => h,
+                };
+                let mut m = MemberReading::new(&p, Role::Active, health);
+                m.device = Some(p.clone());
+                g.members.push(m);
+            }
+            if g.members.is_empty() {
+                g.members.push(MemberReading::new(
+                    &d.name,
+                    Role::Active,
+                    MemberHealth::Unknown(format!("no path in sysfs ({why})")),
+                ));
+            }
+            out.groups.push(g);
+        }
+    }
+
     /// NVMe namespaces with native multipath: the hidden path devices `nvme<S>c<C>n<N>` in
     /// `/sys/block`, grouped by subsystem and head; subsystem details from
     /// `/sys/class/nvme-subsystem/nvme-subsys<S>`, controller state from
@@ -482,6 +560,13 @@ const CHECKER_STATE: OneHot = OneHot {
     known: &checker::CHECKER_STATES,
 };
 
+const SCSI_STATE: OneHot = OneHot {
+    name: "sparewatch_multipath_path_scsi_state",
+    help: "SCSI device state of a path (device/state), exported while the sysfs fallback judges the map: one series per state, the current one is 1.",
+    label: "state",
+    known: &scsi::SCSI_STATES,
+};
+
 const PATH_GROUP_STATE: OneHot = OneHot {
     name: "sparewatch_multipath_path_group_state",
     help: "State of a path group as the device-mapper reports it: active (in use), enabled (standby), disabled (bypassed).",
@@ -498,7 +583,22 @@ impl Collector for MultipathCollector {
         let module_loaded = self.roots.sys("module/dm_multipath").is_dir();
         let mut c = Collection::present();
         if !mpath_maps.is_empty() || module_loaded {
-            match self.dm_status()? {
+            let status = match self.dm_status() {
+                Ok(Some(status)) => Some(status),
+                Ok(None) if mpath_maps.is_empty() => None,
+                // dmsetup absent or failing costs the dm path states, not the maps: their
+                // paths' SCSI device states in sysfs stand in.
+                Ok(None) => {
+                    self.sysfs_fallback(&mpath_maps, &dm, "dmsetup was not found", &mut c);
+                    None
+                }
+                Err(e) if !mpath_maps.is_empty() => {
+                    self.sysfs_fallback(&mpath_maps, &dm, &e.to_string(), &mut c);
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            match status {
                 Some(status) => {
                     let checkers = if status.maps.is_empty() {
                         Vec::new()
@@ -517,13 +617,6 @@ impl Collector for MultipathCollector {
                             errors.len()
                         );
                     }
-                }
-                None if !mpath_maps.is_empty() => {
-                    let names: Vec<&str> = mpath_maps.iter().map(|d| d.name.as_str()).collect();
-                    return Err(CollectError::Other(format!(
-                        "dm-multipath maps exist ({}) but dmsetup was not found: install dmsetup or set --collector.multipath.dmsetup",
-                        names.join(", ")
-                    )));
                 }
                 None => {}
             }
