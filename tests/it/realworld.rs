@@ -18,7 +18,7 @@ fn fixture_trees() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n == "__pycache__"))
+        .filter(|p| p.is_dir())
         .collect();
     out.sort();
     out

@@ -200,7 +200,7 @@ pub fn fan_health(f: &Fan, seen_spinning: bool) -> Option<MemberHealth> {
         Some(rpm) if rpm < 0.0 => Some(MemberHealth::Unknown(format!(
             "fan speed reading {rpm} rpm is not a speed"
         ))),
-        Some(rpm) if rpm == 0.0 => {
+        Some(rpm) if rpm <= 0.0 => {
             if min > 0.0 || target > 0.0 || seen_spinning || f.alarm {
                 Some(MemberHealth::Unhealthy("stopped (0 rpm)".into()))
             } else {

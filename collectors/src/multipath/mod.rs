@@ -598,27 +598,24 @@ impl Collector for MultipathCollector {
                 }
                 Err(e) => return Err(e),
             };
-            match status {
-                Some(status) => {
-                    let checkers = if status.maps.is_empty() {
-                        Vec::new()
-                    } else {
-                        self.checker_states()
-                    };
-                    for m in &status.maps {
-                        self.map_group(m, &mut c, &dm, &checkers);
-                    }
-                    let errors = self.unparsed_map_groups(&status.bad, &status.maps, &dm, &mut c);
-                    if !errors.is_empty() {
-                        tracing::warn!(
-                            collector = "multipath",
-                            errors = %errors.join("; "),
-                            "{} dmsetup status line(s) could not be parsed; those maps' paths are reported unknown",
-                            errors.len()
-                        );
-                    }
+            if let Some(status) = status {
+                let checkers = if status.maps.is_empty() {
+                    Vec::new()
+                } else {
+                    self.checker_states()
+                };
+                for m in &status.maps {
+                    self.map_group(m, &mut c, &dm, &checkers);
                 }
-                None => {}
+                let errors = self.unparsed_map_groups(&status.bad, &status.maps, &dm, &mut c);
+                if !errors.is_empty() {
+                    tracing::warn!(
+                        collector = "multipath",
+                        errors = %errors.join("; "),
+                        "{} dmsetup status line(s) could not be parsed; those maps' paths are reported unknown",
+                        errors.len()
+                    );
+                }
             }
         }
         for s in self.nvme_subsystems()? {
