@@ -463,3 +463,34 @@ pub fn watched_files(roots: &Roots) -> Vec<PathBuf> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Done-means of issue 15: whatever a paragraph of /proc/mdstat looks like, the
+        /// collector is not down; at most that array is unknown.
+        #[test]
+        fn no_mdstat_text_takes_the_collector_down(
+            s in "(md[0-9]{1,3} : (active|inactive|broken|exploded|) ?(\\((auto-)?read-only\\) )?(raid[0-9]{1,2}|linear|[a-z]{0,5}) ([a-z]{2,4}[0-9]?\\[[0-9x]{0,2}\\](\\([FSWRJX]\\))? ?){0,4}\n( +[0-9]{1,6} blocks (super [a-z0-9.:/]{0,12} )?[\\[\\]0-9/U_ ]{0,12}\n)?( +(\\[[=>.]{0,5}\\] +)?(resync|recovery|check|reshape) ?= ?[0-9.%A-Z]* ?(\\([0-9/a-z]*\\))?\n)?\n?){0,4}",
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("sys/block")).unwrap();
+            std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+            std::fs::write(dir.path().join("proc/mdstat"), &s).unwrap();
+            let mut c = MdCollector::new(Roots::under(dir.path()));
+            let got = c.collect();
+            prop_assert!(got.is_ok(), "{s:?}: {got:?}");
+            let got = got.unwrap();
+            let listed = mdstat::parse(&s).unwrap().arrays;
+            for a in &listed {
+                // Every array line is reported (containers have no group by design).
+                let has_group = got.groups.iter().any(|g| g.name == format!("md:{}", a.name));
+                prop_assert!(has_group || a.is_container() || a.level.as_deref() == Some("container"),
+                    "{s:?}: {} missing", a.name);
+            }
+        }
+    }
+}
