@@ -18,7 +18,6 @@ use crate::host::HostInfo;
 use crate::render::{render, RenderInput};
 use crate::scheduler::{self, Event, Job};
 use crate::snapshot::Snapshot;
-use crate::state_file::StateFile;
 
 /// Everything needed to start collecting.
 pub struct Setup {
@@ -121,7 +120,15 @@ const TICK: Duration = Duration::from_secs(1);
 pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> anyhow::Result<Agent> {
     let infos: Vec<CollectorInfo> = setup.jobs.iter().map(|(_, i)| i.clone()).collect();
     let jobs: Vec<Job> = setup.jobs.into_iter().map(|(j, _)| j).collect();
-    let state_file = setup.state_dir.as_deref().map(StateFile::new);
+    // The store: locked for this agent's life, loaded once, written by its own thread.
+    let store = match setup.state_dir.as_deref() {
+        Some(dir) => Some(crate::store::Store::open(dir)?),
+        None => None,
+    };
+    let (store, memory) = match store {
+        Some((s, m)) => (Some(s), Some(m)),
+        None => (None, None),
+    };
     let push = setup.push.map(|p| {
         let hostname = host
             .as_ref()
@@ -129,8 +136,18 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
             .unwrap_or_default();
         (p, hostname)
     });
-    let mut engine = Engine::new(setup.engine_config, infos, state_file);
+    let mut engine = Engine::new(setup.engine_config, infos, memory);
     let (tx, rx) = mpsc::channel::<Event>();
+    let writer = match store {
+        Some(s) => {
+            let forget_tx = tx.clone();
+            Some(
+                s.spawn_writer(move |targets| forget_tx.send(Event::Forget(targets)).is_ok())
+                    .context("starting the store writer")?,
+            )
+        }
+        None => None,
+    };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     thread::Builder::new()
         .name("engine".into())
@@ -157,6 +174,9 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
             match evaluated {
                 Ok(snap) => {
                     snap_tx.send_replace(Arc::new(snap));
+                    if let (Some(w), Some(p)) = (&writer, engine.take_changes()) {
+                        w.save(p);
+                    }
                 }
                 Err(_) => {
                     // An agent that keeps serving without evaluating would hide every
@@ -179,6 +199,14 @@ fn apply(engine: &mut Engine, ev: Event) {
     match ev {
         Event::Started(name, at) => engine.started(name, at),
         Event::Finished(name, result, took, at) => engine.finished(name, result, took, at),
+        Event::Forget(targets) => {
+            for t in targets {
+                match engine.forget(&t) {
+                    Ok(what) => tracing::info!(forgotten = %what, "forgotten on request"),
+                    Err(why) => tracing::warn!(target = %t, error = %why, "forget request refused"),
+                }
+            }
+        }
     }
 }
 
@@ -212,13 +240,10 @@ pub fn collect_once(setup: Setup, now: SystemTime, host: Option<&HostInfo>) -> S
         .into_iter()
         .map(|(j, i)| (j, i.timeout))
         .collect();
-    // A one-shot run reads persisted since-timestamps but must not move them.
-    let state_file = setup.state_dir.as_deref().map(StateFile::new);
-    let persisted = state_file.as_ref().map(StateFile::load);
-    let mut engine = Engine::new(setup.engine_config, infos, None);
-    if let Some(p) = persisted {
-        engine.seed(p);
-    }
+    // A one-shot run reads the store (without its lock: strictly read-only) and never
+    // writes it; its changes are dropped with the engine.
+    let persisted = setup.state_dir.as_deref().map(crate::store::load);
+    let mut engine = Engine::new(setup.engine_config, infos, persisted);
     for (name, result, took) in scheduler::collect_once(jobs) {
         engine.finished(name, result, took, now);
     }

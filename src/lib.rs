@@ -19,8 +19,8 @@ pub mod policy;
 pub mod render;
 pub mod scheduler;
 pub mod snapshot;
-pub mod state_file;
 pub mod status;
+pub mod store;
 pub mod web_config;
 pub mod web_server;
 

@@ -19,6 +19,8 @@ pub enum Event {
         Duration,
         SystemTime,
     ),
+    /// `sparewatch forget` asked the running agent to forget these groups or members.
+    Forget(Vec<String>),
 }
 
 pub struct Job {
