@@ -16,5 +16,6 @@ mod monitoring;
 mod net;
 mod smart;
 mod storage;
+mod store;
 mod support;
 mod web;
