@@ -16,8 +16,8 @@
 pub mod format;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -33,46 +33,12 @@ const MAX_BYTES: u64 = 64 << 20;
 /// A load that takes longer (hung mount) is given up: the agent starts without memory.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reads one regular file without following it into a FIFO or device, at most `MAX_BYTES`.
+/// Reads one regular file (no FIFO, no device, at most `MAX_BYTES`); `None` when absent.
 fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let meta = f.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(std::io::Error::other(format!(
-            "not a regular file ({})",
-            kind_of(&meta.file_type())
-        )));
-    }
-    if meta.len() > MAX_BYTES {
-        return Err(std::io::Error::other(format!(
-            "{} bytes, more than a state file can be",
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    f.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
-}
-
-fn kind_of(t: &std::fs::FileType) -> &'static str {
-    if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symlink"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "a device"
+    match sparewatch_collectors::roots::read_bounded(path, MAX_BYTES) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
