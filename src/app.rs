@@ -12,6 +12,7 @@ use sparewatch_collectors::{BuildContext, Roots, Wake, COLLECTORS};
 use tokio::sync::watch;
 
 use crate::cli::Parsed;
+use crate::clock::Stamp;
 use crate::config::Config;
 use crate::engine::{CollectorInfo, Engine, EngineConfig};
 use crate::host::HostInfo;
@@ -154,7 +155,7 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
         .spawn(move || loop {
             let wait = engine
                 .next_deadline()
-                .and_then(|d| d.duration_since(SystemTime::now()).ok())
+                .map(|d| d.since(Stamp::now()))
                 .map_or(TICK, |d| d.min(TICK) + Duration::from_millis(1));
             match rx.recv_timeout(wait) {
                 Ok(ev) => {
@@ -167,7 +168,7 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
-            let now = SystemTime::now();
+            let now = Stamp::now();
             let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics)
             }));
@@ -213,10 +214,11 @@ fn apply(engine: &mut Engine, ev: Event) {
 /// One evaluation plus its rendered text.
 pub fn evaluate_and_render(
     engine: &mut Engine,
-    now: SystemTime,
+    now: impl Into<Stamp>,
     host: Option<&HostInfo>,
     process: bool,
 ) -> Snapshot {
+    let now = now.into();
     let mut snap = engine.evaluate(now);
     let collections = engine.current_collections(now);
     let text = render(

@@ -16,6 +16,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
+use crate::clock::Stamp;
+
 use sparewatch_collectors::{Collection, GroupReading, GroupState, MemberHealth, Role};
 
 use crate::policy::{self, Effective};
@@ -63,9 +65,11 @@ impl CollectorInfo {
 struct CollectorTrack {
     info: CollectorInfo,
     latest: Option<Collection>,
-    last_success: Option<SystemTime>,
+    last_success: Option<Stamp>,
     last_attempt_failed: bool,
-    running_since: Option<SystemTime>,
+    running_since: Option<Stamp>,
+    /// The running pass was logged as hanging (logged once, and once on recovery).
+    hang_logged: bool,
     /// A pass has finished (with data or an error) since the agent started.
     attempted: bool,
     duration: Duration,
@@ -75,7 +79,7 @@ struct CollectorTrack {
 
 impl CollectorTrack {
     /// Why the collector's data cannot be trusted now, if it cannot.
-    fn down_reason(&self, now: SystemTime) -> Option<String> {
+    fn down_reason(&self, now: Stamp) -> Option<String> {
         if let Some(start) = self.running_since {
             if age(now, start) > self.info.timeout {
                 return Some(format!(
@@ -105,7 +109,7 @@ impl CollectorTrack {
 #[derive(Default)]
 struct MemberTrack {
     reported_healthy: Option<bool>,
-    healthy_since: Option<SystemTime>,
+    healthy_since: Option<Stamp>,
     transitions: u64,
 }
 
@@ -116,8 +120,8 @@ impl MemberTrack {
     fn update(
         &mut self,
         raw_healthy: bool,
-        seen_at: SystemTime,
-        now: SystemTime,
+        seen_at: Stamp,
+        now: Stamp,
         hold_down: Duration,
     ) -> bool {
         match (self.reported_healthy, raw_healthy) {
@@ -148,7 +152,8 @@ struct GroupTrack {
     /// The state and since before the group became `unknown`: a short blip (one BMC
     /// timeout) that returns to the same state keeps the old since, so "without redundancy
     /// for 41 days" is not reset by every hiccup.
-    before_unknown: Option<(GroupState, SystemTime)>,
+    /// The third field is when it became `unknown` (monotonic, for the blip bound).
+    before_unknown: Option<(GroupState, SystemTime, Stamp)>,
     transitions: u64,
     members: HashMap<String, MemberTrack>,
     /// Not evaluated yet and not remembered: its first state is not a transition.
@@ -164,8 +169,8 @@ pub struct Engine {
     dirty: bool,
 }
 
-fn age(now: SystemTime, then: SystemTime) -> Duration {
-    now.duration_since(then).unwrap_or(Duration::ZERO)
+fn age(now: Stamp, then: Stamp) -> Duration {
+    now.since(then)
 }
 
 impl Engine {
@@ -185,6 +190,7 @@ impl Engine {
                     last_success: None,
                     last_attempt_failed: false,
                     running_since: None,
+                    hang_logged: false,
                     attempted: false,
                     duration: Duration::ZERO,
                     errors_total: 0,
@@ -221,9 +227,9 @@ impl Engine {
     }
 
     /// A collection pass started (used to detect hung collectors).
-    pub fn started(&mut self, collector: &str, now: SystemTime) {
+    pub fn started(&mut self, collector: &str, now: impl Into<Stamp>) {
         if let Some(c) = self.track(collector) {
-            c.running_since = Some(now);
+            c.running_since = Some(now.into());
         }
     }
 
@@ -233,12 +239,16 @@ impl Engine {
         collector: &str,
         result: Result<Collection, String>,
         duration: Duration,
-        now: SystemTime,
+        now: impl Into<Stamp>,
     ) {
+        let now = now.into();
         let Some(c) = self.track(collector) else {
             return;
         };
         c.running_since = None;
+        if std::mem::take(&mut c.hang_logged) {
+            tracing::info!(collector = c.info.name, took = ?duration, "collector pass finished again after hanging");
+        }
         c.attempted = true;
         c.duration = duration;
         match result {
@@ -257,8 +267,18 @@ impl Engine {
     }
 
     /// Evaluates every group at `now` and returns the snapshot (metrics not yet rendered).
-    pub fn evaluate(&mut self, now: SystemTime) -> Snapshot {
+    pub fn evaluate(&mut self, now: impl Into<Stamp>) -> Snapshot {
+        let now: Stamp = now.into();
         let hold_down = self.config.hold_down;
+        for c in &mut self.collectors {
+            if let Some(start) = c.running_since {
+                if !c.hang_logged && age(now, start) > c.info.timeout {
+                    c.hang_logged = true;
+                    tracing::warn!(collector = c.info.name, timeout = ?c.info.timeout,
+                        "collector pass is hanging: running longer than its timeout; its groups are unknown");
+                }
+            }
+        }
         // Risks seen by any trustworthy collector apply to members of every collector. A
         // collector that is down keeps its last risks as "risk unknown": evidence never
         // improves by being lost.
@@ -306,7 +326,7 @@ impl Engine {
                         state: p
                             .and_then(|p| GroupState::parse(&p.state))
                             .unwrap_or(GroupState::Unknown),
-                        since: p.and_then(|p| from_unix(p.since)).unwrap_or(now),
+                        since: p.and_then(|p| from_unix(p.since)).unwrap_or(now.wall),
                         transitions: p.map_or(0, |p| p.transitions),
                         before_unknown: None,
                         members: HashMap::new(),
@@ -317,7 +337,7 @@ impl Engine {
                     .persisted
                     .groups
                     .entry(reading.name.clone())
-                    .or_insert_with(|| PersistedGroup::new("unknown", unix(now), 0));
+                    .or_insert_with(|| PersistedGroup::new("unknown", unix(now.wall), 0));
                 let before = entry.clone();
                 let view = evaluate_group(
                     c.info.name,
@@ -370,7 +390,7 @@ impl Engine {
                 (None, None) => Unseen::Vanished,
             };
             let before = entry.clone();
-            let view = unseen_group(name, entry, &why, now);
+            let view = unseen_group(name, entry, &why, now.wall);
             if *entry != before {
                 self.dirty = true;
             }
@@ -378,7 +398,7 @@ impl Engine {
         }
         views.sort_by(|a, b| a.name.cmp(&b.name));
         Snapshot {
-            generated_at: unix(now),
+            generated_at: unix(now.wall),
             groups: views,
             collectors: self
                 .collectors
@@ -387,7 +407,7 @@ impl Engine {
                     name: c.info.name.to_string(),
                     present: c.latest.as_ref().is_some_and(|l| l.present),
                     up: c.down_reason(now).is_none(),
-                    last_success: c.last_success.map(unix),
+                    last_success: c.last_success.map(|t| unix(t.wall)),
                     duration_seconds: c.duration.as_secs_f64(),
                     errors_total: c.errors_total,
                     last_error: c.down_reason(now),
@@ -399,18 +419,19 @@ impl Engine {
 
     /// The earliest moment a held-down member may be reported healthy again, so the engine
     /// re-evaluates exactly then instead of on its next tick.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub fn next_deadline(&self) -> Option<Stamp> {
         let hold_down = self.config.hold_down;
         self.groups
             .values()
             .flat_map(|g| g.members.values())
-            .filter_map(|m| m.healthy_since.map(|t| t + hold_down))
+            .filter_map(|m| m.healthy_since.map(|t| t.plus(hold_down)))
             .min()
     }
 
     /// Raw readings of every collector whose data is current (a down collector's old
     /// readings are not served as if they were fresh).
-    pub fn current_collections(&self, now: SystemTime) -> Vec<(&'static str, &Collection)> {
+    pub fn current_collections(&self, now: impl Into<Stamp>) -> Vec<(&'static str, &Collection)> {
+        let now = now.into();
         self.collectors
             .iter()
             .filter(|c| c.down_reason(now).is_none())
@@ -503,8 +524,8 @@ fn evaluate_group(
     remembered: &mut BTreeMap<String, RememberedMember>,
     down: Option<&str>,
     risks: &HashMap<String, String>,
-    seen_at: SystemTime,
-    now: SystemTime,
+    seen_at: Stamp,
+    now: Stamp,
     blip: Duration,
     hold_down: Duration,
 ) -> GroupView {
@@ -576,7 +597,7 @@ fn evaluate_group(
         if reading.members.iter().any(|m| &m.name == name) {
             continue;
         }
-        let since = *r.absent_since.get_or_insert(unix(now));
+        let since = *r.absent_since.get_or_insert(unix(now.wall));
         let why = format!("absent since {}", rfc3339(since));
         let eff = if down.is_some() {
             Effective::Unknown
@@ -609,20 +630,20 @@ fn evaluate_group(
             track.transitions += 1;
         }
         let restored = match track.before_unknown.take() {
-            Some((before, since))
+            Some((before, since, unknown_at))
                 if before == state
                     && track.state == GroupState::Unknown
-                    && age(now, track.since) <= blip =>
+                    && age(now, unknown_at) <= blip =>
             {
                 Some(since)
             }
             _ => None,
         };
         if state == GroupState::Unknown {
-            track.before_unknown = Some((track.state, track.since));
+            track.before_unknown = Some((track.state, track.since, now));
         }
         track.state = state;
-        track.since = restored.unwrap_or(now);
+        track.since = restored.unwrap_or(now.wall);
     }
     track.first_sight = false;
     // An unknown group's spare is a lower bound that never goes below zero: unknown
@@ -690,6 +711,7 @@ mod tests {
     }
 
     fn state(e: &mut Engine, now: SystemTime) -> (String, f64) {
+        let now = Stamp::from(now);
         let s = e.evaluate(now);
         (s.groups[0].state.clone(), s.groups[0].since)
     }
@@ -742,6 +764,12 @@ mod tests {
         e.started("net", t(201));
         assert_eq!(state(&mut e, t(205)).0, "redundant");
         assert_eq!(state(&mut e, t(212)).0, "unknown");
+        // The wall clock steps back an hour: hang detection (monotonic) is not disabled.
+        e.finished("net", Ok(bond(true)), Duration::ZERO, t(300));
+        e.started("net", t(301));
+        let mut stepped = Stamp::from(t(312));
+        stepped.wall = t(312) - Duration::from_secs(3600);
+        assert_eq!(e.evaluate(stepped).groups[0].state, "unknown");
     }
 
     #[test]

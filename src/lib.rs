@@ -7,6 +7,7 @@
 pub mod alertmanager;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod demo_hwmon;
