@@ -37,11 +37,7 @@ pub fn collect_guarded(name: &str, c: &mut dyn Collector) -> Result<Collection, 
         Ok(Ok(col)) => Ok(col),
         Ok(Err(e)) => Err(e.to_string()),
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = sparewatch_collectors::policy::panic_message(p.as_ref());
             tracing::error!(collector = name, panic = %msg, "collector panicked");
             Err(format!("panicked: {msg}"))
         }

@@ -15,6 +15,7 @@ pub mod model;
 pub mod multipath;
 pub mod net;
 pub mod one_hot;
+pub mod policy;
 pub mod roots;
 pub mod smart;
 
