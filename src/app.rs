@@ -81,8 +81,20 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
         },
         jobs,
         state_dir: common.state_dir.clone(),
-        push: crate::alertmanager::PushConfig::from_parsed(parsed)?,
+        push: push_config(parsed)?,
     })
+}
+
+/// The Alertmanager push from the command line (its flags are global: given before or
+/// after the subcommand); `None` when it is off. Here, so alertmanager does not depend on cli.
+pub fn push_config(
+    parsed: &Parsed,
+) -> Result<Option<crate::alertmanager::PushConfig>, crate::alertmanager::ConfigError> {
+    use crate::alertmanager::PushConfig;
+    match PushConfig::from_matches(parsed.collector_matches())? {
+        Some(c) => Ok(Some(c)),
+        None => PushConfig::from_matches(&parsed.matches),
+    }
 }
 
 /// Stands in for a collector that could not be built: every collection fails with why.
