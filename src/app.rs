@@ -45,6 +45,10 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
             roots,
             matches: parsed.collector_matches(),
             config: config.collectors.get(spec.name),
+            read_only: !matches!(
+                parsed.cli.command,
+                None | Some(crate::cli::Command::Run) | Some(crate::cli::Command::Demo { .. })
+            ),
         };
         // A collector whose own settings are wrong (its config section, its flags) is
         // reported down with the reason; the other collectors run. A broken config file as a

@@ -113,6 +113,47 @@ pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// The one writer of state files (the agent's store, the hwmon memory): `dir/name` is
+/// replaced atomically. A temp file with a random name (`.<name>.<random>.tmp`) opened
+/// `O_CREAT|O_EXCL|O_NOFOLLOW` (nothing planted in the directory is followed or
+/// truncated), fsync, rename, fsync of the directory. A crash leaves the old or the new
+/// file, never half of one.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(name))?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Reads a sysfs attribute (one bounded read, see [`read_bounded`]). Not-found is
 /// `Missing`, the errors sysfs uses for "no value now" are `Unavailable`, anything else
 /// (EIO, EACCES, a FIFO, an oversized file) is an error of the collector.

@@ -16,7 +16,6 @@
 pub mod format;
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -82,40 +81,17 @@ pub fn load_checked(dir: &Path) -> Option<Persisted> {
     }
 }
 
+pub use sparewatch_collectors::roots::write_atomic;
+
 fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
-}
-
-/// Writes `bytes` to `dir/name` atomically: random temp name opened O_EXCL|O_NOFOLLOW,
-/// fsync, rename, directory fsync.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, dir.join(name))?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+            .unwrap_or(0)
+    )
 }
 
 /// Temp files a killed writer left behind (only ever removed under the lock).
@@ -126,7 +102,8 @@ fn remove_stale_temps(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(&format!(".{FILE_NAME}.")) && name.ends_with(".tmp") {
+        // `.groups.json.<random>.tmp`, `.hwmon.json.<random>.tmp`
+        if name.starts_with('.') && name.ends_with(".tmp") && name.contains(".json.") {
             let _ = std::fs::remove_file(e.path());
         }
     }

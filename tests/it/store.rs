@@ -422,3 +422,28 @@ fn remembered_member_vanished_bond_and_forget() {
     assert!(stored(&state).is_none());
     a.stop();
 }
+
+#[test]
+fn status_and_check_never_write_the_state_dir() {
+    // hwmon remembers fans and group sizes: a one-shot run reads that memory, never writes.
+    let fixture = crate::support::fixture("hwmon-redundant");
+    let state = tempfile::tempdir().expect("tempdir");
+    let s = format!("--state.dir={}", state.path().display());
+    for cmd in ["status", "check"] {
+        let mut a = vec![cmd.to_string(), s.clone()];
+        a.extend(crate::support::fixture_args(&fixture));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = cli(&a);
+        assert!(
+            out.status.code().is_some_and(|c| c < 3),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let left: Vec<_> = std::fs::read_dir(state.path())
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{cmd} wrote {left:?}");
+    }
+}
