@@ -33,6 +33,13 @@ pub enum Command {
     /// Collect once; Nagios/Icinga exit codes: 0 all redundant, 1 degraded/no_redundancy/
     /// unknown, 2 failed, 3 internal error.
     Check,
+    /// Forget remembered groups (`GROUP`) or members (`GROUP/MEMBER`) in `--state.dir`:
+    /// a decommissioned bond, a removed PSU. Works whether the agent runs or not.
+    Forget {
+        /// `GROUP` or `GROUP/MEMBER`, as `status` names them (for example `bond:bond0/eth2`).
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
     /// Run the agent against a built-in simulated server that plays a story of faults and
     /// repairs, so the whole product can be seen without redundant hardware.
     Demo {

@@ -4,25 +4,28 @@
 //! woken by kernel events) → [`engine`] (hysteresis, [`policy`], staleness, persisted
 //! since) → [`snapshot`] rendered by [`render`] → served by [`http`], printed by [`status`].
 
-pub mod alertmanager;
-pub mod app;
+// The layout shows the architecture (docs/architecture.md): cli → agent (scheduler,
+// engine) ⇄ store; agent → view (snapshot, render) → web (http, web_server) and push.
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod demo_hwmon;
-pub mod demo_storage;
-pub mod engine;
 pub mod fixture;
 pub mod host;
 pub mod http;
-pub mod policy;
-pub mod render;
-pub mod scheduler;
-pub mod snapshot;
-pub mod state_file;
+pub mod push;
 pub mod status;
+pub mod store;
+pub mod view;
 pub mod web_config;
 pub mod web_server;
+
+// The paths the code and tests have always used (`crate::engine`, `sparewatch::app`, …).
+pub use agent::{app, clock, engine, policy, scheduler};
+pub use demo::hwmon as demo_hwmon;
+pub use demo::storage as demo_storage;
+pub use push::alertmanager;
+pub use view::{render, snapshot};
 
 use std::time::SystemTime;
 

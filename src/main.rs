@@ -57,6 +57,15 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Forget { targets }) => {
+            let dir = parsed.cli.common.state_dir.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("forget needs --state.dir (the agent's state directory)")
+            })?;
+            for line in sparewatch::store::forget_cli(dir, targets)? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Check) => {
             let setup = app::setup(parsed, &roots)?;
             let snap = app::collect_once(setup, SystemTime::now(), None);

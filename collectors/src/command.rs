@@ -1,8 +1,11 @@
 //! Runs an external program (teamdctl, smartctl, storcli) with a fixed argument list (no
 //! shell), a timeout, and bounded output. An absent binary is reported apart, so the
-//! collector can say "not present" instead of "broken".
+//! collector can say "not present" instead of "broken". Each program runs in a process
+//! group of its own, and a timeout kills the whole group: a wrapper script's children
+//! (or a hung `smartctl` under it) do not outlive the pass.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -40,6 +43,8 @@ pub fn run(
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         .env("LC_ALL", "C")
+        // Its own process group (pgid = its pid), so a timeout can kill all it started.
+        .process_group(0)
         .spawn()
     {
         Ok(c) => c,
@@ -81,6 +86,7 @@ pub fn run(
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() >= timeout => {
+                kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(CollectError::Command {
@@ -106,6 +112,19 @@ pub fn run(
             .recv_timeout(timeout.saturating_sub(start.elapsed()))
             .unwrap_or_default(),
     }))
+}
+
+/// SIGKILL to the process group led by `pid` (the child started with `process_group(0)`).
+fn kill_group(pid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: `killpg` takes two integers and touches no memory of ours. `pgid` is the id
+    // of our not yet reaped child, which leads its own group (process_group(0)), so the
+    // id cannot have been reused by an unrelated group.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
 }
 
 impl CommandOutput {
@@ -186,6 +205,37 @@ mod tests {
             start.elapsed()
         );
         assert!(matches!(r, Ok(Some(_))), "{r:?}");
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("grandchild.pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let r = run(
+            Path::new("/bin/sh"),
+            &["-c", &script],
+            Duration::from_millis(300),
+        );
+        assert!(matches!(r, Err(CollectError::Command { .. })), "{r:?}");
+        let pid = std::fs::read_to_string(&pidfile).expect("pid written");
+        let stat = Path::new("/proc").join(pid.trim()).join("stat");
+        // Gone, or a zombie waiting for its new parent to reap it: not running.
+        let t = Instant::now();
+        loop {
+            let state = std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim().chars().next()))
+                .flatten();
+            if matches!(state, None | Some('Z') | Some('X')) {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "grandchild {pid} still {state:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

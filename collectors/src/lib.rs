@@ -15,6 +15,7 @@ pub mod model;
 pub mod multipath;
 pub mod net;
 pub mod one_hot;
+pub mod policy;
 pub mod roots;
 pub mod smart;
 
@@ -46,6 +47,8 @@ pub struct BuildContext<'a> {
     /// The `collectors.<name>` section of the config file, if any, without the keys the
     /// scheduler owns (`interval`, `timeout`).
     pub config: Option<&'a serde_yaml::Value>,
+    /// A one-shot run (`status`, `check`): persisted memory is read, never written.
+    pub read_only: bool,
 }
 
 /// One row of the collector table.

@@ -73,10 +73,92 @@ impl Attr {
     }
 }
 
-/// Reads a sysfs attribute. Not-found is `Missing`, the errors sysfs uses for "no value now"
-/// are `Unavailable`, anything else (EIO, EACCES) is an error of the collector.
+/// A sysfs attribute is one page; anything much larger is not an attribute.
+const MAX_ATTR: u64 = 64 * 1024;
+/// A whole file (`/proc/mdstat`, a tool's config) larger than this is refused.
+const MAX_FILE: u64 = 16 * 1024 * 1024;
+
+/// Reads one regular file, at most `max` bytes. Opened non-blocking and checked with
+/// `fstat` before any read: a FIFO, socket or device planted at the path is an error at
+/// once (it would block or never end), and a file over `max` (a 100 MB "attribute") is
+/// refused without being read. A driver whose read hangs still blocks this thread: that
+/// costs only this collector, which the engine marks down when its pass times out.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other(if meta.is_dir() {
+            "is a directory".to_string()
+        } else {
+            "not a regular file (FIFO, socket or device)".to_string()
+        }));
+    }
+    if meta.len() > max {
+        return Err(io::Error::other(format!(
+            "{} bytes, more than the {max} this file can be",
+            meta.len()
+        )));
+    }
+    // procfs and sysfs files report size 0 (or one page): read at most `max` + 1 bytes.
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::other(format!("more than {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// The one writer of state files (the agent's store, the hwmon memory): `dir/name` is
+/// replaced atomically. A temp file with a random name (`.<name>.<random>.tmp`) opened
+/// `O_CREAT|O_EXCL|O_NOFOLLOW` (nothing planted in the directory is followed or
+/// truncated), fsync, rename, fsync of the directory. A crash leaves the old or the new
+/// file, never half of one.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(name))?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a sysfs attribute (one bounded read, see [`read_bounded`]). Not-found is
+/// `Missing`, the errors sysfs uses for "no value now" are `Unavailable`, anything else
+/// (EIO, EACCES, a FIFO, an oversized file) is an error of the collector.
 pub fn read_attr(path: &Path) -> Result<Attr, CollectError> {
-    match std::fs::read(path) {
+    match read_bounded(path, MAX_ATTR) {
         Ok(bytes) => Ok(Attr::Value(
             String::from_utf8_lossy(&bytes).trim_end().to_string(),
         )),
@@ -105,9 +187,10 @@ pub fn read_value(path: &Path) -> Result<Option<String>, CollectError> {
     })
 }
 
-/// Reads a whole file to a string; `None` when it does not exist.
+/// Reads a whole file (16 MiB at most, regular files only) to a string; `None` when it
+/// does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<String>, CollectError> {
-    match std::fs::read(path) {
+    match read_bounded(path, MAX_FILE) {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CollectError::io(path, e)),
@@ -145,5 +228,27 @@ mod tests {
         assert_eq!(read_value(&p("absent")).unwrap(), None);
         // A directory cannot be read as an attribute: an error, not "absent".
         assert!(read_value(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_fifo_or_a_huge_file_is_an_error_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo (coreutils) failed");
+        let start = std::time::Instant::now();
+        let e = read_attr(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(read_optional(&fifo).is_err());
+        // 100 MB (sparse): refused from its size, not read.
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(100 << 20)
+            .unwrap();
+        let e = read_attr(&big).unwrap_err().to_string();
+        assert!(e.contains("104857600 bytes"), "{e}");
+        assert!(read_optional(&big).is_err());
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 }

@@ -267,6 +267,31 @@ fn hwmon_state_dir_remembers_fans_across_restarts() {
     };
     let first = status();
     assert!(first.contains("redundant"), "{first}");
+    // `status` never writes the state dir: an agent run is what remembers the fans.
+    assert!(!state.path().join("hwmon.json").exists());
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--collector.disable-defaults".into(),
+        "--collector.hwmon".into(),
+        "--web.listen-address=127.0.0.1:0".into(),
+        "--state.dir".into(),
+        state.path().display().to_string(),
+    ];
+    args.extend(fixture_args(root.path()));
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let t = std::time::Instant::now();
+    while !state.path().join("hwmon.json").exists()
+        && t.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
     std::fs::write(chip.join("fan1_input"), "0\n").expect("write");
     let second = status();
     let line = second

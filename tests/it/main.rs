@@ -17,5 +17,6 @@ mod net;
 mod realworld;
 mod smart;
 mod storage;
+mod store;
 mod support;
 mod web;

@@ -249,7 +249,11 @@ pub fn fan_names(fans: &[Fan]) -> Vec<String> {
 /// live count shrank keeps its required and is never turned into "single by design".
 pub fn fan_group(chip_id: &str, members: Vec<MemberReading>, designed: u32) -> GroupReading {
     let n = designed.max(members.len() as u32);
-    let mut g = GroupReading::new(format!("fan:{chip_id}"), "fan", n.saturating_sub(1).max(1));
+    let mut g = GroupReading::new(
+        format!("fan:{chip_id}"),
+        "fan",
+        crate::policy::fan_required(n),
+    );
     g.by_design = n == 1;
     g.members = members;
     g
@@ -324,21 +328,12 @@ pub fn psu_health(chip: &Chip) -> (Role, MemberHealth) {
     (Role::Active, MemberHealth::Healthy)
 }
 
-/// `required` for `n` power supplies: 1 for two, ceil(n/2) above (DESIGN §2).
-pub fn psu_required(n: u32) -> u32 {
-    if n <= 2 {
-        1
-    } else {
-        n.div_ceil(2)
-    }
-}
-
 /// `psu:<name>` from its members (one per PSU chip / power_supply device). `designed` is the
 /// largest member count the group has had (persisted): a PSU whose chip unbinds when pulled
 /// must not turn a two-PSU box into "single by design" nor lower `required`.
 pub fn psu_group(name: &str, members: Vec<MemberReading>, designed: u32) -> GroupReading {
     let n = designed.max(members.len() as u32);
-    let mut g = GroupReading::new(format!("psu:{name}"), "psu", psu_required(n));
+    let mut g = GroupReading::new(format!("psu:{name}"), "psu", crate::policy::psu_required(n));
     g.by_design = n == 1;
     g.members = members;
     g
@@ -738,15 +733,6 @@ mod tests {
             psu_health(&chip("pmbus", &[])).1,
             MemberHealth::Unknown(_)
         ));
-    }
-
-    #[test]
-    fn psu_required_per_design() {
-        assert_eq!(psu_required(1), 1);
-        assert_eq!(psu_required(2), 1);
-        assert_eq!(psu_required(3), 2);
-        assert_eq!(psu_required(4), 2);
-        assert_eq!(psu_required(5), 3);
     }
 
     #[test]

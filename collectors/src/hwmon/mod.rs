@@ -9,7 +9,6 @@
 pub mod chip;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Arg;
@@ -70,7 +69,9 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         .flatten()
         .cloned();
     Ok(Box::new(
-        HwmonCollector::new(ctx.roots.clone(), config, psu).with_state_dir(state_dir),
+        HwmonCollector::new(ctx.roots.clone(), config, psu)
+            .with_state_dir(state_dir)
+            .read_only(ctx.read_only),
     ))
 }
 
@@ -98,7 +99,7 @@ pub fn parse_memory(bytes: &[u8]) -> Result<Memory, serde_json::Error> {
 }
 
 fn load_memory(path: &Path) -> Memory {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::roots::read_bounded(path, 16 << 20) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Memory::default(),
         Err(e) => {
@@ -112,16 +113,14 @@ fn load_memory(path: &Path) -> Memory {
     })
 }
 
-/// Atomic write: temp file in the same directory, fsync, rename.
+/// Written by the one state-file writer ([`crate::roots::write_atomic`]).
 fn save_memory(path: &Path, m: &Memory) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(m).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other("state file path without a directory"));
+    };
+    std::fs::create_dir_all(dir)?;
+    let bytes = serde_json::to_vec_pretty(m).map_err(std::io::Error::other)?;
+    crate::roots::write_atomic(dir, &name.to_string_lossy(), &bytes)
 }
 
 pub struct HwmonCollector {
@@ -132,6 +131,8 @@ pub struct HwmonCollector {
     /// `state_file` when the agent has a state directory.
     memory: Memory,
     state_file: Option<PathBuf>,
+    /// One-shot runs (`status`, `check`) read the memory but never write it.
+    read_only: bool,
 }
 
 /// Reads a sensor attribute; any read error makes just that value unreadable (`None`): a
@@ -159,7 +160,14 @@ impl HwmonCollector {
                 ..Memory::default()
             },
             state_file: None,
+            read_only: false,
         }
+    }
+
+    /// Reads the memory in the state directory but never writes it (`status`, `check`).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     /// Remembers fans seen spinning and group sizes in `<dir>/hwmon.json` across restarts
@@ -305,7 +313,7 @@ impl Collector for HwmonCollector {
             c.groups
                 .push(chip::psu_group("power_supply", members, designed));
         }
-        if self.memory != before {
+        if self.memory != before && !self.read_only {
             if let Some(p) = &self.state_file {
                 if let Err(e) = save_memory(p, &self.memory) {
                     tracing::warn!(path = %p.display(), error = %e, "hwmon: cannot write state file");

@@ -121,14 +121,6 @@ fn fan_zone(r: &SensorRecord) -> String {
     }
 }
 
-fn required_psus(n: u32) -> u32 {
-    if n <= 2 {
-        1
-    } else {
-        n.div_ceil(2)
-    }
-}
-
 struct MemberAcc {
     name: String,
     health: Option<MemberHealth>,
@@ -268,7 +260,7 @@ pub fn build_groups(naming: &Naming, samples: &[Sample]) -> Vec<GroupReading> {
         let mut g = GroupReading::new(
             format!("psu:{}chassis", naming.group_prefix),
             "psu",
-            required_psus(n),
+            crate::policy::psu_required(n),
         );
         g.by_design = n == 1;
         g.members = members;
@@ -298,7 +290,7 @@ pub fn build_groups(naming: &Naming, samples: &[Sample]) -> Vec<GroupReading> {
         let mut g = GroupReading::new(
             format!("fan:{}{zone}", naming.group_prefix),
             "fan",
-            n.saturating_sub(1).max(1),
+            crate::policy::fan_required(n),
         );
         g.by_design = n == 1;
         g.members = members;

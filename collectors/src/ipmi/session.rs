@@ -333,12 +333,10 @@ impl Session {
 /// Runs a call into ipmi-rs, turning a panic inside it into an error.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
-        format!("ipmi-rs panicked: {what}")
+        format!(
+            "ipmi-rs panicked: {}",
+            crate::policy::panic_message(p.as_ref())
+        )
     })
 }
 

@@ -12,13 +12,13 @@ use sparewatch_collectors::{BuildContext, Roots, Wake, COLLECTORS};
 use tokio::sync::watch;
 
 use crate::cli::Parsed;
+use crate::clock::Stamp;
 use crate::config::Config;
 use crate::engine::{CollectorInfo, Engine, EngineConfig};
 use crate::host::HostInfo;
 use crate::render::{render, RenderInput};
 use crate::scheduler::{self, Event, Job};
 use crate::snapshot::Snapshot;
-use crate::state_file::StateFile;
 
 /// Everything needed to start collecting.
 pub struct Setup {
@@ -45,6 +45,10 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
             roots,
             matches: parsed.collector_matches(),
             config: config.collectors.get(spec.name),
+            read_only: !matches!(
+                parsed.cli.command,
+                None | Some(crate::cli::Command::Run) | Some(crate::cli::Command::Demo { .. })
+            ),
         };
         // A collector whose own settings are wrong (its config section, its flags) is
         // reported down with the reason; the other collectors run. A broken config file as a
@@ -81,8 +85,20 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
         },
         jobs,
         state_dir: common.state_dir.clone(),
-        push: crate::alertmanager::PushConfig::from_parsed(parsed)?,
+        push: push_config(parsed)?,
     })
+}
+
+/// The Alertmanager push from the command line (its flags are global: given before or
+/// after the subcommand); `None` when it is off. Here, so alertmanager does not depend on cli.
+pub fn push_config(
+    parsed: &Parsed,
+) -> Result<Option<crate::alertmanager::PushConfig>, crate::alertmanager::ConfigError> {
+    use crate::alertmanager::PushConfig;
+    match PushConfig::from_matches(parsed.collector_matches())? {
+        Some(c) => Ok(Some(c)),
+        None => PushConfig::from_matches(&parsed.matches),
+    }
 }
 
 /// Stands in for a collector that could not be built: every collection fails with why.
@@ -121,7 +137,15 @@ const TICK: Duration = Duration::from_secs(1);
 pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> anyhow::Result<Agent> {
     let infos: Vec<CollectorInfo> = setup.jobs.iter().map(|(_, i)| i.clone()).collect();
     let jobs: Vec<Job> = setup.jobs.into_iter().map(|(j, _)| j).collect();
-    let state_file = setup.state_dir.as_deref().map(StateFile::new);
+    // The store: locked for this agent's life, loaded once, written by its own thread.
+    let store = match setup.state_dir.as_deref() {
+        Some(dir) => Some(crate::store::Store::open(dir)?),
+        None => None,
+    };
+    let (store, memory) = match store {
+        Some((s, m)) => (Some(s), Some(m)),
+        None => (None, None),
+    };
     let push = setup.push.map(|p| {
         let hostname = host
             .as_ref()
@@ -129,15 +153,25 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
             .unwrap_or_default();
         (p, hostname)
     });
-    let mut engine = Engine::new(setup.engine_config, infos, state_file);
+    let mut engine = Engine::new(setup.engine_config, infos, memory);
     let (tx, rx) = mpsc::channel::<Event>();
+    let writer = match store {
+        Some(s) => {
+            let forget_tx = tx.clone();
+            Some(
+                s.spawn_writer(move |targets| forget_tx.send(Event::Forget(targets)).is_ok())
+                    .context("starting the store writer")?,
+            )
+        }
+        None => None,
+    };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     thread::Builder::new()
         .name("engine".into())
         .spawn(move || loop {
             let wait = engine
                 .next_deadline()
-                .and_then(|d| d.duration_since(SystemTime::now()).ok())
+                .map(|d| d.since(Stamp::now()))
                 .map_or(TICK, |d| d.min(TICK) + Duration::from_millis(1));
             match rx.recv_timeout(wait) {
                 Ok(ev) => {
@@ -150,13 +184,16 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
-            let now = SystemTime::now();
+            let now = Stamp::now();
             let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics)
             }));
             match evaluated {
                 Ok(snap) => {
                     snap_tx.send_replace(Arc::new(snap));
+                    if let (Some(w), Some(p)) = (&writer, engine.take_changes()) {
+                        w.save(p);
+                    }
                 }
                 Err(_) => {
                     // An agent that keeps serving without evaluating would hide every
@@ -179,16 +216,25 @@ fn apply(engine: &mut Engine, ev: Event) {
     match ev {
         Event::Started(name, at) => engine.started(name, at),
         Event::Finished(name, result, took, at) => engine.finished(name, result, took, at),
+        Event::Forget(targets) => {
+            for t in targets {
+                match engine.forget(&t) {
+                    Ok(what) => tracing::info!(forgotten = %what, "forgotten on request"),
+                    Err(why) => tracing::warn!(target = %t, error = %why, "forget request refused"),
+                }
+            }
+        }
     }
 }
 
 /// One evaluation plus its rendered text.
 pub fn evaluate_and_render(
     engine: &mut Engine,
-    now: SystemTime,
+    now: impl Into<Stamp>,
     host: Option<&HostInfo>,
     process: bool,
 ) -> Snapshot {
+    let now = now.into();
     let mut snap = engine.evaluate(now);
     let collections = engine.current_collections(now);
     let text = render(
@@ -212,13 +258,10 @@ pub fn collect_once(setup: Setup, now: SystemTime, host: Option<&HostInfo>) -> S
         .into_iter()
         .map(|(j, i)| (j, i.timeout))
         .collect();
-    // A one-shot run reads persisted since-timestamps but must not move them.
-    let state_file = setup.state_dir.as_deref().map(StateFile::new);
-    let persisted = state_file.as_ref().map(StateFile::load);
-    let mut engine = Engine::new(setup.engine_config, infos, None);
-    if let Some(p) = persisted {
-        engine.seed(p);
-    }
+    // A one-shot run reads the store (without its lock: strictly read-only) and never
+    // writes it; its changes are dropped with the engine.
+    let persisted = setup.state_dir.as_deref().map(crate::store::load);
+    let mut engine = Engine::new(setup.engine_config, infos, persisted);
     for (name, result, took) in scheduler::collect_once(jobs) {
         engine.finished(name, result, took, now);
     }

@@ -6,19 +6,18 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use crate::clock::Stamp;
 
 use sparewatch_collectors::{Collection, Collector, Wake};
 
 /// What the scheduler tells the engine.
 pub enum Event {
-    Started(&'static str, SystemTime),
-    Finished(
-        &'static str,
-        Result<Collection, String>,
-        Duration,
-        SystemTime,
-    ),
+    Started(&'static str, Stamp),
+    Finished(&'static str, Result<Collection, String>, Duration, Stamp),
+    /// `sparewatch forget` asked the running agent to forget these groups or members.
+    Forget(Vec<String>),
 }
 
 pub struct Job {
@@ -38,11 +37,7 @@ pub fn collect_guarded(name: &str, c: &mut dyn Collector) -> Result<Collection, 
         Ok(Ok(col)) => Ok(col),
         Ok(Err(e)) => Err(e.to_string()),
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = sparewatch_collectors::policy::panic_message(p.as_ref());
             tracing::error!(collector = name, panic = %msg, "collector panicked");
             Err(format!("panicked: {msg}"))
         }
@@ -72,17 +67,14 @@ pub fn spawn(jobs: Vec<Job>, events: Sender<Event>) -> std::io::Result<Vec<(&'st
 fn run_job(mut job: Job, wakes: Receiver<()>, events: Sender<Event>) {
     loop {
         let started = Instant::now();
-        if events
-            .send(Event::Started(job.name, SystemTime::now()))
-            .is_err()
-        {
+        if events.send(Event::Started(job.name, Stamp::now())).is_err() {
             return;
         }
         let result = collect_guarded(job.name, job.collector.as_mut());
         if let Err(e) = &result {
             tracing::warn!(collector = job.name, error = %e, "collection failed");
         }
-        let done = Event::Finished(job.name, result, started.elapsed(), SystemTime::now());
+        let done = Event::Finished(job.name, result, started.elapsed(), Stamp::now());
         if events.send(done).is_err() {
             return;
         }

@@ -31,7 +31,6 @@ use hyper::Uri;
 use serde::Serialize;
 use sparewatch_collectors::{GroupState, Role};
 
-use crate::cli::Parsed;
 use crate::snapshot::Snapshot;
 
 /// Where the runbooks of the shipped rules live; the pushed alerts link the same pages.
@@ -89,14 +88,6 @@ pub enum ConfigError {
 }
 
 impl PushConfig {
-    /// From the command line (the flags are global: given before or after the subcommand).
-    pub fn from_parsed(parsed: &Parsed) -> Result<Option<PushConfig>, ConfigError> {
-        match PushConfig::from_matches(parsed.collector_matches())? {
-            Some(c) => Ok(Some(c)),
-            None => PushConfig::from_matches(&parsed.matches),
-        }
-    }
-
     /// `None` when no `--alertmanager.url` was given (the push is off).
     pub fn from_matches(m: &ArgMatches) -> Result<Option<PushConfig>, ConfigError> {
         let urls: Vec<&String> = match m.try_get_many::<String>("alertmanager.url") {
@@ -564,16 +555,17 @@ async fn post_inner(endpoint: &Uri, target: &str, body: Bytes) -> Result<(), Pos
 
 /// What the push has done, per Alertmanager, for `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq)]
-struct EndpointStats {
-    success: u64,
-    error: u64,
-    last_success: Option<SystemTime>,
+pub struct EndpointStats {
+    pub success: u64,
+    pub error: u64,
+    pub last_success: Option<SystemTime>,
 }
 
-#[derive(Debug, Default)]
-struct Stats {
-    active: usize,
-    endpoints: BTreeMap<String, EndpointStats>,
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Group alerts currently posted as firing.
+    pub active: usize,
+    pub endpoints: BTreeMap<String, EndpointStats>,
 }
 
 /// The push's counters. Process-wide because there is one agent (and one push) per process;
@@ -588,38 +580,10 @@ fn with_stats(f: impl FnOnce(&mut Stats)) {
     }
 }
 
-/// Adds the push's own series to a rendering (nothing when the push is off).
-pub fn render_stats(f: &mut crate::render::Families) {
-    let Ok(guard) = STATS.lock() else {
-        return;
-    };
-    let Some(stats) = guard.as_ref() else {
-        return;
-    };
-    f.gauge(
-        "sparewatch_alertmanager_alerts_active",
-        "Group alerts the agent currently posts to Alertmanager as firing (--alertmanager.url).",
-        &[],
-        stats.active as f64,
-    );
-    for (am, e) in &stats.endpoints {
-        for (result, n) in [("success", e.success), ("error", e.error)] {
-            f.counter(
-                "sparewatch_alertmanager_posts_total",
-                "Posts of alerts to an Alertmanager by result (error: refused, timed out, or not 2xx).",
-                &[("alertmanager", am.as_str()), ("result", result)],
-                n as f64,
-            );
-        }
-        if let Some(t) = e.last_success {
-            f.gauge(
-                "sparewatch_alertmanager_last_success_timestamp_seconds",
-                "When a post to this Alertmanager last succeeded (Unix time).",
-                &[("alertmanager", am.as_str())],
-                crate::snapshot::unix(t),
-            );
-        }
-    }
+/// A copy of the push's counters for `/metrics` (`None` when the push is off). The
+/// rendering lives in `render.rs`: this module does not depend on it.
+pub fn stats() -> Option<Stats> {
+    STATS.lock().ok().and_then(|g| g.clone())
 }
 
 /// Posts the latest state to one Alertmanager whenever it changes. One worker per
@@ -1014,7 +978,7 @@ mod tests {
     fn flags_before_or_after_the_subcommand_and_repeated() {
         let parse = |args: &[&str]| {
             let parsed = crate::cli::parse_from(args.iter().copied()).expect("parses");
-            PushConfig::from_parsed(&parsed)
+            crate::app::push_config(&parsed)
         };
         assert_eq!(
             parse(&["sparewatch", "run"]).ok(),

@@ -4,6 +4,9 @@
 //! hardware; a story thread breaks and repairs parts every few seconds and wakes the
 //! collectors, so metrics, the status page, `status`, dashboards and alerts all move.
 
+pub mod hwmon;
+pub mod storage;
+
 use std::io;
 use std::time::Duration;
 

@@ -2,17 +2,27 @@
 //!
 //! Per member it applies hysteresis (unhealthy at once, healthy only after `hold_down`), per
 //! group the state table ([`crate::policy`]), per collector staleness (a down or stale
-//! collector makes its groups `unknown`), and it keeps each group's since-timestamp,
-//! persisted through [`crate::state_file`].
+//! collector makes its groups `unknown`), and it keeps each group's since-timestamp and
+//! remembered members in a [`Persisted`] image. It never touches the disk: after an
+//! evaluation, [`Engine::take_changes`] hands a changed image to the store's writer thread.
+//!
+//! Memory rules (docs/architecture.md, "What is remembered"):
+//! - a remembered group the agent has not heard about yet is *pending* (not shown, never
+//!   pruned) until its collector has finished a pass;
+//! - a remembered group its collector no longer reports is `unknown`, "vanished at …";
+//! - a member seen healthy is remembered; absent later, it counts unhealthy, "absent since …";
+//! - only `sparewatch forget` removes a remembered group or member.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
-use sparewatch_collectors::{Collection, GroupReading, GroupState, MemberHealth};
+use crate::clock::Stamp;
+
+use sparewatch_collectors::{Collection, GroupReading, GroupState, MemberHealth, Role};
 
 use crate::policy::{self, Effective};
 use crate::snapshot::{from_unix, unix, CollectorView, GroupView, MemberView, Snapshot};
-use crate::state_file::{Persisted, PersistedGroup, StateFile};
+use crate::store::{Persisted, PersistedGroup, RememberedMember};
 
 /// Per-group policy overrides from the config file (`groups:`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -55,9 +65,13 @@ impl CollectorInfo {
 struct CollectorTrack {
     info: CollectorInfo,
     latest: Option<Collection>,
-    last_success: Option<SystemTime>,
+    last_success: Option<Stamp>,
     last_attempt_failed: bool,
-    running_since: Option<SystemTime>,
+    running_since: Option<Stamp>,
+    /// The running pass was logged as hanging (logged once, and once on recovery).
+    hang_logged: bool,
+    /// A pass has finished (with data or an error) since the agent started.
+    attempted: bool,
     duration: Duration,
     errors_total: u64,
     last_error: Option<String>,
@@ -65,7 +79,7 @@ struct CollectorTrack {
 
 impl CollectorTrack {
     /// Why the collector's data cannot be trusted now, if it cannot.
-    fn down_reason(&self, now: SystemTime) -> Option<String> {
+    fn down_reason(&self, now: Stamp) -> Option<String> {
         if let Some(start) = self.running_since {
             if age(now, start) > self.info.timeout {
                 return Some(format!(
@@ -95,7 +109,7 @@ impl CollectorTrack {
 #[derive(Default)]
 struct MemberTrack {
     reported_healthy: Option<bool>,
-    healthy_since: Option<SystemTime>,
+    healthy_since: Option<Stamp>,
     transitions: u64,
 }
 
@@ -106,8 +120,8 @@ impl MemberTrack {
     fn update(
         &mut self,
         raw_healthy: bool,
-        seen_at: SystemTime,
-        now: SystemTime,
+        seen_at: Stamp,
+        now: Stamp,
         hold_down: Duration,
     ) -> bool {
         match (self.reported_healthy, raw_healthy) {
@@ -138,9 +152,12 @@ struct GroupTrack {
     /// The state and since before the group became `unknown`: a short blip (one BMC
     /// timeout) that returns to the same state keeps the old since, so "without redundancy
     /// for 41 days" is not reset by every hiccup.
-    before_unknown: Option<(GroupState, SystemTime)>,
+    /// The third field is when it became `unknown` (monotonic, for the blip bound).
+    before_unknown: Option<(GroupState, SystemTime, Stamp)>,
     transitions: u64,
     members: HashMap<String, MemberTrack>,
+    /// Not evaluated yet and not remembered: its first state is not a transition.
+    first_sight: bool,
 }
 
 pub struct Engine {
@@ -148,20 +165,21 @@ pub struct Engine {
     collectors: Vec<CollectorTrack>,
     groups: BTreeMap<String, GroupTrack>,
     persisted: Persisted,
-    state_file: Option<StateFile>,
+    /// The image changed since [`Engine::take_changes`] last took it.
+    dirty: bool,
 }
 
-fn age(now: SystemTime, then: SystemTime) -> Duration {
-    now.duration_since(then).unwrap_or(Duration::ZERO)
+fn age(now: Stamp, then: Stamp) -> Duration {
+    now.since(then)
 }
 
 impl Engine {
     pub fn new(
         config: EngineConfig,
         collectors: Vec<CollectorInfo>,
-        state_file: Option<StateFile>,
+        memory: Option<Persisted>,
     ) -> Self {
-        let persisted = state_file.as_ref().map(StateFile::load).unwrap_or_default();
+        let persisted = memory.unwrap_or_default();
         Engine {
             config,
             collectors: collectors
@@ -172,6 +190,8 @@ impl Engine {
                     last_success: None,
                     last_attempt_failed: false,
                     running_since: None,
+                    hang_logged: false,
+                    attempted: false,
                     duration: Duration::ZERO,
                     errors_total: 0,
                     last_error: None,
@@ -179,13 +199,27 @@ impl Engine {
                 .collect(),
             groups: BTreeMap::new(),
             persisted,
-            state_file,
+            dirty: false,
         }
     }
 
-    /// Uses persisted since-timestamps without writing them back (one-shot `status`).
-    pub fn seed(&mut self, persisted: Persisted) {
-        self.persisted = persisted;
+    /// The persisted image, if it changed since the last call (for the store's writer).
+    pub fn take_changes(&mut self) -> Option<Persisted> {
+        std::mem::take(&mut self.dirty).then(|| self.persisted.clone())
+    }
+
+    /// Forgets a remembered group (`GROUP`) or member (`GROUP/MEMBER`); says what it forgot.
+    pub fn forget(&mut self, target: &str) -> Result<String, String> {
+        let done = crate::store::forget(&mut self.persisted, target)?;
+        if self.groups.remove(target).is_none() {
+            if let Some((g, m)) = target.rsplit_once('/') {
+                if let Some(track) = self.groups.get_mut(g) {
+                    track.members.remove(m);
+                }
+            }
+        }
+        self.dirty = true;
+        Ok(done)
     }
 
     fn track(&mut self, name: &str) -> Option<&mut CollectorTrack> {
@@ -193,9 +227,9 @@ impl Engine {
     }
 
     /// A collection pass started (used to detect hung collectors).
-    pub fn started(&mut self, collector: &str, now: SystemTime) {
+    pub fn started(&mut self, collector: &str, now: impl Into<Stamp>) {
         if let Some(c) = self.track(collector) {
-            c.running_since = Some(now);
+            c.running_since = Some(now.into());
         }
     }
 
@@ -205,12 +239,17 @@ impl Engine {
         collector: &str,
         result: Result<Collection, String>,
         duration: Duration,
-        now: SystemTime,
+        now: impl Into<Stamp>,
     ) {
+        let now = now.into();
         let Some(c) = self.track(collector) else {
             return;
         };
         c.running_since = None;
+        if std::mem::take(&mut c.hang_logged) {
+            tracing::info!(collector = c.info.name, took = ?duration, "collector pass finished again after hanging");
+        }
+        c.attempted = true;
         c.duration = duration;
         match result {
             Ok(collection) => {
@@ -228,9 +267,21 @@ impl Engine {
     }
 
     /// Evaluates every group at `now` and returns the snapshot (metrics not yet rendered).
-    pub fn evaluate(&mut self, now: SystemTime) -> Snapshot {
+    pub fn evaluate(&mut self, now: impl Into<Stamp>) -> Snapshot {
+        let now: Stamp = now.into();
         let hold_down = self.config.hold_down;
-        // Risks seen by any trustworthy collector apply to members of every collector.
+        for c in &mut self.collectors {
+            if let Some(start) = c.running_since {
+                if !c.hang_logged && age(now, start) > c.info.timeout {
+                    c.hang_logged = true;
+                    tracing::warn!(collector = c.info.name, timeout = ?c.info.timeout,
+                        "collector pass is hanging: running longer than its timeout; its groups are unknown");
+                }
+            }
+        }
+        // Risks seen by any trustworthy collector apply to members of every collector. A
+        // collector that is down keeps its last risks as "risk unknown": evidence never
+        // improves by being lost.
         let mut risks: HashMap<String, String> = HashMap::new();
         for c in &self.collectors {
             if c.down_reason(now).is_none() {
@@ -239,9 +290,20 @@ impl Engine {
                 }
             }
         }
+        for c in &self.collectors {
+            if let Some(why) = c.down_reason(now) {
+                for r in c.latest.iter().flat_map(|l| &l.device_risks) {
+                    risks.entry(r.device.clone()).or_insert_with(|| {
+                        format!(
+                            "risk unknown: collector {} down ({why}); it last reported: {}",
+                            c.info.name, r.reason
+                        )
+                    });
+                }
+            }
+        }
         let mut views = Vec::new();
-        let mut seen = Vec::new();
-        let mut persist = false;
+        let mut seen = std::collections::HashSet::new();
         for c in &self.collectors {
             let down = c.down_reason(now);
             for reading in c.latest.iter().flat_map(|l| &l.groups) {
@@ -254,67 +316,89 @@ impl Engine {
                         reading.by_design = b;
                     }
                 }
-                seen.push(reading.name.clone());
-                let is_new = !self.groups.contains_key(&reading.name);
+                if !seen.insert(reading.name.clone()) {
+                    continue;
+                }
+                let was_remembered = self.persisted.groups.contains_key(&reading.name);
                 let track = self.groups.entry(reading.name.clone()).or_insert_with(|| {
                     let p = self.persisted.groups.get(&reading.name);
                     GroupTrack {
                         state: p
                             .and_then(|p| GroupState::parse(&p.state))
                             .unwrap_or(GroupState::Unknown),
-                        since: p.and_then(|p| from_unix(p.since)).unwrap_or(now),
+                        since: p.and_then(|p| from_unix(p.since)).unwrap_or(now.wall),
                         transitions: p.map_or(0, |p| p.transitions),
                         before_unknown: None,
                         members: HashMap::new(),
+                        first_sight: p.is_none(),
                     }
                 });
+                let entry = self
+                    .persisted
+                    .groups
+                    .entry(reading.name.clone())
+                    .or_insert_with(|| PersistedGroup::new("unknown", unix(now.wall), 0));
+                let before = entry.clone();
                 let view = evaluate_group(
                     c.info.name,
                     &reading,
                     track,
+                    &mut entry.members,
                     down.as_deref(),
                     &risks,
                     c.last_success.unwrap_or(now),
                     now,
                     c.info.stale_after(),
                     hold_down,
-                    is_new && !self.persisted.groups.contains_key(&reading.name),
                 );
-                if self
-                    .persisted
-                    .groups
-                    .get(&reading.name)
-                    .map(|p| (&p.state, p.since))
-                    != Some((&view.state, view.since))
-                {
-                    self.persisted.groups.insert(
-                        reading.name.clone(),
-                        PersistedGroup {
-                            state: view.state.clone(),
-                            since: view.since,
-                            transitions: view.transitions,
-                        },
-                    );
-                    persist = true;
+                entry.state = view.state.clone();
+                entry.since = view.since;
+                entry.transitions = view.transitions;
+                entry.collector = Some(c.info.name.to_string());
+                entry.kind = Some(view.kind.clone());
+                entry.required = Some(view.members_required);
+                entry.vanished_at = None;
+                if !was_remembered || *entry != before {
+                    self.dirty = true;
                 }
                 views.push(view);
             }
         }
-        // Groups whose collector no longer reports them are forgotten.
         self.groups.retain(|name, _| seen.contains(name));
-        let before = self.persisted.groups.len();
-        self.persisted.groups.retain(|name, _| seen.contains(name));
-        persist |= before != self.persisted.groups.len();
-        if persist {
-            if let Some(f) = &self.state_file {
-                if let Err(e) = f.save(&self.persisted) {
-                    tracing::warn!(error = %e, "cannot persist group states");
-                }
+        // Remembered groups no collector reported in this evaluation.
+        let all_attempted = self.collectors.iter().all(|c| c.attempted);
+        for (name, entry) in self.persisted.groups.iter_mut() {
+            if seen.contains(name) {
+                continue;
             }
+            let track = entry
+                .collector
+                .as_deref()
+                .and_then(|n| self.collectors.iter().find(|c| c.info.name == n));
+            let why = match (track, &entry.collector) {
+                // Its collector has not finished a pass yet (start-up) or is not enabled:
+                // pending, neither shown nor pruned.
+                (Some(c), _) if !c.attempted => continue,
+                (None, Some(_)) => continue,
+                // A version-1 entry (no collector recorded): pending until every collector
+                // has reported.
+                (None, None) if !all_attempted => continue,
+                (Some(c), _) => match c.down_reason(now) {
+                    Some(why) => Unseen::Down(format!("collector {} down: {why}", c.info.name)),
+                    None => Unseen::Vanished,
+                },
+                (None, None) => Unseen::Vanished,
+            };
+            let before = entry.clone();
+            let view = unseen_group(name, entry, &why, now.wall);
+            if *entry != before {
+                self.dirty = true;
+            }
+            views.push(view);
         }
         views.sort_by(|a, b| a.name.cmp(&b.name));
         Snapshot {
-            generated_at: unix(now),
+            generated_at: unix(now.wall),
             groups: views,
             collectors: self
                 .collectors
@@ -323,7 +407,7 @@ impl Engine {
                     name: c.info.name.to_string(),
                     present: c.latest.as_ref().is_some_and(|l| l.present),
                     up: c.down_reason(now).is_none(),
-                    last_success: c.last_success.map(unix),
+                    last_success: c.last_success.map(|t| unix(t.wall)),
                     duration_seconds: c.duration.as_secs_f64(),
                     errors_total: c.errors_total,
                     last_error: c.down_reason(now),
@@ -335,18 +419,19 @@ impl Engine {
 
     /// The earliest moment a held-down member may be reported healthy again, so the engine
     /// re-evaluates exactly then instead of on its next tick.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub fn next_deadline(&self) -> Option<Stamp> {
         let hold_down = self.config.hold_down;
         self.groups
             .values()
             .flat_map(|g| g.members.values())
-            .filter_map(|m| m.healthy_since.map(|t| t + hold_down))
+            .filter_map(|m| m.healthy_since.map(|t| t.plus(hold_down)))
             .min()
     }
 
     /// Raw readings of every collector whose data is current (a down collector's old
     /// readings are not served as if they were fresh).
-    pub fn current_collections(&self, now: SystemTime) -> Vec<(&'static str, &Collection)> {
+    pub fn current_collections(&self, now: impl Into<Stamp>) -> Vec<(&'static str, &Collection)> {
+        let now = now.into();
         self.collectors
             .iter()
             .filter(|c| c.down_reason(now).is_none())
@@ -355,18 +440,94 @@ impl Engine {
     }
 }
 
+/// Why a remembered group is missing from this evaluation.
+enum Unseen {
+    /// Its collector reported without it.
+    Vanished,
+    /// Its collector is down (since start-up, so there is no reading at all).
+    Down(String),
+}
+
+fn rfc3339(unix_secs: f64) -> String {
+    from_unix(unix_secs)
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_else(|| format!("{unix_secs}"))
+}
+
+fn role_from_str(s: &str) -> Role {
+    match s {
+        "standby" => Role::Standby,
+        "spare" => Role::Spare,
+        _ => Role::Active,
+    }
+}
+
+/// A remembered group with no reading: `unknown`, its remembered members listed as unknown.
+fn unseen_group(
+    name: &str,
+    entry: &mut PersistedGroup,
+    why: &Unseen,
+    now: SystemTime,
+) -> GroupView {
+    if entry.state != GroupState::Unknown.as_str() {
+        entry.state = GroupState::Unknown.as_str().to_string();
+        entry.since = unix(now);
+        entry.transitions += 1;
+    }
+    let reason = match why {
+        Unseen::Vanished => {
+            let at = *entry.vanished_at.get_or_insert(unix(now));
+            format!("group vanished at {}", rfc3339(at))
+        }
+        Unseen::Down(why) => why.clone(),
+    };
+    let members: Vec<MemberView> = entry
+        .members
+        .iter()
+        .map(|(m, r)| MemberView {
+            name: m.clone(),
+            role: r.role.clone(),
+            healthy: false,
+            at_risk: false,
+            unknown: true,
+            reason: Some(reason.clone()),
+            transitions: 0,
+        })
+        .collect();
+    GroupView {
+        name: name.to_string(),
+        kind: entry.kind.clone().unwrap_or_else(|| {
+            name.split_once(':')
+                .map_or("unknown", |(k, _)| k)
+                .to_string()
+        }),
+        collector: entry.collector.clone().unwrap_or_default(),
+        state: GroupState::Unknown.as_str().to_string(),
+        by_design: false,
+        members_total: members.len() as u32,
+        members_healthy: 0,
+        members_required: entry.required.unwrap_or(0),
+        spare: 0,
+        since: entry.since,
+        transitions: entry.transitions,
+        stated_state: None,
+        evidence_disagreement: false,
+        members,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn evaluate_group(
     collector: &str,
     reading: &GroupReading,
     track: &mut GroupTrack,
+    remembered: &mut BTreeMap<String, RememberedMember>,
     down: Option<&str>,
     risks: &HashMap<String, String>,
-    seen_at: SystemTime,
-    now: SystemTime,
+    seen_at: Stamp,
+    now: Stamp,
     blip: Duration,
     hold_down: Duration,
-    first_sight: bool,
 ) -> GroupView {
     let mut members = Vec::new();
     let mut policy_in = Vec::new();
@@ -405,6 +566,21 @@ fn evaluate_group(
                 }
             }
         };
+        // Present again: no longer absent. Seen healthy: remembered from now on.
+        if let Some(r) = remembered.get_mut(&m.name) {
+            r.absent_since = None;
+            if matches!(eff, Effective::Healthy | Effective::AtRisk) {
+                r.role = m.role.as_str().to_string();
+            }
+        } else if matches!(eff, Effective::Healthy | Effective::AtRisk) {
+            remembered.insert(
+                m.name.clone(),
+                RememberedMember {
+                    role: m.role.as_str().to_string(),
+                    absent_since: None,
+                },
+            );
+        }
         policy_in.push((m.role, eff));
         members.push(MemberView {
             name: m.name.clone(),
@@ -416,9 +592,32 @@ fn evaluate_group(
             transitions: mt.transitions,
         });
     }
+    // Remembered members missing from the reading count as missing members.
+    for (name, r) in remembered.iter_mut() {
+        if reading.members.iter().any(|m| &m.name == name) {
+            continue;
+        }
+        let since = *r.absent_since.get_or_insert(unix(now.wall));
+        let why = format!("absent since {}", rfc3339(since));
+        let eff = if down.is_some() {
+            Effective::Unknown
+        } else {
+            Effective::Unhealthy
+        };
+        policy_in.push((role_from_str(&r.role), eff));
+        members.push(MemberView {
+            name: name.clone(),
+            role: r.role.clone(),
+            healthy: false,
+            at_risk: false,
+            unknown: eff == Effective::Unknown,
+            reason: Some(why),
+            transitions: track.members.get(name).map_or(0, |m| m.transitions),
+        });
+    }
     track
         .members
-        .retain(|name, _| reading.members.iter().any(|m| &m.name == name));
+        .retain(|name, _| members.iter().any(|m| &m.name == name));
     let stated = if down.is_some() { None } else { reading.stated };
     let verdict = policy::evaluate(&policy_in, reading.required, stated);
     let state = if down.is_some() {
@@ -427,35 +626,43 @@ fn evaluate_group(
         verdict.state
     };
     if state != track.state {
-        if !first_sight {
+        if !track.first_sight {
             track.transitions += 1;
         }
         let restored = match track.before_unknown.take() {
-            Some((before, since))
+            Some((before, since, unknown_at))
                 if before == state
                     && track.state == GroupState::Unknown
-                    && age(now, track.since) <= blip =>
+                    && age(now, unknown_at) <= blip =>
             {
                 Some(since)
             }
             _ => None,
         };
         if state == GroupState::Unknown {
-            track.before_unknown = Some((track.state, track.since));
+            track.before_unknown = Some((track.state, track.since, now));
         }
         track.state = state;
-        track.since = restored.unwrap_or(now);
+        track.since = restored.unwrap_or(now.wall);
     }
+    track.first_sight = false;
+    // An unknown group's spare is a lower bound that never goes below zero: unknown
+    // members are neither surplus nor deficit (only a group known `failed` is negative).
+    let spare = if state == GroupState::Unknown {
+        verdict.spare.max(0)
+    } else {
+        verdict.spare
+    };
     GroupView {
         name: reading.name.clone(),
         kind: reading.kind.to_string(),
         collector: collector.to_string(),
         state: state.as_str().to_string(),
         by_design: reading.by_design,
-        members_total: reading.members.len() as u32,
+        members_total: members.len() as u32,
         members_healthy: verdict.healthy,
         members_required: reading.required,
-        spare: verdict.spare,
+        spare,
         since: unix(track.since),
         transitions: track.transitions,
         stated_state: stated.map(|s| s.as_state().as_str().to_string()),
@@ -491,7 +698,7 @@ mod tests {
         c
     }
 
-    fn engine(dir: Option<&std::path::Path>) -> Engine {
+    fn engine(memory: Option<Persisted>) -> Engine {
         Engine::new(
             EngineConfig::default(),
             vec![CollectorInfo {
@@ -499,11 +706,12 @@ mod tests {
                 interval: Duration::from_secs(30),
                 timeout: Duration::from_secs(10),
             }],
-            dir.map(StateFile::new),
+            memory,
         )
     }
 
     fn state(e: &mut Engine, now: SystemTime) -> (String, f64) {
+        let now = Stamp::from(now);
         let s = e.evaluate(now);
         (s.groups[0].state.clone(), s.groups[0].since)
     }
@@ -556,6 +764,12 @@ mod tests {
         e.started("net", t(201));
         assert_eq!(state(&mut e, t(205)).0, "redundant");
         assert_eq!(state(&mut e, t(212)).0, "unknown");
+        // The wall clock steps back an hour: hang detection (monotonic) is not disabled.
+        e.finished("net", Ok(bond(true)), Duration::ZERO, t(300));
+        e.started("net", t(301));
+        let mut stepped = Stamp::from(t(312));
+        stepped.wall = t(312) - Duration::from_secs(3600);
+        assert_eq!(e.evaluate(stepped).groups[0].state, "unknown");
     }
 
     #[test]
@@ -579,18 +793,101 @@ mod tests {
 
     #[test]
     fn since_survives_restart() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut e = engine(Some(dir.path()));
+        let mut e = engine(None);
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(0));
         assert_eq!(state(&mut e, t(0)), ("no_redundancy".into(), unix(t(0))));
-        drop(e);
-        let mut e = engine(Some(dir.path()));
+        let saved = e.take_changes().expect("a first state is saved");
+        assert_eq!(e.take_changes(), None, "nothing changed since");
+        // Restarted: before the collector reports, the group is pending, not pruned.
+        let mut e = engine(Some(saved.clone()));
+        assert!(e.evaluate(t(500)).groups.is_empty());
+        assert_eq!(e.take_changes(), None, "a pending group is not written");
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(500));
         assert_eq!(state(&mut e, t(500)), ("no_redundancy".into(), unix(t(0))));
         // A different state at restart starts a new since.
-        let mut e = engine(Some(dir.path()));
+        let mut e = engine(Some(saved));
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(900));
         assert_eq!(state(&mut e, t(900)), ("redundant".into(), unix(t(900))));
+    }
+
+    fn bond3(slaves: &[&str]) -> Collection {
+        let mut g = GroupReading::new("bond:bond0", "bond", 1);
+        for s in slaves {
+            g.members
+                .push(MemberReading::new(*s, Role::Active, MemberHealth::Healthy));
+        }
+        let mut c = Collection::present();
+        c.groups.push(g);
+        c
+    }
+
+    #[test]
+    fn an_absent_member_counts_missing_and_a_vanished_group_is_unknown() {
+        let mut e = engine(None);
+        e.finished(
+            "net",
+            Ok(bond3(&["eth0", "eth1", "eth2"])),
+            Duration::ZERO,
+            t(0),
+        );
+        assert_eq!(state(&mut e, t(0)).0, "redundant");
+        e.finished("net", Ok(bond3(&["eth0", "eth1"])), Duration::ZERO, t(10));
+        let s = e.evaluate(t(10));
+        let g = &s.groups[0];
+        assert_eq!(
+            (g.state.as_str(), g.members_healthy, g.members_total),
+            ("degraded", 2, 3)
+        );
+        let gone = g
+            .members
+            .iter()
+            .find(|m| m.name == "eth2")
+            .expect("eth2 listed");
+        assert!(!gone.healthy);
+        assert!(gone
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("absent since 2023-")));
+        // Forget the member: the group is redundant with what it has.
+        assert!(e.forget("bond:bond0/eth9").is_err());
+        assert_eq!(
+            e.forget("bond:bond0/eth2"),
+            Ok("member eth2 of group bond:bond0".into())
+        );
+        assert_eq!(state(&mut e, t(11)).0, "redundant");
+        // The whole bond goes: kept, unknown, "vanished at".
+        e.finished("net", Ok(Collection::present()), Duration::ZERO, t(20));
+        let s = e.evaluate(t(20));
+        assert_eq!(s.groups.len(), 1);
+        assert_eq!(s.groups[0].state, "unknown");
+        assert_eq!(s.groups[0].spare, 0);
+        assert!(s.groups[0].reasons()[0].contains("group vanished at"));
+        // After a restart too, once the collector has reported.
+        let saved = e.take_changes().expect("saved");
+        let mut e = engine(Some(saved));
+        e.finished("net", Ok(Collection::present()), Duration::ZERO, t(30));
+        let s = e.evaluate(t(30));
+        assert_eq!(s.groups[0].state, "unknown");
+        assert_eq!(
+            s.groups[0].since,
+            unix(t(20)),
+            "since of the vanishing kept"
+        );
+        assert_eq!(e.forget("bond:bond0"), Ok("group bond:bond0".into()));
+        assert!(e.evaluate(t(31)).groups.is_empty());
+    }
+
+    #[test]
+    fn a_collector_never_heard_of_since_start_shows_its_groups_unknown() {
+        let mut e = engine(None);
+        e.finished("net", Ok(bond(false)), Duration::ZERO, t(0));
+        e.evaluate(t(0));
+        let saved = e.take_changes().expect("saved");
+        let mut e = engine(Some(saved));
+        e.finished("net", Err("BMC unreachable".into()), Duration::ZERO, t(40));
+        let s = e.evaluate(t(40));
+        assert_eq!(s.groups[0].state, "unknown");
+        assert!(s.groups[0].members.iter().all(|m| m.unknown));
     }
 
     #[test]
@@ -626,6 +923,25 @@ mod tests {
         let s = e.evaluate(t(0));
         assert_eq!(s.groups[0].state, "degraded");
         assert!(s.groups[0].members[1].at_risk);
+        // smart goes down: its last risk stays, as "risk unknown", until it reports again.
+        e.finished(
+            "smart",
+            Err("smartctl timed out".into()),
+            Duration::ZERO,
+            t(30),
+        );
+        let s = e.evaluate(t(30));
+        assert_eq!(
+            s.groups[0].state, "degraded",
+            "evidence lost must not improve it"
+        );
+        let reason = s.groups[0].members[1].reason.clone().unwrap_or_default();
+        assert!(
+            reason.starts_with("risk unknown: collector smart down"),
+            "{reason}"
+        );
+        e.finished("smart", Ok(Collection::present()), Duration::ZERO, t(60));
+        assert_eq!(e.evaluate(t(60)).groups[0].state, "redundant");
     }
 
     fn health() -> impl proptest::strategy::Strategy<Value = MemberHealth> {
@@ -667,7 +983,12 @@ mod tests {
                 let snap = e.evaluate(t(now));
                 for g in &snap.groups {
                     proptest::prop_assert!(GroupState::parse(&g.state).is_some());
-                    proptest::prop_assert_eq!(g.spare, i64::from(g.members_healthy) - i64::from(g.members_required));
+                    let spare = i64::from(g.members_healthy) - i64::from(g.members_required);
+                    if g.state == "unknown" {
+                        proptest::prop_assert_eq!(g.spare, spare.max(0));
+                    } else {
+                        proptest::prop_assert_eq!(g.spare, spare);
+                    }
                     if fail {
                         proptest::prop_assert_eq!(g.state.as_str(), "unknown");
                     } else {

@@ -267,7 +267,7 @@ pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
             1.0,
         );
     }
-    crate::alertmanager::render_stats(&mut f);
+    push_stats(&mut f);
     f.gauge(
         "sparewatch_snapshot_timestamp_seconds",
         "When the served snapshot was evaluated (Unix time): scrapes serve the last snapshot, never wait on hardware.",
@@ -280,4 +280,34 @@ pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
         f.extend(pc.collect());
     }
     f.encode()
+}
+/// The Alertmanager push's own series (nothing when the push is off).
+fn push_stats(f: &mut Families) {
+    let Some(stats) = crate::alertmanager::stats() else {
+        return;
+    };
+    f.gauge(
+        "sparewatch_alertmanager_alerts_active",
+        "Group alerts the agent currently posts to Alertmanager as firing (--alertmanager.url).",
+        &[],
+        stats.active as f64,
+    );
+    for (am, e) in &stats.endpoints {
+        for (result, n) in [("success", e.success), ("error", e.error)] {
+            f.counter(
+                "sparewatch_alertmanager_posts_total",
+                "Posts of alerts to an Alertmanager by result (error: refused, timed out, or not 2xx).",
+                &[("alertmanager", am.as_str()), ("result", result)],
+                n as f64,
+            );
+        }
+        if let Some(t) = e.last_success {
+            f.gauge(
+                "sparewatch_alertmanager_last_success_timestamp_seconds",
+                "When a post to this Alertmanager last succeeded (Unix time).",
+                &[("alertmanager", am.as_str())],
+                crate::snapshot::unix(t),
+            );
+        }
+    }
 }

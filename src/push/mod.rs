@@ -1,0 +1,3 @@
+//! Alerts pushed to Alertmanager directly (`--alertmanager.url`).
+
+pub mod alertmanager;
