@@ -18,6 +18,7 @@ pub mod http;
 pub mod policy;
 pub mod render;
 pub mod scheduler;
+pub mod signals;
 pub mod snapshot;
 pub mod state_file;
 pub mod status;
