@@ -736,4 +736,11 @@ async fn a_few_bad_clients_cannot_hold_every_slot() {
         "sparewatch_web_connections_refused_total{reason=\"per_client_limit\"}",
     );
     assert!(refused.unwrap_or(0.0) >= 200.0, "{text}");
+    // The web server's metrics appended to the agent's are still valid exposition text.
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert!(
+        body.contains("sparewatch_web_auth_failures_total"),
+        "{body}"
+    );
+    crate::support::promtool_check_metrics(body);
 }
