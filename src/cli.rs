@@ -40,6 +40,12 @@ pub enum Command {
         #[arg(required = true)]
         targets: Vec<String>,
     },
+    /// Validate a config file (and --web.config.file, if given) without starting: exit 0
+    /// when valid, 1 with every error naming the key when not (for config management).
+    CheckConfig {
+        /// The YAML config file to check.
+        file: PathBuf,
+    },
     /// Run the agent against a built-in simulated server that plays a story of faults and
     /// repairs, so the whole product can be seen without redundant hardware.
     Demo {

@@ -14,6 +14,7 @@ pub mod fixture;
 pub mod host;
 pub mod http;
 pub mod push;
+pub mod signals;
 pub mod status;
 pub mod store;
 pub mod view;

@@ -66,6 +66,7 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::CheckConfig { file }) => Ok(check_config(parsed, &roots, file)),
         Some(Command::Check) => {
             let setup = app::setup(parsed, &roots)?;
             let snap = app::collect_once(setup, SystemTime::now(), None);
@@ -73,5 +74,49 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
             println!("{line}");
             Ok(ExitCode::from(code as u8))
         }
+    }
+}
+
+/// `sparewatch check-config FILE`: the config file, every collector section in it (built as
+/// the agent would build it) and `--web.config.file`, without starting anything.
+fn check_config(
+    parsed: &cli::Parsed,
+    roots: &sparewatch_collectors::Roots,
+    file: &std::path::Path,
+) -> ExitCode {
+    let mut errors = Vec::new();
+    match sparewatch::config::Config::load(file) {
+        Err(e) => errors.push(e.to_string()),
+        Ok(config) => {
+            for spec in sparewatch_collectors::COLLECTORS {
+                let Some(section) = config.collectors.get(spec.name) else {
+                    continue;
+                };
+                let ctx = sparewatch_collectors::BuildContext {
+                    roots,
+                    matches: parsed.collector_matches(),
+                    config: Some(section),
+                    // Validating only: a collector must not write its memory.
+                    read_only: true,
+                };
+                if let Err(e) = (spec.build)(&ctx) {
+                    errors.push(format!("{}: {e}", file.display()));
+                }
+            }
+        }
+    }
+    if let Some(web) = &parsed.cli.common.web.config_file {
+        if let Err(e) = sparewatch::web_config::load(web) {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        println!("{}: ok", file.display());
+        ExitCode::SUCCESS
+    } else {
+        for e in errors {
+            eprintln!("sparewatch: error: {e}");
+        }
+        ExitCode::from(1)
     }
 }

@@ -77,6 +77,14 @@ struct RawHttp {
     headers: BTreeMap<String, String>,
 }
 
+/// Highest bcrypt cost accepted. Each step doubles the work: cost 10–12 (what
+/// exporter-toolkit users commonly use) takes tens to hundreds of milliseconds, 17 (the
+/// highest `htpasswd -B` makes) about ten seconds per verification, and 31 would take days,
+/// so a hash above this is a startup error rather than a lock-out.
+pub const MAX_BCRYPT_COST: u32 = 17;
+/// Largest web config file and PEM file read.
+pub const MAX_WEB_FILE_BYTES: u64 = 1024 * 1024;
+
 /// TLS protocol versions rustls speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
@@ -160,7 +168,7 @@ pub fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
     let raw: RawWebConfig = if text.trim().is_empty() {
         RawWebConfig::default()
     } else {
-        serde_yaml::from_str(text).map_err(|e| e.to_string())?
+        crate::config::from_yaml_limited(text)?
     };
     let mut cfg = WebConfig::default();
     if let Some(t) = raw.tls_server_config {
@@ -238,10 +246,21 @@ pub fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
             ));
         }
         // The hash itself is never printed: it is a secret too.
-        if hash.parse::<bcrypt::HashParts>().is_err() {
-            return Err(format!(
-                "basic_auth_users.{user}: not a bcrypt hash (make one with `htpasswd -nBC 10 \"\"`)"
-            ));
+        match hash.parse::<bcrypt::HashParts>() {
+            Err(_) => {
+                return Err(format!(
+                    "basic_auth_users.{user}: not a bcrypt hash (make one with `htpasswd -nBC 10 \"\"`)"
+                ))
+            }
+            Ok(p) if p.get_cost() > MAX_BCRYPT_COST => {
+                return Err(format!(
+                    "basic_auth_users.{user}: bcrypt cost {} is above the maximum of \
+                     {MAX_BCRYPT_COST} (every check would take minutes or more); make a new \
+                     hash with `htpasswd -nBC 10 \"\"`",
+                    p.get_cost()
+                ))
+            }
+            Ok(_) => {}
         }
     }
     cfg.basic_auth_users = raw.basic_auth_users;
@@ -263,10 +282,12 @@ pub fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
 /// Reads and validates a web config file, and loads its TLS material, so that every
 /// mistake (bad YAML, a missing or unreadable cert, a key that does not match) is a startup
 /// error naming the file.
-pub fn load(path: &Path) -> Result<(WebConfig, Option<Arc<rustls::ServerConfig>>), WebConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-        path: path.display().to_string(),
-        source,
+pub fn load(path: &Path) -> Result<(WebConfig, Option<LoadedTls>), WebConfigError> {
+    let text = crate::config::read_bounded_text(path, MAX_WEB_FILE_BYTES).map_err(|source| {
+        WebConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let invalid = |detail: String| WebConfigError::Invalid {
@@ -275,16 +296,38 @@ pub fn load(path: &Path) -> Result<(WebConfig, Option<Arc<rustls::ServerConfig>>
     };
     let cfg = parse(&text, base).map_err(invalid)?;
     let tls = match &cfg.tls {
-        Some(t) => Some(tls_server_config(t).map_err(invalid)?),
+        Some(t) => {
+            let config = tls_server_config(t).map_err(invalid)?;
+            let not_after = read_pem(&t.cert, "cert_file")
+                .ok()
+                .and_then(|pem| parse_certs(&pem).ok())
+                .and_then(|certs| certs.first().and_then(|c| cert_not_after(c)));
+            Some(LoadedTls { config, not_after })
+        }
         None => None,
     };
     Ok((cfg, tls))
 }
 
+/// The server's TLS config and when its certificate expires.
+#[derive(Clone)]
+pub struct LoadedTls {
+    pub config: Arc<rustls::ServerConfig>,
+    /// notAfter of the leaf certificate, Unix seconds (`None` if it cannot be parsed).
+    pub not_after: Option<i64>,
+}
+
+/// notAfter of a DER certificate, Unix seconds.
+pub fn cert_not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 fn read_pem(p: &Pem, what: &str) -> Result<Vec<u8>, String> {
     match p {
         Pem::Inline(s) => Ok(s.as_bytes().to_vec()),
-        Pem::File(f) => std::fs::read(f).map_err(|e| format!("{what} {}: {e}", f.display())),
+        Pem::File(f) => crate::config::read_bounded(f, MAX_WEB_FILE_BYTES)
+            .map_err(|e| format!("{what} {}: {e}", f.display())),
     }
 }
 
@@ -404,6 +447,10 @@ mod tests {
             ("tls_server_config: {cert_file: a, key_file: b, client_auth_type: RequireAnyClientCert}", "not supported"),
             ("basic_auth_users: {prometheus: secret}", "not a bcrypt hash"),
             ("basic_auth_users: {\"a:b\": x}", "invalid user name"),
+            (
+                "basic_auth_users: {p: \"$2y$31$Wv4ZQw1EzK6o8U0mQ9b1/uJ2JmCk6HVv9n0xjvUq3eKx0D6yP3jTy\"}",
+                "bcrypt cost 31 is above the maximum of 17",
+            ),
             ("tls_config: {}", "unknown field"),
         ];
         for (text, want) in cases {

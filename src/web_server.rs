@@ -11,16 +11,28 @@
 //! - request heads of at most 64 headers and 16 KiB; no request bodies; only GET and HEAD
 //!   (axum answers 405 with `Allow` for anything else).
 //!
+//! - at most `--web.max-connections-per-client` connections from one client address: a few
+//!   bad clients cannot hold every slot.
+//!
 //! bcrypt is slow on purpose, so verified credentials are cached (SHA-256 of user, password
-//! and hash; never the password itself) and at most two verifications run at a time: a
-//! flood of wrong passwords queues behind them and cannot take the CPU from the collectors.
+//! and hash; never the password itself). Verifications run on a small pool of worker threads
+//! off the connection path, with a bounded queue: a verification finishes (and its result is
+//! cached) even when the client that asked has gone or timed out, so a slow hash works after
+//! its first check. One client address has at most one verification under way, and its
+//! failures are rate-limited, so a flood of wrong passwords cannot starve a new valid client.
+//!
+//! The TLS certificate, the users and the headers can be reloaded ([`Security::reload`],
+//! on SIGHUP) without dropping connections.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -35,7 +47,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::web_config::WebConfig;
+use crate::web_config::{LoadedTls, WebConfig};
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     sparewatch_collectors::parse_duration(s)
@@ -65,6 +77,14 @@ pub struct WebFlags {
     #[arg(id = "web.request-timeout", long = "web.request-timeout", value_name = "DURATION", default_value = "10s", global = true,
           value_parser = parse_duration_arg)]
     pub request_timeout: Duration,
+    /// At most this many connections from one client address; more are closed at once.
+    #[arg(id = "web.max-connections-per-client", long = "web.max-connections-per-client", value_name = "N", default_value_t = 16, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_connections_per_client: u32,
+    /// Warn (in the log) when the TLS certificate expires within this time, or has expired.
+    #[arg(id = "web.tls-expiry-warning", long = "web.tls-expiry-warning", value_name = "DURATION", default_value = "14d", global = true,
+          value_parser = parse_duration_arg)]
+    pub tls_expiry_warning: Duration,
 }
 
 impl Default for WebFlags {
@@ -74,6 +94,8 @@ impl Default for WebFlags {
             max_connections: 256,
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            max_connections_per_client: 16,
+            tls_expiry_warning: Duration::from_secs(14 * 86400),
         }
     }
 }
@@ -85,15 +107,92 @@ const MAX_HEADERS: usize = 64;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Bounded cache of verified credentials.
 const AUTH_CACHE_MAX: usize = 64;
-/// bcrypt verifications allowed at once.
+/// bcrypt worker threads (verifications running at once).
 const AUTH_PARALLEL: usize = 2;
+/// Verifications waiting for a worker; past it, requests get 503 at once.
+const AUTH_QUEUE: usize = 32;
+/// Failed logins one client address may make in a burst, and refills per second.
+const AUTH_FAIL_BURST: f64 = 5.0;
+const AUTH_FAIL_PER_SEC: f64 = 1.0;
+/// Client addresses whose failures are remembered.
+const AUTH_CLIENTS_MAX: usize = 4096;
+
+/// Counters of the web server, appended to `/metrics` after the agent's own metrics.
+#[derive(Default)]
+pub struct WebStats {
+    auth_failures: AtomicU64,
+    throttled_rate: AtomicU64,
+    throttled_busy: AtomicU64,
+    throttled_queue: AtomicU64,
+    refused_per_client: AtomicU64,
+    /// notAfter of the served certificate (Unix seconds); `i64::MIN` without TLS.
+    cert_not_after: AtomicI64,
+}
+
+impl WebStats {
+    fn new() -> WebStats {
+        WebStats {
+            cert_not_after: AtomicI64::new(i64::MIN),
+            ..WebStats::default()
+        }
+    }
+
+    /// The counters in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        out.push_str(&format!(
+            "# HELP sparewatch_web_auth_failures_total Requests refused with 401: missing or wrong credentials.\n\
+             # TYPE sparewatch_web_auth_failures_total counter\n\
+             sparewatch_web_auth_failures_total {}\n",
+            get(&self.auth_failures)
+        ));
+        out.push_str(
+            "# HELP sparewatch_web_requests_throttled_total Requests refused before any password check: auth_rate (429, the client's failed logins are rate-limited), auth_busy (429, a check for this client is under way), auth_queue (503, the verification queue is full).\n\
+             # TYPE sparewatch_web_requests_throttled_total counter\n",
+        );
+        for (reason, c) in [
+            ("auth_busy", &self.throttled_busy),
+            ("auth_queue", &self.throttled_queue),
+            ("auth_rate", &self.throttled_rate),
+        ] {
+            out.push_str(&format!(
+                "sparewatch_web_requests_throttled_total{{reason=\"{reason}\"}} {}\n",
+                get(c)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP sparewatch_web_connections_refused_total Connections closed at once because their client address already had --web.max-connections-per-client open.\n\
+             # TYPE sparewatch_web_connections_refused_total counter\n\
+             sparewatch_web_connections_refused_total{{reason=\"per_client_limit\"}} {}\n",
+            get(&self.refused_per_client)
+        ));
+        let na = self.cert_not_after.load(Ordering::Relaxed);
+        if na != i64::MIN {
+            out.push_str(&format!(
+                "# HELP sparewatch_web_tls_cert_not_after_timestamp_seconds When the served TLS certificate expires (notAfter).\n\
+                 # TYPE sparewatch_web_tls_cert_not_after_timestamp_seconds gauge\n\
+                 sparewatch_web_tls_cert_not_after_timestamp_seconds {na}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// What can change on reload: the TLS certificate, the users, the headers.
+struct Live {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    auth: Option<Arc<BasicAuth>>,
+    headers: Arc<Vec<(header::HeaderName, HeaderValue)>>,
+}
 
 /// Everything the server needs, validated: what `--web.config.file` said plus the limits.
+/// Clones share the same live settings, so a [`Security::reload`] reaches the server.
 #[derive(Clone)]
 pub struct Security {
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub auth: Option<Arc<BasicAuth>>,
-    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    live: Arc<RwLock<Arc<Live>>>,
+    pool: Arc<VerifyPool>,
+    pub stats: Arc<WebStats>,
     pub limits: WebFlags,
 }
 
@@ -104,7 +203,7 @@ impl Security {
             Some(p) => crate::web_config::load(p)?,
             None => (WebConfig::default(), None),
         };
-        Ok(Security::new(cfg, tls, flags.clone()))
+        Ok(Security::with_tls(cfg, tls, flags.clone()))
     }
 
     pub fn new(
@@ -112,44 +211,252 @@ impl Security {
         tls: Option<Arc<rustls::ServerConfig>>,
         limits: WebFlags,
     ) -> Security {
-        let auth = (!cfg.basic_auth_users.is_empty())
-            .then(|| Arc::new(BasicAuth::new(cfg.basic_auth_users.into_iter().collect())));
-        Security {
-            tls,
-            auth,
-            headers: cfg.headers,
+        let tls = tls.map(|config| LoadedTls {
+            config,
+            not_after: None,
+        });
+        Security::with_tls(cfg, tls, limits)
+    }
+
+    fn with_tls(cfg: WebConfig, tls: Option<LoadedTls>, limits: WebFlags) -> Security {
+        let pool = Arc::new(VerifyPool::new(AUTH_PARALLEL, AUTH_QUEUE));
+        let stats = Arc::new(WebStats::new());
+        let sec = Security {
+            live: Arc::new(RwLock::new(Arc::new(Live {
+                tls: None,
+                auth: None,
+                headers: Arc::new(Vec::new()),
+            }))),
+            pool,
+            stats,
             limits,
+        };
+        sec.install(cfg, tls);
+        sec
+    }
+
+    fn install(&self, cfg: WebConfig, tls: Option<LoadedTls>) {
+        let not_after = tls.as_ref().and_then(|t| t.not_after);
+        let auth = (!cfg.basic_auth_users.is_empty()).then(|| {
+            Arc::new(BasicAuth::with_pool(
+                cfg.basic_auth_users.into_iter().collect(),
+                self.pool.clone(),
+            ))
+        });
+        let live = Live {
+            tls: tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config)),
+            auth,
+            headers: Arc::new(cfg.headers),
+        };
+        if let Ok(mut l) = self.live.write() {
+            *l = Arc::new(live);
+        }
+        self.stats
+            .cert_not_after
+            .store(not_after.unwrap_or(i64::MIN), Ordering::Relaxed);
+        if let Some(na) = not_after {
+            warn_if_expiring(na, self.limits.tls_expiry_warning);
+        }
+    }
+
+    fn live(&self) -> Arc<Live> {
+        match self.live.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.live().tls.is_some()
+    }
+
+    pub fn auth_enabled(&self) -> bool {
+        self.live().auth.is_some()
+    }
+
+    /// Re-reads `--web.config.file`: new TLS handshakes use the new certificate, new requests
+    /// the new users and headers; open connections are kept. On any error the old settings
+    /// stay. Turning TLS on or off needs a restart (clients would see a different scheme).
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.limits.config_file else {
+            return Ok(());
+        };
+        let (cfg, tls) = crate::web_config::load(path)?;
+        if tls.is_some() != self.tls_enabled() {
+            anyhow::bail!(
+                "{}: turning TLS on or off takes effect only at a restart; kept the old settings",
+                path.display()
+            );
+        }
+        self.install(cfg, tls);
+        Ok(())
+    }
+}
+
+/// Logs a warning when the certificate has expired or expires within `window`.
+fn warn_if_expiring(not_after: i64, window: Duration) {
+    let now = crate::snapshot::unix(std::time::SystemTime::now()) as i64;
+    let at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_secs(not_after.max(0) as u64),
+    );
+    if not_after <= now {
+        tracing::warn!(not_after = %at, "the TLS certificate has expired; clients that verify it refuse to connect");
+    } else if ((not_after - now) as u64) < window.as_secs() {
+        tracing::warn!(not_after = %at, days_left = (not_after - now) / 86400, "the TLS certificate expires soon");
+    }
+}
+
+/// A job for the bcrypt workers.
+struct VerifyJob {
+    password: Vec<u8>,
+    hash: String,
+    done: Box<dyn FnOnce(bool) + Send>,
+}
+
+/// A few threads that run bcrypt, fed by a bounded queue. Workers end when the pool is
+/// dropped.
+struct VerifyPool {
+    tx: std::sync::mpsc::SyncSender<VerifyJob>,
+}
+
+impl VerifyPool {
+    fn new(workers: usize, queue: usize) -> VerifyPool {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<VerifyJob>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("bcrypt-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let VerifyJob {
+                        password,
+                        hash,
+                        done,
+                    } = job;
+                    let ok = std::panic::catch_unwind(move || {
+                        bcrypt::verify(&password, &hash).unwrap_or(false)
+                    })
+                    .unwrap_or(false);
+                    done(ok);
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a bcrypt worker thread");
+            }
+        }
+        VerifyPool { tx }
+    }
+
+    fn submit(&self, job: VerifyJob) -> Result<(), VerifyJob> {
+        self.tx.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(j)
+            | std::sync::mpsc::TrySendError::Disconnected(j) => j,
+        })
+    }
+}
+
+/// Per client address: whether a verification is under way, and a token bucket of failures.
+struct ClientState {
+    verifying: bool,
+    tokens: f64,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Limiter {
+    clients: Mutex<HashMap<IpAddr, ClientState>>,
+}
+
+impl Limiter {
+    fn refill(c: &mut ClientState, now: Instant) {
+        let dt = now.saturating_duration_since(c.at).as_secs_f64();
+        c.tokens = (c.tokens + dt * AUTH_FAIL_PER_SEC).min(AUTH_FAIL_BURST);
+        c.at = now;
+    }
+
+    /// Marks a verification for `ip` as started, or says why not.
+    fn begin(&self, ip: IpAddr) -> Result<(), &'static str> {
+        let Ok(mut map) = self.clients.lock() else {
+            return Err("auth_rate");
+        };
+        let now = Instant::now();
+        if !map.contains_key(&ip) && map.len() >= AUTH_CLIENTS_MAX {
+            map.retain(|_, c| {
+                Self::refill(c, now);
+                c.verifying || c.tokens < AUTH_FAIL_BURST
+            });
+            if map.len() >= AUTH_CLIENTS_MAX {
+                return Err("auth_rate");
+            }
+        }
+        let c = map.entry(ip).or_insert(ClientState {
+            verifying: false,
+            tokens: AUTH_FAIL_BURST,
+            at: now,
+        });
+        Self::refill(c, now);
+        if c.verifying {
+            return Err("auth_busy");
+        }
+        if c.tokens < 1.0 {
+            return Err("auth_rate");
+        }
+        c.verifying = true;
+        Ok(())
+    }
+
+    fn finish(&self, ip: IpAddr, failed: bool) {
+        if let Ok(mut map) = self.clients.lock() {
+            if let Some(c) = map.get_mut(&ip) {
+                c.verifying = false;
+                if failed {
+                    Self::refill(c, Instant::now());
+                    c.tokens -= 1.0;
+                }
+            }
         }
     }
 }
 
+/// The outcome of checking a request's credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// 401.
+    Denied,
+    /// 429 (`auth_rate`, `auth_busy`) or 503 (`auth_queue`): refused before any check.
+    Throttled(&'static str),
+}
+
 /// HTTP basic auth against bcrypt hashes.
 pub struct BasicAuth {
-    users: std::collections::HashMap<String, String>,
-    verified: Mutex<std::collections::HashSet<[u8; 32]>>,
-    slots: Semaphore,
-    /// Hash checked for unknown users, so a wrong user name costs as much as a wrong
-    /// password and names cannot be probed by timing.
-    dummy: String,
+    users: HashMap<String, String>,
+    verified: Arc<Mutex<HashSet<[u8; 32]>>>,
+    pool: Arc<VerifyPool>,
+    limiter: Arc<Limiter>,
+    /// Hash checked (and its result ignored) for unknown users, so a wrong user name costs
+    /// as much as a wrong password and names cannot be probed by timing.
+    decoy: String,
 }
 
 impl BasicAuth {
-    pub fn new(users: std::collections::HashMap<String, String>) -> Self {
-        // Same cost as the first configured hash.
-        let cost = users
-            .values()
-            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
-            .map(|p| p.get_cost())
-            .next()
-            .unwrap_or(bcrypt::DEFAULT_COST);
-        let dummy = bcrypt::hash("sparewatch-no-such-user", cost).unwrap_or_else(|_| {
-            String::from("$2b$04$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva")
-        });
+    pub fn new(users: HashMap<String, String>) -> Self {
+        BasicAuth::with_pool(users, Arc::new(VerifyPool::new(AUTH_PARALLEL, AUTH_QUEUE)))
+    }
+
+    fn with_pool(users: HashMap<String, String>, pool: Arc<VerifyPool>) -> Self {
+        // A configured hash: same cost as the real ones, and nothing to compute at startup.
+        let decoy = users.values().min().cloned().unwrap_or_default();
         BasicAuth {
             users,
-            verified: Mutex::new(Default::default()),
-            slots: Semaphore::new(AUTH_PARALLEL),
-            dummy,
+            verified: Arc::new(Mutex::new(HashSet::new())),
+            pool,
+            limiter: Arc::new(Limiter::default()),
+            decoy,
         }
     }
 
@@ -164,14 +471,19 @@ impl BasicAuth {
         out
     }
 
-    /// Whether an `Authorization` header carries valid credentials.
+    /// Whether an `Authorization` header carries valid credentials (any client address).
     pub async fn check(&self, authorization: Option<&HeaderValue>) -> bool {
+        self.verdict(authorization, IpAddr::from([0u8; 4])).await == Verdict::Allowed
+    }
+
+    /// Checks the credentials of a request from `client`.
+    pub async fn verdict(&self, authorization: Option<&HeaderValue>, client: IpAddr) -> Verdict {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
+            return Verdict::Denied;
         };
         let (hash, known) = match self.users.get(&user) {
             Some(h) => (h.clone(), true),
-            None => (self.dummy.clone(), false),
+            None => (self.decoy.clone(), false),
         };
         let key = Self::cache_key(&user, &password, &hash);
         if known
@@ -181,27 +493,47 @@ impl BasicAuth {
                 .map(|c| c.contains(&key))
                 .unwrap_or(false)
         {
-            return true;
+            return Verdict::Allowed;
         }
-        let Ok(_slot) = self.slots.acquire().await else {
-            return false;
-        };
-        let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false)
-                && known;
-        if ok {
-            if let Ok(mut c) = self.verified.lock() {
-                if c.len() >= AUTH_CACHE_MAX {
-                    c.clear();
+        if let Err(reason) = self.limiter.begin(client) {
+            return Verdict::Throttled(reason);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let verified = self.verified.clone();
+        let limiter = self.limiter.clone();
+        // Runs on the worker even when this request is gone: the result is cached.
+        let done = Box::new(move |ok: bool| {
+            let ok = ok && known;
+            if ok {
+                if let Ok(mut c) = verified.lock() {
+                    if c.len() >= AUTH_CACHE_MAX {
+                        c.clear();
+                    }
+                    c.insert(key);
                 }
-                c.insert(key);
             }
+            limiter.finish(client, !ok);
+            let _ = tx.send(ok);
+        });
+        if let Err(job) = self.pool.submit(VerifyJob {
+            password,
+            hash,
+            done,
+        }) {
+            drop(job);
+            self.limiter.finish(client, false);
+            return Verdict::Throttled("auth_queue");
         }
-        ok
+        match rx.await {
+            Ok(true) => Verdict::Allowed,
+            _ => Verdict::Denied,
+        }
     }
 }
+
+/// The client address of a connection, put into each request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub IpAddr);
 
 /// Splits `Basic base64(user:password)`.
 pub fn parse_basic(v: &HeaderValue) -> Option<(String, Vec<u8>)> {
@@ -218,17 +550,69 @@ pub fn parse_basic(v: &HeaderValue) -> Option<(String, Vec<u8>)> {
     Some((user, raw[colon + 1..].to_vec()))
 }
 
-async fn require_auth(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
-    if auth.check(req.headers().get(header::AUTHORIZATION)).await {
-        next.run(req).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"sparewatch\"")],
-            "Unauthorized\n",
-        )
-            .into_response()
+async fn require_auth(State(sec): State<Security>, req: Request, next: Next) -> Response {
+    let Some(auth) = sec.live().auth.clone() else {
+        return next.run(req).await;
+    };
+    let client = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::from([0u8; 4]), |p| p.0);
+    let stats = &sec.stats;
+    match auth
+        .verdict(req.headers().get(header::AUTHORIZATION), client)
+        .await
+    {
+        Verdict::Allowed => next.run(req).await,
+        Verdict::Denied => {
+            stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"sparewatch\"")],
+                "Unauthorized\n",
+            )
+                .into_response()
+        }
+        Verdict::Throttled(reason) => {
+            let (status, counter) = match reason {
+                "auth_queue" => (StatusCode::SERVICE_UNAVAILABLE, &stats.throttled_queue),
+                "auth_busy" => (StatusCode::TOO_MANY_REQUESTS, &stats.throttled_busy),
+                _ => (StatusCode::TOO_MANY_REQUESTS, &stats.throttled_rate),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            (
+                status,
+                [(header::RETRY_AFTER, "1")],
+                "too many login attempts; retry later\n",
+            )
+                .into_response()
+        }
     }
+}
+
+/// Appends the web server's own metrics to a `/metrics` answer.
+async fn web_metrics(State(stats): State<Arc<WebStats>>, req: Request, next: Next) -> Response {
+    let get = req.method() == axum::http::Method::GET;
+    let resp = next.run(req).await;
+    let is_metrics = get
+        && resp.status() == StatusCode::OK
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain; version=0.0.4"));
+    if !is_metrics {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut out = Vec::with_capacity(bytes.len() + 1024);
+    out.extend_from_slice(&bytes);
+    out.extend_from_slice(stats.render().as_bytes());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
 }
 
 /// No request bodies (every path is GET/HEAD), and a deadline for the handler.
@@ -252,11 +636,8 @@ async fn limits(State(timeout): State<Duration>, req: Request, next: Next) -> Re
     }
 }
 
-async fn add_headers(
-    State(headers): State<Arc<Vec<(header::HeaderName, HeaderValue)>>>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn add_headers(State(sec): State<Security>, req: Request, next: Next) -> Response {
+    let headers = sec.live().headers.clone();
     let mut resp = next.run(req).await;
     for (n, v) in headers.iter() {
         resp.headers_mut().insert(n.clone(), v.clone());
@@ -266,21 +647,17 @@ async fn add_headers(
 
 /// The router with auth, limits and configured headers applied.
 pub fn harden(router: Router, sec: &Security) -> Router {
-    let mut r = router;
-    if let Some(auth) = &sec.auth {
-        r = r.layer(middleware::from_fn_with_state(auth.clone(), require_auth));
-    }
-    r = r.layer(middleware::from_fn_with_state(
-        sec.limits.request_timeout,
-        limits,
-    ));
-    if !sec.headers.is_empty() {
-        r = r.layer(middleware::from_fn_with_state(
-            Arc::new(sec.headers.clone()),
-            add_headers,
-        ));
-    }
-    r
+    router
+        .layer(middleware::from_fn_with_state(
+            sec.stats.clone(),
+            web_metrics,
+        ))
+        .layer(middleware::from_fn_with_state(sec.clone(), require_auth))
+        .layer(middleware::from_fn_with_state(
+            sec.limits.request_timeout,
+            limits,
+        ))
+        .layer(middleware::from_fn_with_state(sec.clone(), add_headers))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight
@@ -293,7 +670,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let router = harden(router, &sec);
     let slots = Arc::new(Semaphore::new(sec.limits.max_connections as usize));
-    let tls = sec.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let per_client = Arc::new(Mutex::new(HashMap::<IpAddr, u32>::new()));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -320,14 +697,26 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(client_slot) = ClientSlot::take(
+            &per_client,
+            peer.ip(),
+            sec.limits.max_connections_per_client,
+        ) else {
+            sec.stats.refused_per_client.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "too many connections from this client; closed");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service =
+            TowerToHyperService::new(router.clone().layer(axum::Extension(Peer(peer.ip()))));
         let http = http.clone();
-        let tls = tls.clone();
+        let tls = sec.live().tls.clone();
         let watcher = graceful.watcher();
         let limits = sec.limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             let io = WriteDeadline::new(stream, limits.request_timeout);
             match tls {
                 None => {
@@ -369,6 +758,40 @@ pub async fn serve(
         tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
     }
     Ok(())
+}
+
+/// One connection of a client address; counted until dropped.
+struct ClientSlot {
+    map: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(map: &Arc<Mutex<HashMap<IpAddr, u32>>>, ip: IpAddr, max: u32) -> Option<ClientSlot> {
+        let mut m = map.lock().ok()?;
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock() {
+            if let Some(n) = m.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.ip);
+                }
+            }
+        }
+    }
 }
 
 /// On a TLS port, a client that speaks plain HTTP gets a readable 400 instead of a TLS

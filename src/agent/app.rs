@@ -283,9 +283,12 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
         .context("starting the async runtime")?;
     let security = crate::web_server::Security::from_flags(&common.web)?;
     rt.block_on(async {
+        // First, so that no signal ends the agent without a log line (src/signals.rs).
+        let signals = crate::signals::Signals::install().context("installing signal handlers")?;
+        let stopped = signals.outcome();
         let listener = crate::http::bind(&common.listen_address).await?;
-        tracing::info!(address = %listener.local_addr()?, tls = security.tls.is_some(),
-            basic_auth = security.auth.is_some(), "serving metrics");
+        tracing::info!(address = %listener.local_addr()?, tls = security.tls_enabled(),
+            basic_auth = security.auth_enabled(), "serving metrics");
         if let Some((push, hostname)) = agent.push.clone() {
             tracing::info!(
                 alertmanagers = push.endpoints.len(),
@@ -299,8 +302,17 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
             ));
         }
         let app = crate::http::app(agent.snapshots.clone(), &common.telemetry_path);
-        crate::web_server::serve(listener, app, security, crate::http::shutdown_signal())
+        let shutdown = signals.run(
+            security.clone(),
+            common.config_file.clone(),
+            agent.snapshots.clone(),
+        );
+        crate::web_server::serve(listener, app, security, shutdown)
             .await
-            .context("HTTP server")
+            .context("HTTP server")?;
+        if stopped.get() == Some(&crate::signals::Stop::Quit) {
+            anyhow::bail!("stopped by SIGQUIT");
+        }
+        Ok(())
     })
 }

@@ -169,13 +169,17 @@ fn corrupt_state_file_is_logged_and_ignored() {
 #[test]
 fn unreadable_or_broken_config_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // A directory where the file should be: EISDIR (an EACCES cannot be made as root).
+    // A directory where the file should be: refused before opening (an EACCES cannot be
+    // made as root).
     let as_dir = dir.path().join("sparewatch.yml");
     std::fs::create_dir(&as_dir).expect("mkdir");
     // EIO.
     let eio = dir.path().join("eio.yml");
     make_eio(&eio);
-    for (path, want) in [(&as_dir, "Is a directory"), (&eio, "Input/output error")] {
+    for (path, want) in [
+        (&as_dir, "not a regular file (a directory)"),
+        (&eio, "Input/output error"),
+    ] {
         let out = sparewatch(&["check", "--config.file", path.to_str().expect("utf8")]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{stderr}");

@@ -6,6 +6,7 @@ mod dashboards;
 mod docs;
 mod e2e;
 mod golden;
+mod hardening;
 mod hostile;
 mod hwmon;
 mod hwraid;
