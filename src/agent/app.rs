@@ -132,6 +132,9 @@ pub struct Agent {
 
 /// How often the engine re-evaluates without new data (hold-down expiry, staleness).
 const TICK: Duration = Duration::from_secs(1);
+/// With no new data and no hold-down expiring, the engine re-renders only this often (for
+/// staleness and the process metrics): an idle host costs ~0 CPU (issue 14).
+const IDLE_RENDER: Duration = Duration::from_secs(5);
 
 /// Starts the collector threads and the engine thread.
 pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> anyhow::Result<Agent> {
@@ -166,11 +169,12 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
         None => None,
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let mut last_render = std::time::Instant::now();
     thread::Builder::new()
         .name("engine".into())
         .spawn(move || loop {
-            let wait = engine
-                .next_deadline()
+            let deadline = engine.next_deadline();
+            let wait = deadline
                 .map(|d| d.since(Stamp::now()))
                 .map_or(TICK, |d| d.min(TICK) + Duration::from_millis(1));
             match rx.recv_timeout(wait) {
@@ -181,9 +185,17 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
                         apply(&mut engine, ev);
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Nothing arrived: render only for a hold-down that expired, or at
+                    // the idle bound (staleness, process metrics).
+                    let expired = deadline.is_some_and(|d| d.since(Stamp::now()).is_zero());
+                    if !expired && last_render.elapsed() < IDLE_RENDER {
+                        continue;
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
+            last_render = std::time::Instant::now();
             let now = Stamp::now();
             let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics)

@@ -1052,3 +1052,275 @@ fn unsupported_cipher_suite_marks_ipmi_down_with_a_clear_error() {
     let err = ipmi.last_error.clone().unwrap_or_default();
     assert!(err.contains("cipher suite 17"), "{err}");
 }
+
+/// The built agent, killed when dropped (also when a test panics).
+struct Agent {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// `sparewatch` with only the ipmi collector on this simulator, its poll interval an
+    /// hour: only the SEL can bring a change to `/metrics` in a test's time.
+    fn start(sim: &Sim) -> Agent {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = dir.path().join("sparewatch.yml");
+        std::fs::write(
+            &config,
+            "hold_down: 1s\ncollectors:\n  ipmi:\n    interval: 1h\n",
+        )
+        .expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+            .args(["--collector.disable-defaults", "--collector.ipmi"])
+            .arg("--path.rootfs")
+            .arg(dir.path())
+            .arg("--config.file")
+            .arg(&config)
+            .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+            .args(["--log.level", "warn"])
+            .args(sim.flags())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starts the agent");
+        Agent {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn metrics(&self) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    }
+
+    /// Scrapes until `f` holds on the text; the text and when it first held.
+    fn wait(&mut self, what: &str, limit: Duration, f: impl Fn(&str) -> bool) -> (String, Instant) {
+        let start = Instant::now();
+        loop {
+            if let Some(t) = self.metrics() {
+                if f(&t) {
+                    return (t, Instant::now());
+                }
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("the agent exited ({st}) while waiting for {what}");
+            }
+            assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn psu_state(t: &str, state: &str) -> bool {
+    metric(
+        t,
+        "sparewatch_group_state",
+        &[("group", "psu:chassis"), ("state", state)],
+    ) == Some(1.0)
+}
+
+fn bmc_counter(t: &str, name: &str) -> f64 {
+    metric(t, name, &[("bmc", "127.0.0.1")]).unwrap_or_else(|| panic!("no {name} in\n{t}"))
+}
+
+/// The SEL brings a PSU failure to `/metrics` with the poll an hour away, re-reading only
+/// the PSU's sensor; a failure and its repair between two SEL polls is still counted.
+#[test]
+fn sel_brings_a_psu_failure_to_metrics_with_an_hour_between_polls() {
+    let sim = Sim::start();
+    let mut agent = Agent::start(&sim);
+    let (t, _) = agent.wait("redundant at start", Duration::from_secs(20), |t| {
+        psu_state(t, "redundant") && metric(t, "sparewatch_ipmi_sel_entries", &[]).is_some()
+    });
+    let passes = bmc_counter(&t, "sparewatch_ipmi_full_passes_total");
+    let rereads = bmc_counter(&t, "sparewatch_ipmi_sel_sensor_rereads_total");
+
+    let t0 = Instant::now();
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 1 1"]);
+    let (t, seen) = agent.wait("PSU2 failure", Duration::from_secs(10), |t| {
+        psu_state(t, "no_redundancy")
+    });
+    println!(
+        "SEL over RMCP+: PSU failure -> no_redundancy on /metrics in {:.0} ms (poll interval 1 h)",
+        seen.duration_since(t0).as_secs_f64() * 1e3
+    );
+    assert_eq!(
+        bmc_counter(&t, "sparewatch_ipmi_full_passes_total"),
+        passes,
+        "a full pass ran: the SEL path was not what saw it"
+    );
+    assert_eq!(
+        bmc_counter(&t, "sparewatch_ipmi_sel_sensor_rereads_total"),
+        rereads + 1.0,
+        "one SEL entry must re-read one sensor"
+    );
+    assert!(metric(&t, "sparewatch_ipmi_sel_last_event_timestamp_seconds", &[]).is_some());
+
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 0 1"]);
+    let (t, _) = agent.wait("PSU2 repaired", Duration::from_secs(10), |t| {
+        psu_state(t, "redundant")
+    });
+    let psu2 = |t: &str| {
+        metric(
+            t,
+            "sparewatch_member_transitions_total",
+            &[("group", "psu:chassis"), ("member", "PSU2")],
+        )
+        .expect("PSU2 transitions")
+    };
+    let before = psu2(&t);
+    // Failed and repaired again within a few milliseconds: both entries reach one SEL
+    // poll, and the sensor reads healthy by then.
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x12 1 1 1",
+        "sensor_set_bit 0x20 0 0x12 1 0 1",
+    ]);
+    let (t, _) = agent.wait("the short failure counted", Duration::from_secs(10), |t| {
+        psu2(t) >= before + 2.0 && psu_state(t, "redundant")
+    });
+    assert_eq!(
+        bmc_counter(&t, "sparewatch_ipmi_full_passes_total"),
+        passes,
+        "only the SEL path may have run"
+    );
+}
+
+/// SEL cleared while the agent runs: it follows the new log from its start. SEL full: no
+/// new entries can tell, so full passes come every 15 s whatever the interval.
+#[test]
+fn sel_cleared_and_full_while_running() {
+    let sim = Sim::start_with_sel_size(12);
+    let mut agent = Agent::start(&sim);
+    agent.wait("redundant at start", Duration::from_secs(20), |t| {
+        psu_state(t, "redundant")
+            && metric(t, "sparewatch_ipmi_sel_entries", &[]).is_some_and(|n| n > 0.0)
+    });
+    sim.ipmitool(&["sel", "clear"]);
+    agent.wait("the clear seen", Duration::from_secs(10), |t| {
+        bmc_counter(t, "sparewatch_ipmi_sel_clears_total") >= 1.0
+            && bmc_counter(t, "sparewatch_ipmi_sel_entries") == 0.0
+    });
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 1 1"]);
+    let (t, _) = agent.wait(
+        "PSU2 failure after the clear",
+        Duration::from_secs(10),
+        |t| psu_state(t, "no_redundancy"),
+    );
+    assert_eq!(bmc_counter(&t, "sparewatch_ipmi_sel_full"), 0.0);
+    sim.cmd(&["sensor_set_bit 0x20 0 0x12 1 0 1"]);
+    agent.wait("PSU2 repaired", Duration::from_secs(10), |t| {
+        psu_state(t, "redundant")
+    });
+
+    // Fill it with OEM records (Add SEL Entry) until the BMC refuses.
+    let port = sim.lan_port.to_string();
+    for _ in 0..12 {
+        let out = std::process::Command::new(sim::need("ipmitool", "ipmitool"))
+            .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", &port])
+            .args([
+                "-U", USER, "-P", PASSWORD, "raw", "0x0a", "0x44", "0", "0", "0xe0",
+            ])
+            .args([
+                "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
+            ])
+            .output()
+            .expect("ipmitool");
+        if !out.status.success() {
+            break;
+        }
+    }
+    agent.wait("the SEL full", Duration::from_secs(10), |t| {
+        bmc_counter(t, "sparewatch_ipmi_sel_full") == 1.0
+    });
+    sim.cmd(&["sensor_set_bit 0x20 0 0x11 1 1 1"]);
+    let (t, _) = agent.wait(
+        "PSU1 failure with a full SEL",
+        SEL_FALLBACK + Duration::from_secs(10),
+        |t| psu_state(t, "no_redundancy"),
+    );
+    assert_eq!(
+        metric(&t, "sparewatch_collector_up", &[("collector", "ipmi")]),
+        Some(1.0)
+    );
+    assert_eq!(bmc_counter(&t, "sparewatch_ipmi_sel_up"), 1.0);
+}
+
+const SEL_FALLBACK: Duration = sparewatch_collectors::ipmi::SEL_FALLBACK_PASS;
+
+/// In-process, against the engine: the follower's entries make a pass re-read only the
+/// sensor named, and a failure gone by the time of the read is shown once, then the truth.
+#[test]
+fn sel_pass_rereads_one_sensor_and_replays_a_state_that_came_and_went() {
+    let sim = Sim::start();
+    let mut c = sim.collector().with_sel_poll(Duration::from_millis(100));
+    c.watch(sparewatch_collectors::Wake::noop()).expect("watch");
+    let mut rig = Rig::new();
+    assert_eq!(
+        gview(&rig.cycle(&mut c, Duration::ZERO), "psu:chassis").state,
+        "redundant"
+    );
+    // Let the follower take its baseline before anything happens.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !text(&rig.cycle(&mut c, Duration::from_millis(10)))
+        .contains("sparewatch_ipmi_sel_entries")
+    {
+        assert!(Instant::now() < deadline, "the SEL follower never polled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = &c.bmcs()[0];
+    let (passes, requests) = (b.full_passes(), b.stats().requests);
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x12 1 1 1",
+        "sensor_set_bit 0x20 0 0x12 1 0 1",
+    ]);
+    std::thread::sleep(Duration::from_millis(600));
+    let snap = rig.cycle(&mut c, Duration::from_secs(1));
+    let b = &c.bmcs()[0];
+    assert_eq!(b.full_passes(), passes, "a full pass ran");
+    assert_eq!(b.sel_rereads(), 1);
+    assert_eq!(
+        b.stats().requests,
+        requests + 1,
+        "one Get Sensor Reading only"
+    );
+    assert_eq!(gview(&snap, "psu:chassis").state, "no_redundancy");
+    // The next pass shows the truth without asking the BMC.
+    let snap = rig.cycle(&mut c, Duration::from_millis(100));
+    assert_eq!(c.bmcs()[0].stats().requests, requests + 1);
+    let g = gview(&snap, "psu:chassis");
+    assert!(g
+        .members
+        .iter()
+        .all(|m| m.name != "PSU2" || m.healthy || m.reason.is_some()));
+    let snap = rig.evaluate(HOLD_DOWN);
+    let t = text(&snap);
+    assert_eq!(gview(&snap, "psu:chassis").state, "redundant", "{t}");
+    assert_eq!(
+        metric(
+            &t,
+            "sparewatch_member_transitions_total",
+            &[("group", "psu:chassis"), ("member", "PSU2")]
+        ),
+        Some(2.0),
+        "{t}"
+    );
+}

@@ -26,8 +26,8 @@ fn ip(args: &[&str]) {
 struct Netns(String);
 
 impl Netns {
-    fn new() -> Netns {
-        let name = format!("sw-it-{}", std::process::id());
+    fn new(tag: &str) -> Netns {
+        let name = format!("sw-it-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
         Netns(name)
@@ -78,7 +78,7 @@ fn wait_for(selector: &str, limit: Duration) -> Instant {
 
 #[test]
 fn veth_link_change_reaches_metrics_through_rtnetlink() {
-    let ns = Netns::new();
+    let ns = Netns::new("pair");
     let n = ns.0.as_str();
     ip(&["-n", n, "link", "set", "lo", "up"]);
     for p in ["swa", "swb"] {
@@ -154,5 +154,97 @@ fn veth_link_change_reaches_metrics_through_rtnetlink() {
     assert!(
         down < Duration::from_secs(5),
         "the event path must not wait for the 1 h poll"
+    );
+}
+
+/// The agent in namespace `ns` with only the net collector, polling once an hour, and the
+/// link group `uplinks` of swa0 and swb0.
+fn start_agent(ns: &str, dir: &std::path::Path) -> Agent {
+    let cfg = dir.join("sparewatch.yml");
+    std::fs::write(
+        &cfg,
+        "hold_down: 1s\ncollectors:\n  net:\n    interval: 1h\n    groups:\n      - name: uplinks\n        members: [swa0, swb0]\n",
+    )
+    .expect("config");
+    Agent(
+        Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sparewatch")])
+            .args(["--web.listen-address", "127.0.0.1:9856"])
+            .args(["--collector.disable-defaults", "--collector.net"])
+            .args(["--path.sysfs", "/sys", "--log.level", "warn"])
+            .arg("--config.file")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starts the agent"),
+    )
+}
+
+fn counter(text: &str, name: &str) -> f64 {
+    metric_value(text, name).unwrap_or_else(|| panic!("no {name} on /metrics"))
+}
+
+/// 1000 interfaces (500 veth pairs) in a namespace: one link going down re-reads the
+/// interfaces its events name (the veth and its peer), not the thousand; the collector's
+/// own counter says so, not a clock.
+#[test]
+fn one_link_event_among_1000_interfaces_rereads_only_that_link() {
+    let ns = Netns::new("k");
+    let n = ns.0.as_str();
+    // `ip -batch`: one process for all 500 pairs.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch = dir.path().join("links.batch");
+    let mut cmds = String::from("link set lo up\n");
+    for p in ["swa", "swb"] {
+        cmds += &format!(
+            "link add {p}0 type veth peer name {p}1\nlink set {p}0 up\nlink set {p}1 up\n"
+        );
+    }
+    for i in 0..498 {
+        cmds += &format!(
+            "link add x{i}a type veth peer name x{i}b\nlink set x{i}a up\nlink set x{i}b up\n"
+        );
+    }
+    std::fs::write(&batch, cmds).expect("batch file");
+    ip(&["-n", n, "-batch", batch.to_str().expect("utf-8")]);
+    let _agent = start_agent(n, dir.path());
+    let netns_file = std::fs::File::open(format!("/run/netns/{n}")).expect("netns file");
+    let ns_name = n.to_string();
+    let (before, after, took) = std::thread::spawn(move || {
+        nix::sched::setns(&netns_file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        wait_for(REDUNDANT, Duration::from_secs(60));
+        // Let the start-up events (interfaces coming up) settle.
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = get_metrics().expect("metrics");
+        let t0 = Instant::now();
+        ip(&["-n", &ns_name, "link", "set", "swa1", "down"]);
+        let took = wait_for(NO_REDUNDANCY, Duration::from_secs(10)).duration_since(t0);
+        // Events of the peer may come in a second batch: give them their pass.
+        std::thread::sleep(Duration::from_millis(500));
+        (before, get_metrics().expect("metrics"), took)
+    })
+    .join()
+    .expect("client thread");
+    let full = "sparewatch_net_full_passes_total";
+    let read = "sparewatch_net_interfaces_read_total";
+    assert!(
+        counter(&before, read) >= 1000.0,
+        "the first pass reads every interface"
+    );
+    assert_eq!(
+        counter(&after, full),
+        counter(&before, full),
+        "the link event caused a full pass"
+    );
+    let delta = counter(&after, read) - counter(&before, read);
+    println!(
+        "1000 interfaces: link down -> no_redundancy on /metrics in {:.1} ms, {delta} interfaces re-read",
+        took.as_secs_f64() * 1e3
+    );
+    // swa1 (set down) and swa0 (lost carrier): two interfaces, each at most twice if
+    // their messages arrive in two batches.
+    assert!(
+        (1.0..=4.0).contains(&delta),
+        "{delta} interfaces re-read for one link event"
     );
 }

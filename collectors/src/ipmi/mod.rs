@@ -5,19 +5,30 @@
 //! (reservation + chunked Get SDR) only when the repository's addition/erase timestamps or
 //! record count changed. Then one Get Sensor Reading per sensor. Parsing and the redundancy
 //! decoding are pure ([`sdr`], [`decode`], [`groups`]); the I/O is in [`session`].
+//!
+//! Between passes the BMC's System Event Log is followed ([`sel`]): a thread per BMC, on a
+//! session of its own, asks for the SEL info every `sel_poll_interval` (1 s) and reads only
+//! the entries added since. New entries wake the collector, which then re-reads only the
+//! sensors those entries name and keeps every other sensor's last reading. A state that
+//! came and went between two SEL polls (asserted, then deasserted) is shown for one pass
+//! and the true reading on the next, so the engine still counts the transition. Full passes
+//! stay the safety net: on the interval, when the SEL is full or unreadable (at most every
+//! [`SEL_FALLBACK_PASS`]), and when the last full pass is older than [`FULL_PASS_MAX_AGE`].
 
 pub mod decode;
 pub mod groups;
 pub mod sdr;
+pub mod sel;
 pub mod session;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Arg, ArgMatches};
 use serde::Deserialize;
 
-use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading};
+use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading, Wake};
 use groups::{Naming, Sample};
 use sdr::{Record, RepositoryInfo, SensorRecord};
 use session::{RequestError, Secret, Session, Target};
@@ -33,6 +44,13 @@ const DEFAULT_RETRIES: u32 = 1;
 const DEFAULT_CHUNK: u8 = 16;
 /// At most this often does a sensor answering "not present" force an SDR reread.
 const FORCED_REREAD_MIN_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the SEL is polled by default.
+const DEFAULT_SEL_POLL: Duration = Duration::from_secs(1);
+/// While the SEL cannot tell of new events (full, or answering garbage), a full pass is
+/// asked for this often, whatever the collector's interval.
+pub const SEL_FALLBACK_PASS: Duration = Duration::from_secs(15);
+/// SEL-driven partial passes are used only while the last full pass is at most this old.
+pub const FULL_PASS_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// `collectors.ipmi` in the config file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -50,6 +68,10 @@ pub struct IpmiConfig {
     /// Bytes per Get SDR request (4..=32, default 16).
     #[serde(default)]
     pub sdr_chunk_size: Option<u8>,
+    /// How often the System Event Log is asked for new entries, e.g. `1s`; `0s` turns SEL
+    /// following off (then only the interval's full passes see changes).
+    #[serde(default)]
+    pub sel_poll_interval: Option<String>,
     /// Remote BMCs watched besides (or instead of) the host's own.
     #[serde(default)]
     pub bmcs: Vec<BmcConfig>,
@@ -169,6 +191,10 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         .copied()
         .or(config.retries)
         .unwrap_or(DEFAULT_RETRIES);
+    let sel_poll = match &config.sel_poll_interval {
+        Some(s) => crate::parse_duration(s).map_err(config_error)?,
+        None => DEFAULT_SEL_POLL,
+    };
     let chunk = config.sdr_chunk_size.unwrap_or(DEFAULT_CHUNK);
     if !(4..=32).contains(&chunk) {
         return Err(config_error("sdr_chunk_size must be within 4..=32"));
@@ -271,7 +297,12 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             chunk,
         ));
     }
-    Ok(Box::new(IpmiCollector { bmcs, in_band }))
+    Ok(Box::new(IpmiCollector {
+        bmcs,
+        in_band,
+        sel_poll,
+        wake: None,
+    }))
 }
 
 /// The host's in-band device while no `--ipmi.host` is given: looked for once per cycle
@@ -339,6 +370,107 @@ pub struct Bmc {
     /// sensors of an absent PSU on every cycle, which must not mean a reread every cycle.
     last_forced_reread: Option<std::time::Instant>,
     sdr_reads: u64,
+    /// What the last pass read, and the sensors it skipped: a SEL-driven pass re-reads
+    /// only some sensors and keeps the others.
+    samples: Vec<Sample>,
+    skipped: usize,
+    last_full: Option<Instant>,
+    /// Shared with this BMC's SEL follower thread, once it runs.
+    sel: Option<Arc<Mutex<SelShared>>>,
+    /// The last pass showed a state that already went away (from the SEL): the next pass
+    /// shows the true readings, without asking the BMC.
+    replay: bool,
+    /// This pass was woken by another BMC's SEL: keep this one's readings.
+    keep: bool,
+    sel_rereads: u64,
+    full_passes: u64,
+}
+
+/// What a SEL follower hands to its collector.
+#[derive(Default)]
+struct SelShared {
+    pending: Vec<sel::SelEntry>,
+    follower: sel::SelFollower,
+    stats: session::SessionStats,
+    last_event: Option<SystemTime>,
+    error: Option<String>,
+}
+
+fn lock(m: &Mutex<SelShared>) -> std::sync::MutexGuard<'_, SelShared> {
+    // A panic while holding it leaves plain data behind: still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The SEL follower of one BMC: polls on its own session until the collector is gone.
+fn follow(
+    shared: Weak<Mutex<SelShared>>,
+    mut session: Session,
+    every: Duration,
+    wake: Wake,
+    bmc: String,
+) {
+    let mut follower = sel::SelFollower::default();
+    let mut last_fallback = Instant::now();
+    // Whether the last poll found the SEL full; `None` before the first poll.
+    let mut was_full: Option<bool> = None;
+    loop {
+        std::thread::sleep(every);
+        let Some(sh) = shared.upgrade() else {
+            return;
+        };
+        let res = follower.poll(&mut session);
+        let mut g = lock(&sh);
+        let mut wake_now = false;
+        match res {
+            Ok(p) => {
+                let recovered = g.error.take().is_some();
+                if p.cleared {
+                    tracing::info!(bmc = %bmc, "SEL cleared");
+                }
+                if !p.entries.is_empty() {
+                    g.last_event = Some(SystemTime::now());
+                    g.pending.extend(p.entries);
+                    wake_now = true;
+                }
+                let full = follower.info().is_some_and(|i| i.full());
+                // The first poll, a clear and the SEL filling up or emptying show in the
+                // metrics at once (readings are rendered by a pass).
+                let news = p.cleared || was_full != Some(full);
+                was_full = Some(full);
+                if news || recovered || (full && last_fallback.elapsed() >= SEL_FALLBACK_PASS) {
+                    wake_now = true;
+                    last_fallback = Instant::now();
+                }
+            }
+            Err(e) => {
+                follower.errors += 1;
+                let transport = matches!(e, RequestError::Transport(_));
+                if !transport {
+                    // Garbage or a refused command: start again from a new baseline.
+                    follower.reset();
+                }
+                if g.error.is_none() {
+                    tracing::warn!(bmc = %bmc, error = %e, "SEL poll failed; full passes carry on");
+                }
+                // A BMC that stopped answering: one full pass shows it down at once.
+                let first = g.error.is_none();
+                if (first && transport)
+                    || (!transport && last_fallback.elapsed() >= SEL_FALLBACK_PASS)
+                {
+                    wake_now = true;
+                    last_fallback = Instant::now();
+                }
+                g.error = Some(e.to_string());
+            }
+        }
+        g.follower = follower.clone();
+        g.stats = session.stats;
+        drop(g);
+        drop(sh);
+        if wake_now {
+            wake.wake();
+        }
+    }
 }
 
 /// What one cycle of one BMC produced.
@@ -359,7 +491,133 @@ impl Bmc {
             cache_suspect: false,
             last_forced_reread: None,
             sdr_reads: 0,
+            samples: Vec::new(),
+            skipped: 0,
+            last_full: None,
+            sel: None,
+            replay: false,
+            keep: false,
+            sel_rereads: 0,
+            full_passes: 0,
         }
+    }
+
+    /// Starts following this BMC's SEL on a session of its own, waking `wake` on news.
+    fn start_sel(&mut self, every: Duration, wake: Wake) {
+        if every.is_zero() || self.sel.is_some() {
+            return;
+        }
+        let shared = Arc::new(Mutex::new(SelShared::default()));
+        let session = Session::new(
+            self.session.target().clone(),
+            self.session.timeout(),
+            self.session.retries(),
+        );
+        let weak = Arc::downgrade(&shared);
+        let name = self.naming.bmc.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("ipmi-sel-{name}"))
+            .spawn(move || follow(weak, session, every, wake, name));
+        match spawned {
+            Ok(_) => self.sel = Some(shared),
+            Err(e) => {
+                tracing::warn!(bmc = %self.naming.bmc, error = %e, "cannot start the SEL follower; polling only")
+            }
+        }
+    }
+
+    /// Sensors re-read because the SEL named them.
+    pub fn sel_rereads(&self) -> u64 {
+        self.sel_rereads
+    }
+
+    /// Full passes (every sensor read).
+    pub fn full_passes(&self) -> u64 {
+        self.full_passes
+    }
+
+    /// One pass: only the sensors that new SEL entries name when there are such entries
+    /// and a recent full pass to build on, else [`Bmc::cycle`].
+    pub fn pass(&mut self) -> Result<BmcCycle, RequestError> {
+        if self.replay {
+            self.replay = false;
+            return Ok(BmcCycle {
+                samples: self.samples.clone(),
+                skipped: self.skipped,
+            });
+        }
+        let pending = self
+            .sel
+            .as_ref()
+            .map(|s| std::mem::take(&mut lock(s).pending))
+            .unwrap_or_default();
+        let recent = self
+            .last_full
+            .is_some_and(|t| t.elapsed() < FULL_PASS_MAX_AGE);
+        let keep = std::mem::take(&mut self.keep);
+        if pending.is_empty() && keep && recent && !self.samples.is_empty() {
+            // Another BMC's event woke the collector: nothing to ask this one.
+            return Ok(BmcCycle {
+                samples: self.samples.clone(),
+                skipped: self.skipped,
+            });
+        }
+        if pending.is_empty() || !recent || self.samples.is_empty() {
+            return self.cycle();
+        }
+        self.partial(&pending)
+    }
+
+    /// Re-reads the sensors `entries` name; shows, for this pass only, a state an entry
+    /// reported that the fresh reading no longer has.
+    fn partial(&mut self, entries: &[sel::SelEntry]) -> Result<BmcCycle, RequestError> {
+        let mut shown = self.samples.clone();
+        for (i, shown) in shown.iter_mut().enumerate() {
+            let r = &shown.record;
+            let mine: Vec<&sel::SelEntry> = entries
+                .iter()
+                .filter(|e| {
+                    e.is_sensor_event() && e.sensor_number == r.number && e.generator == r.owner_id
+                })
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let (owner, lun, number) = (
+                (r.owner_id != 0x20).then_some((r.owner_id, r.channel)),
+                r.owner_lun,
+                r.number,
+            );
+            self.sel_rereads += 1;
+            let reading =
+                match self
+                    .session
+                    .request(owner, lun, session::GetSensorReading { number })
+                {
+                    Ok(x) => Ok(x),
+                    Err(e @ RequestError::Transport(_)) => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+            self.samples[i].reading = reading.clone();
+            shown.reading = reading.map(|fresh| {
+                let mut show = fresh;
+                let mut done = 0u16;
+                for e in &mine {
+                    let Some(bit) = e.state_bit() else { continue };
+                    if fresh.asserted(bit) != e.assertion && done & (1 << bit) == 0 {
+                        // It was so between two polls: show it once.
+                        done |= 1 << bit;
+                        show.states ^= 1 << bit;
+                        self.replay = true;
+                    }
+                }
+                show
+            });
+        }
+        Ok(BmcCycle {
+            samples: shown,
+            skipped: self.skipped,
+        })
     }
 
     /// A BMC for tests and benchmarks: RMCP+ to `host:port`.
@@ -443,6 +701,7 @@ impl Bmc {
 
     /// One cycle: SDRs (cached), then every sensor's reading.
     pub fn cycle(&mut self) -> Result<BmcCycle, RequestError> {
+        self.replay = false;
         self.refresh_sdrs()?;
         let records = self.records().to_vec();
         let lan = self.session.is_lan();
@@ -476,6 +735,10 @@ impl Bmc {
             };
             samples.push(Sample { record: r, reading });
         }
+        self.full_passes += 1;
+        self.last_full = Some(Instant::now());
+        self.samples = samples.clone();
+        self.skipped = skipped;
         Ok(BmcCycle { samples, skipped })
     }
 
@@ -548,6 +811,81 @@ impl Bmc {
         ] {
             out.push(Reading::counter(name, help, l(), v as f64));
         }
+        let Some(shared) = &self.sel else {
+            return;
+        };
+        let g = lock(shared);
+        let f = &g.follower;
+        if let Some(info) = f.info() {
+            out.push(Reading::gauge(
+                "sparewatch_ipmi_sel_entries",
+                "Entries in the BMC's System Event Log at its last poll.",
+                l(),
+                info.entries as f64,
+            ));
+            out.push(Reading::gauge(
+                "sparewatch_ipmi_sel_full",
+                "1 when the SEL has no room for another entry or dropped events: new events are then seen by full passes only.",
+                l(),
+                info.full() as u8 as f64,
+            ));
+        }
+        out.push(Reading::gauge(
+            "sparewatch_ipmi_sel_up",
+            "Whether the last poll of the SEL succeeded.",
+            l(),
+            g.error.is_none() as u8 as f64,
+        ));
+        if let Some(t) = g.last_event {
+            out.push(Reading::gauge(
+                "sparewatch_ipmi_sel_last_event_timestamp_seconds",
+                "When the agent last read a new SEL entry (agent clock: many BMC clocks are unset).",
+                l(),
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
+            ));
+        }
+        let st = g.stats;
+        for (name, help, v) in [
+            (
+                "sparewatch_ipmi_sel_polls_total",
+                "Get SEL Info polls of the SEL follower.",
+                f.polls,
+            ),
+            (
+                "sparewatch_ipmi_sel_events_total",
+                "New SEL entries read by the SEL follower.",
+                f.events,
+            ),
+            (
+                "sparewatch_ipmi_sel_clears_total",
+                "Times the SEL was found cleared (or entries deleted) since the previous poll.",
+                f.clears,
+            ),
+            (
+                "sparewatch_ipmi_sel_errors_total",
+                "SEL polls that failed (no answer, a refused command, an answer that does not parse).",
+                f.errors,
+            ),
+            (
+                "sparewatch_ipmi_sel_requests_total",
+                "IPMI requests of the SEL follower's own session, retries included.",
+                st.requests,
+            ),
+            (
+                "sparewatch_ipmi_sel_sensor_rereads_total",
+                "Sensors re-read because a new SEL entry named them (instead of a full pass).",
+                self.sel_rereads,
+            ),
+            (
+                "sparewatch_ipmi_full_passes_total",
+                "Passes that read every sensor of this BMC.",
+                self.full_passes,
+            ),
+        ] {
+            out.push(Reading::counter(name, help, l(), v as f64));
+        }
     }
 }
 
@@ -555,6 +893,9 @@ impl Bmc {
 pub struct IpmiCollector {
     bmcs: Vec<Bmc>,
     in_band: Option<InBand>,
+    sel_poll: Duration,
+    /// Set by `watch`: SEL followers run only in the agent, not in `status`/`check`.
+    wake: Option<Wake>,
 }
 
 impl IpmiCollector {
@@ -562,7 +903,15 @@ impl IpmiCollector {
         IpmiCollector {
             bmcs,
             in_band: None,
+            sel_poll: DEFAULT_SEL_POLL,
+            wake: None,
         }
+    }
+
+    /// SEL polls this often once `watch` was called (zero: never).
+    pub fn with_sel_poll(mut self, every: Duration) -> Self {
+        self.sel_poll = every;
+        self
     }
 
     pub fn bmcs(&self) -> &[Bmc] {
@@ -571,7 +920,7 @@ impl IpmiCollector {
 }
 
 fn run_bmc(b: &mut Bmc) -> (Result<BmcCycle, RequestError>, Collection) {
-    let res = b.cycle();
+    let res = b.pass();
     let mut c = Collection::present();
     match &res {
         Ok(cycle) => {
@@ -589,9 +938,39 @@ fn run_bmc(b: &mut Bmc) -> (Result<BmcCycle, RequestError>, Collection) {
 }
 
 impl Collector for IpmiCollector {
+    fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
+        for b in &mut self.bmcs {
+            b.start_sel(self.sel_poll, wake.clone());
+        }
+        self.wake = Some(wake);
+        Ok(())
+    }
+
     fn collect(&mut self) -> Result<Collection, CollectError> {
+        let has_news =
+            |b: &Bmc| b.replay || b.sel.as_ref().is_some_and(|s| !lock(s).pending.is_empty());
+        if self.bmcs.iter().any(has_news) {
+            for b in &mut self.bmcs {
+                b.keep = !has_news(b);
+            }
+        }
+        let result = self.collect_bmcs();
+        if self.bmcs.iter().any(|b| b.replay) {
+            if let Some(w) = &self.wake {
+                w.wake();
+            }
+        }
+        result
+    }
+}
+
+impl IpmiCollector {
+    fn collect_bmcs(&mut self) -> Result<Collection, CollectError> {
         let probe_error = match self.in_band.as_mut().map(InBand::probe) {
-            Some(Ok(Some(local))) => {
+            Some(Ok(Some(mut local))) => {
+                if let Some(w) = &self.wake {
+                    local.start_sel(self.sel_poll, w.clone());
+                }
                 // The host's own BMC comes first, as when it exists at start-up.
                 self.bmcs.insert(0, local);
                 None
@@ -680,11 +1059,12 @@ mod tests {
     #[test]
     fn config_keys_parse_and_unknown_keys_are_refused() {
         let ok: serde_yaml::Value = serde_yaml::from_str(
-            "request_timeout: 1s\nretries: 2\nbmcs: [{name: a, host: h, password_env: P}]",
+            "request_timeout: 1s\nretries: 2\nsel_poll_interval: 500ms\nbmcs: [{name: a, host: h, password_env: P}]",
         )
         .expect("yaml");
         let c: IpmiConfig = crate::parse_config("ipmi", Some(&ok)).expect("parses");
         assert_eq!(c.bmcs[0].password_env.as_deref(), Some("P"));
+        assert_eq!(c.sel_poll_interval.as_deref(), Some("500ms"));
         let bad: serde_yaml::Value =
             serde_yaml::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
         assert!(crate::parse_config::<IpmiConfig>("ipmi", Some(&bad)).is_err());

@@ -23,6 +23,7 @@ use ipmi_rs::rmcp::Rmcp;
 
 use super::decode::SensorReading;
 use super::sdr::{self, RepositoryInfo, SdrError};
+use super::sel::{self, SelEntry, SelInfo};
 
 /// Where a BMC is and how to log in.
 #[derive(Clone)]
@@ -160,6 +161,14 @@ impl Session {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn retries(&self) -> u32 {
+        self.retries
     }
 
     pub fn is_lan(&self) -> bool {
@@ -420,6 +429,30 @@ command!(
     /// Close Session (App 0x3C) of a session by its ID.
     CloseSession { pub id: u32 }, NetFn::App, 0x3C,
     |c| c.id.to_le_bytes().to_vec(), (), |_d| Ok(())
+);
+
+command!(
+    /// Get SEL Info (Storage 0x40).
+    GetSelInfo {}, NetFn::Storage, 0x40,
+    |_c| Vec::new(), SelInfo, |d| SelInfo::parse(d)
+);
+
+command!(
+    /// Reserve SEL (Storage 0x42): the reservation ID.
+    ReserveSel {}, NetFn::Storage, 0x42,
+    |_c| Vec::new(), u16, |d| sdr::parse_reservation(d)
+);
+
+command!(
+    /// Get SEL Entry (Storage 0x43) of one whole record (offset 0, 0xFF bytes): answers the
+    /// next record ID and the record.
+    GetSelEntry { pub reservation: u16, pub record_id: u16 }, NetFn::Storage, 0x43,
+    |c| {
+        let [r0, r1] = c.reservation.to_le_bytes();
+        let [i0, i1] = c.record_id.to_le_bytes();
+        vec![r0, r1, i0, i1, 0, 0xFF]
+    },
+    (u16, SelEntry), |d| sel::parse_get_entry(d)
 );
 
 pub const PRIVILEGE_ADMINISTRATOR: u8 = 0x04;

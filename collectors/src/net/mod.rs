@@ -2,11 +2,19 @@
 //!
 //! Reads `/sys/class/net` (under `--path.sysfs`); rtnetlink link notifications wake it, so a
 //! carrier change reaches the metrics without waiting for the poll interval.
+//!
+//! Per event, not per host: an rtnetlink message names its interface, and the pass it wakes
+//! re-reads only that interface and the bond or team it belongs to (or belonged to), keeping
+//! every other interface's last reading; one link event costs the same with 10 or 10,000
+//! interfaces. Full passes (every interface) stay the safety net: on the interval, when
+//! events were lost (ENOBUFS), and when a message does not name its interface.
 
 pub mod bond;
 pub mod team;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Arg, ArgMatches};
@@ -80,6 +88,32 @@ pub struct NetCollector {
     roots: Roots,
     config: NetConfig,
     include: Option<Regex>,
+    /// Every interface as last read, by name (sorted, as a full pass lists them).
+    links: BTreeMap<String, LinkState>,
+    /// Whether `links` holds a full pass to build on.
+    have_full: bool,
+    /// Set by the rtnetlink watcher, taken by the next pass; `None` before `watch`.
+    pending: Option<Arc<Mutex<Pending>>>,
+    interfaces_read: u64,
+    full_passes: u64,
+}
+
+/// Interfaces named by rtnetlink since the last pass.
+#[derive(Default)]
+struct Pending {
+    names: BTreeSet<String>,
+    all: bool,
+}
+
+/// More names than this between two passes: re-read all instead.
+const MAX_PENDING: usize = 4096;
+
+/// One interface as last read, with its bond or team group if it is one.
+#[derive(Clone, Debug)]
+struct LinkState {
+    info: LinkInfo,
+    group: Option<GroupReading>,
+    readings: Vec<Reading>,
 }
 
 /// What sysfs says about one interface.
@@ -117,7 +151,165 @@ impl NetCollector {
             roots,
             config,
             include,
+            links: BTreeMap::new(),
+            have_full: false,
+            pending: None,
+            interfaces_read: 0,
+            full_passes: 0,
         }
+    }
+
+    /// Interfaces read from sysfs so far (a full pass reads all; an event one or two).
+    pub fn interfaces_read(&self) -> u64 {
+        self.interfaces_read
+    }
+
+    /// Reads one interface and, if it is a bond or team, its group. `None`: not there (or
+    /// not an interface, like `bonding_masters`).
+    fn read_one(&mut self, name: &str, teamdctl: Option<&Path>) -> Option<LinkState> {
+        if name == "lo" || !self.class_net().join(name).is_dir() {
+            return None;
+        }
+        self.interfaces_read += 1;
+        // A broken interface makes only its own members unknown, not the collector.
+        let info = self.read_link(name).unwrap_or_else(|e| {
+            tracing::warn!(device = %name, error = %e, "cannot read interface");
+            LinkInfo {
+                name: name.to_string(),
+                ..LinkInfo::default()
+            }
+        });
+        let mut st = LinkState {
+            info,
+            group: None,
+            readings: Vec::new(),
+        };
+        let l = &st.info;
+        if self.class_net().join(name).join("bonding").is_dir() {
+            match self.read_bond(name) {
+                // Loading the bonding module creates an unused, down `bond0` without
+                // slaves: not configured, so not a group. A bond that is up without
+                // slaves is a real failure and stays one.
+                Ok(b) if b.slaves.is_empty() && l.admin_up != Some(true) => {}
+                Ok(b) => {
+                    bond_readings(&b, &mut st.readings);
+                    st.group = Some(b.group());
+                }
+                Err(e) => st.group = Some(unreadable_group("bond", name, &e)),
+            }
+        } else if l.devtype.as_deref() == Some("team") {
+            if let Some(t) = teamdctl {
+                st.group = Some(match self.read_team(name, t) {
+                    Ok(g) => g,
+                    Err(e) => unreadable_group("team", name, &e),
+                });
+            }
+        }
+        Some(st)
+    }
+
+    fn full_pass(&mut self) -> Result<bool, CollectError> {
+        let names = list_dir(&self.class_net())?;
+        if names.is_empty() {
+            return Ok(false);
+        }
+        self.full_passes += 1;
+        let teamdctl = self.teamdctl();
+        let mut links = BTreeMap::new();
+        // Interfaces are directories (symlinks to them); /sys/class/net also holds the
+        // plain file `bonding_masters` once the bonding module is loaded.
+        for name in names {
+            if let Some(st) = self.read_one(&name, teamdctl.as_deref()) {
+                links.insert(name, st);
+            }
+        }
+        self.links = links;
+        self.have_full = true;
+        Ok(true)
+    }
+
+    /// Re-reads the named interfaces and the bonds/teams they are or were members of.
+    fn partial_pass(&mut self, names: BTreeSet<String>) {
+        let teamdctl = self.teamdctl();
+        let mut masters = BTreeSet::new();
+        for name in &names {
+            if let Some(m) = self.links.get(name).and_then(|s| s.info.master.clone()) {
+                masters.insert(m);
+            }
+            match self.read_one(name, teamdctl.as_deref()) {
+                Some(st) => {
+                    if let Some(m) = &st.info.master {
+                        masters.insert(m.clone());
+                    }
+                    self.links.insert(name.clone(), st);
+                }
+                None => {
+                    self.links.remove(name);
+                }
+            }
+        }
+        for m in masters.difference(&names) {
+            match self.read_one(m, teamdctl.as_deref()) {
+                Some(st) => self.links.insert(m.clone(), st),
+                None => self.links.remove(m),
+            };
+        }
+    }
+
+    /// The collection from the interfaces as last read.
+    fn assemble(&self) -> Collection {
+        let mut c = Collection::present();
+        let configured: Vec<&str> = self
+            .config
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(String::as_str))
+            .collect();
+        for st in self.links.values() {
+            let l = &st.info;
+            c.readings.extend(st.readings.iter().cloned());
+            if let Some(g) = &st.group {
+                c.groups.push(g.clone());
+            }
+            let reported = l.physical
+                || l.master.is_some()
+                || configured.contains(&l.name.as_str())
+                || self.include.as_ref().is_some_and(|r| r.is_match(&l.name));
+            if reported {
+                link_readings(l, &mut c.readings);
+            }
+        }
+        for g in &self.config.groups {
+            let mut group = GroupReading::new(format!("link:{}", g.name), "link", g.required);
+            group.by_design = g.by_design;
+            for m in &g.members {
+                let health = match self.links.get(m) {
+                    Some(st) => st.info.health(),
+                    None => MemberHealth::Unhealthy("interface does not exist".into()),
+                };
+                group
+                    .members
+                    .push(MemberReading::new(m, Role::Active, health));
+            }
+            c.groups.push(group);
+        }
+        if self.pending.is_some() {
+            for (name, help, v) in [
+                (
+                    "sparewatch_net_interfaces_read_total",
+                    "Interfaces read from sysfs: a full pass reads every one, a link event only the interface it names and its bond or team.",
+                    self.interfaces_read,
+                ),
+                (
+                    "sparewatch_net_full_passes_total",
+                    "Passes that read every interface (interval, lost events, start).",
+                    self.full_passes,
+                ),
+            ] {
+                c.readings.push(Reading::counter(name, help, Vec::new(), v as f64));
+            }
+        }
+        c
     }
 
     fn class_net(&self) -> PathBuf {
@@ -326,82 +518,47 @@ fn bond_readings(b: &BondInfo, out: &mut Vec<Reading>) {
 
 impl Collector for NetCollector {
     fn collect(&mut self) -> Result<Collection, CollectError> {
-        let names = list_dir(&self.class_net())?;
-        if names.is_empty() {
-            return Ok(Collection::not_present());
-        }
-        let mut c = Collection::present();
-        let mut links = Vec::new();
-        // Interfaces are directories (symlinks to them); /sys/class/net also holds the
-        // plain file `bonding_masters` once the bonding module is loaded.
-        for name in names.iter().filter(|n| n.as_str() != "lo") {
-            if self.class_net().join(name).is_dir() {
-                // A broken interface makes only its own members unknown, not the collector.
-                links.push(self.read_link(name).unwrap_or_else(|e| {
-                    tracing::warn!(device = %name, error = %e, "cannot read interface");
-                    LinkInfo {
-                        name: name.clone(),
-                        ..LinkInfo::default()
-                    }
-                }));
+        let (names, all) = match &self.pending {
+            Some(p) => {
+                let mut g = p.lock().unwrap_or_else(|e| e.into_inner());
+                (std::mem::take(&mut g.names), std::mem::take(&mut g.all))
             }
-        }
-        let configured: Vec<&str> = self
-            .config
-            .groups
-            .iter()
-            .flat_map(|g| g.members.iter().map(String::as_str))
-            .collect();
-        let teamdctl = self.teamdctl();
-        for l in &links {
-            let is_bond = self.class_net().join(&l.name).join("bonding").is_dir();
-            if is_bond {
-                match self.read_bond(&l.name) {
-                    // Loading the bonding module creates an unused, down `bond0` without
-                    // slaves: not configured, so not a group. A bond that is up without
-                    // slaves is a real failure and stays one.
-                    Ok(b) if b.slaves.is_empty() && l.admin_up != Some(true) => {}
-                    Ok(b) => {
-                        bond_readings(&b, &mut c.readings);
-                        c.groups.push(b.group());
-                    }
-                    Err(e) => c.groups.push(unreadable_group("bond", &l.name, &e)),
-                }
-            } else if l.devtype.as_deref() == Some("team") {
-                if let Some(t) = &teamdctl {
-                    match self.read_team(&l.name, t) {
-                        Ok(g) => c.groups.push(g),
-                        Err(e) => c.groups.push(unreadable_group("team", &l.name, &e)),
-                    }
-                }
+            None => (BTreeSet::new(), false),
+        };
+        if names.is_empty() || all || !self.have_full {
+            if !self.full_pass()? {
+                self.links.clear();
+                self.have_full = false;
+                return Ok(Collection::not_present());
             }
-            let reported = l.physical
-                || l.master.is_some()
-                || configured.contains(&l.name.as_str())
-                || self.include.as_ref().is_some_and(|r| r.is_match(&l.name));
-            if reported {
-                link_readings(l, &mut c.readings);
-            }
+        } else {
+            self.partial_pass(names);
         }
-        for g in &self.config.groups {
-            let mut group = GroupReading::new(format!("link:{}", g.name), "link", g.required);
-            group.by_design = g.by_design;
-            for m in &g.members {
-                let health = match links.iter().find(|l| &l.name == m) {
-                    Some(l) => l.health(),
-                    None => MemberHealth::Unhealthy("interface does not exist".into()),
-                };
-                group
-                    .members
-                    .push(MemberReading::new(m, Role::Active, health));
-            }
-            c.groups.push(group);
-        }
-        Ok(c)
+        Ok(self.assemble())
     }
 
     fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
-        crate::events::spawn_link_watcher("net", wake)
-            .map_err(|e| CollectError::Other(format!("rtnetlink link events: {e}")))
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let shared = Arc::clone(&pending);
+        crate::events::spawn_link_change_watcher("net", move |change| {
+            {
+                let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+                match change {
+                    crate::events::LinkChange::All => g.all = true,
+                    crate::events::LinkChange::Named(n) if n.is_empty() => return,
+                    crate::events::LinkChange::Named(n) => {
+                        g.names.extend(n);
+                        if g.names.len() > MAX_PENDING {
+                            g.names.clear();
+                            g.all = true;
+                        }
+                    }
+                }
+            }
+            wake.wake();
+        })
+        .map_err(|e| CollectError::Other(format!("rtnetlink link events: {e}")))?;
+        self.pending = Some(pending);
+        Ok(())
     }
 }

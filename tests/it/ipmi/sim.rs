@@ -140,19 +140,32 @@ impl Console {
 
 impl Sim {
     pub fn start() -> Sim {
-        Sim::start_with(None)
+        Sim::start_with(None, None)
+    }
+
+    /// With a System Event Log of `entries` entries instead of the set-up's 1000 (to fill it
+    /// in a test).
+    pub fn start_with_sel_size(entries: u16) -> Sim {
+        Sim::start_with(None, Some(entries))
     }
 
     /// Also serves a QEMU guest: `-chardev socket,id=ipmi0,host=127.0.0.1,port=<vm_port>,
     /// reconnect=10 -device ipmi-bmc-extern,id=bmc0,chardev=ipmi0 -device
     /// isa-ipmi-kcs,bmc=bmc0` gives the guest `/dev/ipmi0` on this BMC.
     pub fn start_for_vm() -> Sim {
-        Sim::start_with(Some(free_tcp_port()))
+        Sim::start_with(Some(free_tcp_port()), None)
     }
 
-    fn start_with(vm_port: Option<u16>) -> Sim {
+    fn start_with(vm_port: Option<u16>, sel_entries: Option<u16>) -> Sim {
         let dir = tempfile::tempdir().expect("tempdir");
-        let emu = emulator_commands(dir.path());
+        let mut emu = emulator_commands(dir.path());
+        if let Some(n) = sel_entries {
+            assert!(
+                emu.contains("sel_enable 0x20 1000 "),
+                "bmc.emu has no SEL line"
+            );
+            emu = emu.replace("sel_enable 0x20 1000 ", &format!("sel_enable 0x20 {n} "));
+        }
         std::fs::write(dir.path().join("bmc.emu"), emu).expect("write emu");
         std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).expect("pw");
         let mut sim = Sim {
