@@ -20,6 +20,9 @@ use crate::state_file::{Persisted, PersistedGroup, StateFile};
 pub struct GroupOverride {
     pub required: Option<u32>,
     pub by_design: Option<bool>,
+    /// Shared failure domains accepted by design: a kind (`switch`) or one domain
+    /// (`card:0000:3b:00`); they do not lower the effective spare.
+    pub accept_shared_domains: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -268,7 +271,7 @@ impl Engine {
                         members: HashMap::new(),
                     }
                 });
-                let view = evaluate_group(
+                let mut view = evaluate_group(
                     c.info.name,
                     &reading,
                     track,
@@ -280,6 +283,13 @@ impl Engine {
                     hold_down,
                     is_new && !self.persisted.groups.contains_key(&reading.name),
                 );
+                let accept = self
+                    .config
+                    .overrides
+                    .get(&reading.name)
+                    .and_then(|o| o.accept_shared_domains.as_deref())
+                    .unwrap_or_default();
+                view.domains = Some(crate::domains::evaluate(&reading, &view, accept));
                 if self
                     .persisted
                     .groups
@@ -424,7 +434,7 @@ fn evaluate_group(
     let state = if down.is_some() {
         GroupState::Unknown
     } else {
-        verdict.state
+        crate::domains::capacity_state(verdict.state, reading.capacity.as_ref())
     };
     if state != track.state {
         if !first_sight {
@@ -461,6 +471,7 @@ fn evaluate_group(
         stated_state: stated.map(|s| s.as_state().as_str().to_string()),
         evidence_disagreement: verdict.disagreement,
         members,
+        domains: None,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod net;
 pub mod one_hot;
 pub mod roots;
 pub mod smart;
+pub mod topology;
 
 use std::time::Duration;
 

@@ -33,7 +33,10 @@ pub fn wanted_attr(file: &str) -> bool {
     if num.is_empty() || !matches!(kind, "fan" | "in" | "curr" | "power" | "temp") {
         return false;
     }
-    matches!(suffix, "input" | "min" | "label" | "enable" | "fault") || suffix.ends_with("alarm")
+    matches!(
+        suffix,
+        "input" | "min" | "label" | "enable" | "fault" | "rated_max"
+    ) || suffix.ends_with("alarm")
 }
 
 /// One fan sensor of a chip.

@@ -30,6 +30,9 @@ pub struct NetConfig {
     /// Path of `teamdctl`; default: looked up in /usr/bin and /usr/sbin.
     #[serde(default)]
     pub teamdctl: Option<PathBuf>,
+    /// Where to ask lldpd for each link's switch (failure domains).
+    #[serde(default)]
+    pub lldp: crate::topology::LldpConfig,
 }
 
 /// A configured group `link:<name>` of standalone interfaces.
@@ -394,6 +397,7 @@ impl Collector for NetCollector {
             }
             c.groups.push(group);
         }
+        crate::topology::annotate_net_groups(&self.roots, &self.config.lldp, &mut c.groups);
         Ok(c)
     }
 
