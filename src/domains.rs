@@ -175,6 +175,12 @@ pub fn render(snap: &Snapshot, f: &mut Families) {
             );
         }
         if let Some(c) = &d.capacity {
+            f.gauge(
+                "sparewatch_group_power_capacity_known",
+                "Whether the load and the rated capacity of every healthy supply are known, so the capacity check could be made (0: unknown, never guessed).",
+                &gk,
+                if c.sufficient.is_some() { 1.0 } else { 0.0 },
+            );
             if let Some(s) = c.sufficient {
                 f.gauge(
                     "sparewatch_group_power_capacity_sufficient",
