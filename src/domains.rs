@@ -228,6 +228,19 @@ pub fn render(snap: &Snapshot, f: &mut Families) {
     }
 }
 
+/// The SPARE cell of `sparewatch status`: the spare, and the effective spare with the domain
+/// that eats it when they differ ("1 (effective 0: card 0000:3b:00)").
+pub fn spare_column(g: &GroupView) -> String {
+    let eff = g.domains.as_ref().and_then(|d| {
+        let e = d.effective_spare.filter(|e| *e != g.spare)?;
+        Some(match d.shared.first() {
+            Some(s) => format!(" (effective {e}: {} {})", s.kind, s.id),
+            None => format!(" (effective {e})"),
+        })
+    });
+    format!("{}{}", g.spare, eff.unwrap_or_default())
+}
+
 /// The reason line of a group whose capacity is insufficient, for status and check.
 pub fn capacity_reason(g: &GroupView) -> Option<String> {
     let c = g.domains.as_ref()?.capacity.as_ref()?;

@@ -325,3 +325,23 @@ fn links_to_one_lldpd_chassis_share_a_switch_and_to_two_do_not() {
     );
     println!("lldpd lab: link:same shares switch {id}; link:split has effective spare 1");
 }
+
+/// `sparewatch status` shows the effective spare and the shared domain beside the spare.
+#[test]
+fn status_names_the_shared_domain() {
+    let dir = fixture("domains-bond-one-card");
+    let mut args: Vec<String> = vec![
+        "status".into(),
+        "--collector.disable-defaults".into(),
+        "--collector.net".into(),
+    ];
+    args.extend(fixture_args(&dir));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sparewatch(&refs);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 (effective 0: card 0000:3b:00)"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

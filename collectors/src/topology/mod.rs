@@ -347,3 +347,162 @@ pub fn annotate_psu_group(
     annotate_psu_feeds(feeds, g);
     g.capacity = power::capacity(supplies, margin_percent);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn write(root: &Path, rel: &str, v: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    }
+
+    fn link(root: &Path, rel: &str, target: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        symlink(target, p).unwrap();
+    }
+
+    /// Two FC paths (sdc, sdd) through one HBA port (host3) into one fabric, to two target
+    /// ports of one array node: the shapes of the kernel's FC transport class
+    /// (drivers/scsi/scsi_transport_fc.c: fc_host/hostN/fabric_name,
+    /// fc_remote_ports/rport-H:B-R/node_name).
+    fn fc_tree(root: &Path) {
+        let hba = "pci0000:00/0000:00:02.0/0000:05:00.0/host3";
+        for (dev, rport, lun) in [
+            ("sdc", "rport-3:0-2", "3:0:0:1"),
+            ("sdd", "rport-3:0-3", "3:0:1:1"),
+        ] {
+            let path = format!("{hba}/{rport}/target3:0:{}/{lun}/block/{dev}", &lun[4..5]);
+            write(root, &format!("sys/devices/{path}/dev"), "8:32");
+            link(
+                root,
+                &format!("sys/class/block/{dev}"),
+                &format!("../../devices/{path}"),
+            );
+            write(
+                root,
+                &format!("sys/class/fc_remote_ports/{rport}/node_name"),
+                "0x50060e8007c2a300",
+            );
+        }
+        write(
+            root,
+            "sys/class/fc_host/host3/fabric_name",
+            "0x100000051e0c5f21",
+        );
+    }
+
+    #[test]
+    fn fc_paths_through_one_hba_share_hba_fabric_and_array_node() {
+        let dir = tempfile::tempdir().unwrap();
+        fc_tree(dir.path());
+        let roots = Roots::under(dir.path());
+        let none = BTreeMap::new();
+        for dev in ["sdc", "sdd"] {
+            let d = block_domains(&roots, dev, BlockUse::Path, &none);
+            assert_eq!(
+                d,
+                vec![
+                    FailureDomain::new(HBA, "0000:05:00.0"),
+                    FailureDomain::new(FABRIC, "0x100000051e0c5f21"),
+                    FailureDomain::new(CONTROLLER, "0x50060e8007c2a300"),
+                ],
+                "{dev}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_md_member_in_an_enclosure_slot_and_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // SAS disk behind an expander; the SES enclosure's slot links to its SCSI device.
+        let scsi = "pci0000:00/0000:00:03.0/0000:03:00.0/host11/port-11:0/expander-11:0/port-11:0:1/end_device-11:0:1/target11:0:8/11:0:8:0";
+        write(
+            root,
+            &format!("sys/devices/{scsi}/block/sdk/sdk1/partition"),
+            "1",
+        );
+        link(
+            root,
+            "sys/class/block/sdk1",
+            &format!("../../devices/{scsi}/block/sdk/sdk1"),
+        );
+        write(
+            root,
+            "sys/class/enclosure/11:0:53:0/id",
+            "0x500605b00ab1c2d3",
+        );
+        link(
+            root,
+            "sys/class/enclosure/11:0:53:0/Slot 05/device",
+            &format!("../../../../devices/{scsi}"),
+        );
+        let roots = Roots::under(root);
+        let enc = enclosure_map(&roots);
+        assert_eq!(
+            block_domains(&roots, "sdk1", BlockUse::RaidMember, &enc),
+            vec![
+                FailureDomain::new(DISK, "sdk"),
+                FailureDomain::new(HBA, "0000:03:00.0"),
+                FailureDomain::new(ENCLOSURE, "0x500605b00ab1c2d3"),
+            ]
+        );
+        // Gone from sysfs: its domains are unknown, not guessed.
+        assert_eq!(
+            block_domains(&roots, "sdz1", BlockUse::RaidMember, &enc),
+            vec![FailureDomain::unknown(DISK), FailureDomain::unknown(HBA)]
+        );
+    }
+
+    #[test]
+    fn an_iscsi_path_names_its_portal_and_has_no_pci_hba() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let path = "platform/host4/session1/target4:0:0/4:0:0:1/block/sde";
+        write(root, &format!("sys/devices/{path}/dev"), "8:64");
+        link(
+            root,
+            "sys/class/block/sde",
+            &format!("../../devices/{path}"),
+        );
+        write(
+            root,
+            "sys/class/iscsi_connection/connection1:0/persistent_address",
+            "10.0.0.5",
+        );
+        write(
+            root,
+            "sys/class/iscsi_connection/connection1:0/persistent_port",
+            "3260",
+        );
+        let roots = Roots::under(root);
+        assert_eq!(
+            block_domains(&roots, "sde", BlockUse::Path, &BTreeMap::new()),
+            vec![
+                FailureDomain::unknown(HBA),
+                FailureDomain::new(CONTROLLER, "10.0.0.5:3260"),
+            ]
+        );
+    }
+
+    #[test]
+    fn feeds_from_the_config() {
+        let mut g = GroupReading::new("psu:pmbus", "psu", 1);
+        for n in ["PS1", "PS2", "PS3"] {
+            g.members.push(crate::MemberReading::new(
+                n,
+                crate::Role::Active,
+                crate::MemberHealth::Healthy,
+            ));
+        }
+        let feeds: BTreeMap<String, String> =
+            [("PS1".into(), "A".into()), ("PS2".into(), "A".into())].into();
+        annotate_psu_feeds(&feeds, &mut g);
+        assert_eq!(g.members[0].domains, vec![FailureDomain::new(FEED, "A")]);
+        assert_eq!(g.members[2].domains, vec![FailureDomain::unknown(FEED)]);
+    }
+}
