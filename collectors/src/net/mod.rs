@@ -83,6 +83,7 @@ pub struct NetCollector {
     roots: Roots,
     config: NetConfig,
     include: Option<Regex>,
+    lldp: crate::topology::LldpCache,
 }
 
 /// What sysfs says about one interface.
@@ -117,6 +118,7 @@ impl LinkInfo {
 impl NetCollector {
     pub fn new(roots: Roots, config: NetConfig, include: Option<Regex>) -> Self {
         NetCollector {
+            lldp: crate::topology::LldpCache::new(config.lldp.clone()),
             roots,
             config,
             include,
@@ -397,7 +399,7 @@ impl Collector for NetCollector {
             }
             c.groups.push(group);
         }
-        crate::topology::annotate_net_groups(&self.roots, &self.config.lldp, &mut c.groups);
+        self.lldp.annotate(&self.roots, &mut c.groups);
         Ok(c)
     }
 

@@ -77,12 +77,15 @@ struct Value {
     value: String,
 }
 
+/// Neighbours per local interface name.
+pub type Neighbours = BTreeMap<String, Vec<Neighbour>>;
+
 /// Local interface → neighbours seen on it (one per interface normally; a hub or a
 /// misbehaving bond can show more, so all are kept). An interface entry without a chassis
 /// ID is skipped (it tells nothing about the switch); malformed JSON is an error.
-pub fn parse_neighbours(json: &str) -> Result<BTreeMap<String, Vec<Neighbour>>, String> {
+pub fn parse_neighbours(json: &str) -> Result<Neighbours, String> {
     let top: Top = serde_json::from_str(json).map_err(|e| format!("lldpcli json0: {e}"))?;
-    let mut out: BTreeMap<String, Vec<Neighbour>> = BTreeMap::new();
+    let mut out = Neighbours::new();
     for section in top.lldp {
         for iface in section.interface {
             for ch in &iface.chassis {

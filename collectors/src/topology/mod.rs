@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::roots::read_attr;
 use crate::{FailureDomain, GroupReading, Roots};
 
-pub use lldp::Neighbour;
+pub use lldp::{Neighbour, Neighbours};
 
 pub const CARD: &str = "card";
 pub const SWITCH: &str = "switch";
@@ -66,10 +66,7 @@ fn yes() -> bool {
 
 /// Neighbours per local interface from lldpd; `None` when lldpd is not asked, not
 /// installed, or does not answer (then `switch` domains are unknown, and nothing fails).
-pub fn lldp_neighbours(
-    roots: &Roots,
-    config: &LldpConfig,
-) -> Option<BTreeMap<String, Vec<Neighbour>>> {
+pub fn lldp_neighbours(roots: &Roots, config: &LldpConfig) -> Option<Neighbours> {
     if !config.enabled {
         return None;
     }
@@ -123,11 +120,7 @@ fn attr(p: &Path) -> Option<String> {
 
 /// The domains of one network interface: its card (PCI slot without the function; the
 /// `phys_switch_id`/`phys_port_id` the driver sets) and its switch (LLDP chassis ID).
-pub fn net_domains(
-    roots: &Roots,
-    ifname: &str,
-    lldp: Option<&BTreeMap<String, Vec<Neighbour>>>,
-) -> Vec<FailureDomain> {
+pub fn net_domains(roots: &Roots, ifname: &str, lldp: Option<&Neighbours>) -> Vec<FailureDomain> {
     let dir = roots.sys("class/net").join(ifname);
     let mut out = Vec::new();
     let device = dir.join("device");
@@ -155,11 +148,7 @@ pub fn net_domains(
 }
 
 /// Adds card and switch domains to every member of a bond/team/link group.
-pub fn annotate_net_group(
-    roots: &Roots,
-    lldp: Option<&BTreeMap<String, Vec<Neighbour>>>,
-    g: &mut GroupReading,
-) {
+pub fn annotate_net_group(roots: &Roots, lldp: Option<&Neighbours>, g: &mut GroupReading) {
     for m in &mut g.members {
         if roots.sys("class/net").join(&m.name).exists() {
             let d = net_domains(roots, &m.name, lldp);
@@ -324,15 +313,39 @@ pub fn annotate_psu_feeds(feeds: &BTreeMap<String, String>, g: &mut GroupReading
     }
 }
 
-/// Asks lldpd once (only when some group has members) and adds card and switch domains to
-/// the members of every bond, team and link group.
-pub fn annotate_net_groups(roots: &Roots, lldp: &LldpConfig, groups: &mut [GroupReading]) {
-    if groups.iter().all(|g| g.members.is_empty()) {
-        return;
+/// LLDP neighbours asked from lldpd at most once per [`LldpCache::MAX_AGE`]: a link event
+/// re-collects the net collector at once, and must not wait for lldpcli (tens of ms) each
+/// time; switches send LLDP every 30 s anyway, so a neighbour cannot be fresher than that.
+pub struct LldpCache {
+    config: LldpConfig,
+    last: Option<(std::time::Instant, Option<Neighbours>)>,
+}
+
+impl LldpCache {
+    pub const MAX_AGE: Duration = Duration::from_secs(30);
+
+    pub fn new(config: LldpConfig) -> Self {
+        LldpCache { config, last: None }
     }
-    let neighbours = lldp_neighbours(roots, lldp);
-    for g in groups.iter_mut() {
-        annotate_net_group(roots, neighbours.as_ref(), g);
+
+    /// Adds card and switch domains to the members of every bond, team and link group,
+    /// asking lldpd only when some group has members and the last answer is too old.
+    pub fn annotate(&mut self, roots: &Roots, groups: &mut [GroupReading]) {
+        if groups.iter().all(|g| g.members.is_empty()) {
+            return;
+        }
+        let fresh = self
+            .last
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Self::MAX_AGE);
+        if !fresh {
+            let n = lldp_neighbours(roots, &self.config);
+            self.last = Some((std::time::Instant::now(), n));
+        }
+        let neighbours = self.last.as_ref().and_then(|(_, n)| n.as_ref());
+        for g in groups.iter_mut() {
+            annotate_net_group(roots, neighbours, g);
+        }
     }
 }
 
