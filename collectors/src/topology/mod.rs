@@ -126,12 +126,10 @@ pub fn net_domains(roots: &Roots, ifname: &str, lldp: Option<&Neighbours>) -> Ve
     let device = dir.join("device");
     if device.exists() {
         // Hardware behind it: a card we can name, or one we cannot.
-        out.push(
-            match resolved(&device).and_then(|p| sysfs::card_of_path(&p)) {
-                Some(card) => FailureDomain::new(CARD, card),
-                None => FailureDomain::unknown(CARD),
-            },
-        );
+        out.push(known(
+            CARD,
+            resolved(&device).and_then(|p| sysfs::card_of_path(&p)),
+        ));
     }
     if let Some(id) = attr(&dir.join("phys_switch_id")) {
         out.push(FailureDomain::new(CARD, format!("switch-id:{id}")));
@@ -211,15 +209,9 @@ pub fn block_domains(
     };
     let place = sysfs::block_place(&path, dir.join("partition").exists());
     if usage == BlockUse::RaidMember {
-        out.push(match &place.disk {
-            Some(d) => FailureDomain::new(DISK, d.clone()),
-            None => FailureDomain::unknown(DISK),
-        });
+        out.push(known(DISK, place.disk.clone()));
     }
-    out.push(match &place.controller_function {
-        Some(f) => FailureDomain::new(HBA, f.clone()),
-        None => FailureDomain::unknown(HBA),
-    });
+    out.push(known(HBA, place.controller_function.clone()));
     if let Some(host) = &place.scsi_host {
         if let Some(fabric) = attr(&roots.sys("class/fc_host").join(host).join("fabric_name"))
             .and_then(|v| sysfs::wwn(&v))
@@ -228,43 +220,32 @@ pub fn block_domains(
         }
     }
     if usage == BlockUse::Path {
+        let rports = roots.sys("class/fc_remote_ports");
         if let Some(rport) = &place.fc_rport {
-            out.push(
-                match attr(
-                    &roots
-                        .sys("class/fc_remote_ports")
-                        .join(rport)
-                        .join("node_name"),
-                )
-                .and_then(|v| sysfs::wwn(&v))
-                {
-                    Some(n) => FailureDomain::new(CONTROLLER, n),
-                    None => FailureDomain::unknown(CONTROLLER),
-                },
-            );
+            let node = attr(&rports.join(rport).join("node_name")).and_then(|v| sysfs::wwn(&v));
+            out.push(known(CONTROLLER, node));
         } else if let Some(session) = &place.iscsi_session {
-            out.push(match iscsi_portal(roots, session) {
-                Some(p) => FailureDomain::new(CONTROLLER, p),
-                None => FailureDomain::unknown(CONTROLLER),
-            });
+            out.push(known(CONTROLLER, iscsi_portal(roots, session)));
         }
     }
-    if let Some(encl) = place.scsi_device.as_ref().and_then(|_| {
-        // The SCSI device directory is the parent of `block/<disk>`.
-        let scsi = Path::new(&path)
+    // An enclosure slot links to the SCSI device directory, an ancestor of the disk's.
+    let scsi_dir = place.scsi_device.as_deref().and_then(|hctl| {
+        Path::new(&path)
             .ancestors()
-            .find(|a| {
-                a.file_name().is_some_and(|n| {
-                    Some(n.to_string_lossy().as_ref()) == place.scsi_device.as_deref()
-                })
-            })?
-            .to_string_lossy()
-            .into_owned();
-        enclosures.get(&scsi).cloned()
-    }) {
-        out.push(FailureDomain::new(ENCLOSURE, encl));
+            .find(|a| a.file_name().is_some_and(|n| n.to_string_lossy() == hctl))
+    });
+    if let Some(encl) = scsi_dir.and_then(|d| enclosures.get(d.to_string_lossy().as_ref())) {
+        out.push(FailureDomain::new(ENCLOSURE, encl.clone()));
     }
     out
+}
+
+/// A resolved domain, or the kind marked unknown.
+fn known(kind: &'static str, id: Option<String>) -> FailureDomain {
+    id.map_or_else(
+        || FailureDomain::unknown(kind),
+        |id| FailureDomain::new(kind, id),
+    )
 }
 
 /// `address:port` of an iSCSI session's connection (`/sys/class/iscsi_connection/connectionN:*`).
@@ -306,10 +287,7 @@ pub fn annotate_psu_feeds(feeds: &BTreeMap<String, String>, g: &mut GroupReading
         return;
     }
     for m in &mut g.members {
-        m.add_domains([match feeds.get(&m.name) {
-            Some(f) => FailureDomain::new(FEED, f.clone()),
-            None => FailureDomain::unknown(FEED),
-        }]);
+        m.add_domains([known(FEED, feeds.get(&m.name).cloned())]);
     }
 }
 
