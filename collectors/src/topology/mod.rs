@@ -301,6 +301,8 @@ pub struct LldpCache {
 
 impl LldpCache {
     pub const MAX_AGE: Duration = Duration::from_secs(30);
+    /// How soon to ask again after lldpd did not answer.
+    pub const RETRY: Duration = Duration::from_secs(5);
 
     pub fn new(config: LldpConfig) -> Self {
         LldpCache { config, last: None }
@@ -312,10 +314,15 @@ impl LldpCache {
         if groups.iter().all(|g| g.members.is_empty()) {
             return;
         }
-        let fresh = self
-            .last
-            .as_ref()
-            .is_some_and(|(at, _)| at.elapsed() < Self::MAX_AGE);
+        // No answer (lldpd starting, lldpcli slow on a loaded host) is asked again sooner.
+        let fresh = self.last.as_ref().is_some_and(|(at, n)| {
+            at.elapsed()
+                < if n.is_some() {
+                    Self::MAX_AGE
+                } else {
+                    Self::RETRY
+                }
+        });
         if !fresh {
             let n = lldp_neighbours(roots, &self.config);
             self.last = Some((std::time::Instant::now(), n));
