@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod domains;
 pub mod fixture;
 pub mod host;
 pub mod http;

@@ -58,7 +58,7 @@ pub fn table(snap: &Snapshot) -> String {
         rows.push([
             g.name.clone(),
             state,
-            g.spare.to_string(),
+            crate::domains::spare_column(g),
             healthy_column(g),
             format_since(g.since, snap.generated_at),
             why.join("; "),

@@ -18,6 +18,7 @@ pub mod one_hot;
 pub mod policy;
 pub mod roots;
 pub mod smart;
+pub mod topology;
 
 use std::time::Duration;
 

@@ -68,6 +68,11 @@ pub struct MemberReading {
     /// md member `sdb1`, `megaraid:0:12` for a drive behind a controller), so a risk another
     /// collector saw (failing SMART) can mark this member at risk.
     pub device: Option<String>,
+    /// The failure domains this member shares fate with (its PCI card, the switch its link
+    /// reaches, the disk a partition lives on, the feed of a PSU), as far as they could be
+    /// resolved; a kind that could not be resolved is listed with [`FailureDomain::UNKNOWN`].
+    /// See `crate::topology` and docs/failure-domains.md.
+    pub domains: Vec<FailureDomain>,
 }
 
 impl MemberReading {
@@ -77,12 +82,69 @@ impl MemberReading {
             role,
             health,
             device: None,
+            domains: Vec::new(),
         }
     }
     pub fn with_device(mut self, device: impl Into<String>) -> Self {
         self.device = Some(device.into());
         self
     }
+    /// Adds failure domains (duplicates are dropped).
+    pub fn with_domains(mut self, domains: impl IntoIterator<Item = FailureDomain>) -> Self {
+        self.add_domains(domains);
+        self
+    }
+    pub fn add_domains(&mut self, domains: impl IntoIterator<Item = FailureDomain>) {
+        for d in domains {
+            if !self.domains.contains(&d) {
+                self.domains.push(d);
+            }
+        }
+    }
+}
+
+/// Something whose failure takes down every member that shares it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct FailureDomain {
+    /// `card`, `switch`, `hba`, `fabric`, `controller`, `disk`, `enclosure`, `feed`.
+    pub kind: &'static str,
+    /// Stable identity inside its kind (`0000:3b:00`, `be:e8:f8:99:f4:58`, `sdb`, `A`), or
+    /// [`FailureDomain::UNKNOWN`] when the kind applies but could not be resolved.
+    pub id: String,
+}
+
+impl FailureDomain {
+    /// The id of a domain the agent looked for and could not resolve: never counted as
+    /// independent, never as shared.
+    pub const UNKNOWN: &'static str = "unknown";
+
+    pub fn new(kind: &'static str, id: impl Into<String>) -> Self {
+        FailureDomain {
+            kind,
+            id: id.into(),
+        }
+    }
+    pub fn unknown(kind: &'static str) -> Self {
+        FailureDomain::new(kind, FailureDomain::UNKNOWN)
+    }
+    pub fn is_unknown(&self) -> bool {
+        self.id == FailureDomain::UNKNOWN
+    }
+}
+
+/// Whether the power supplies that are left can carry the load if the largest one fails
+/// (capacity-true redundancy). Evidence like [`StatedRedundancy`]: the engine merges it,
+/// and an insufficient capacity makes a redundant/degraded group `no_redundancy`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerCapacity {
+    /// `Some(false)`: the survivors cannot carry the load; `None`: capacity or load unknown.
+    pub sufficient: Option<bool>,
+    /// Present load in watts, when known.
+    pub load_watts: Option<f64>,
+    /// What the healthy supplies deliver after losing the largest one, in watts.
+    pub after_loss_watts: Option<f64>,
+    /// "load 1100 W > 800 W left after losing PS1", or why it is unknown.
+    pub reason: String,
 }
 
 /// A device that another collector found at risk (SMART failing, NVMe critical warning).
@@ -161,7 +223,7 @@ impl StatedRedundancy {
 }
 
 /// A set of members providing one function, with its policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GroupReading {
     /// Stable across restarts: `bond:bond0`, `md:md0`, `mpath:mpatha`, `psu:chassis`.
     pub name: String,
@@ -174,6 +236,8 @@ pub struct GroupReading {
     pub members: Vec<MemberReading>,
     /// Redundancy stated by the hardware, if it states one.
     pub stated: Option<StatedRedundancy>,
+    /// Capacity-true power redundancy (psu groups whose supplies report watts).
+    pub capacity: Option<PowerCapacity>,
 }
 
 impl GroupReading {
@@ -185,6 +249,7 @@ impl GroupReading {
             by_design: false,
             members: Vec::new(),
             stated: None,
+            capacity: None,
         }
     }
 }

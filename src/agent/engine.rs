@@ -30,6 +30,9 @@ use crate::store::{Persisted, PersistedGroup, RememberedMember};
 pub struct GroupOverride {
     pub required: Option<u32>,
     pub by_design: Option<bool>,
+    /// Shared failure domains accepted by design: a kind (`switch`) or one domain
+    /// (`card:0000:3b:00`); they do not lower the effective spare.
+    pub accept_shared_domains: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -339,7 +342,7 @@ impl Engine {
                     .entry(reading.name.clone())
                     .or_insert_with(|| PersistedGroup::new("unknown", unix(now.wall), 0));
                 let before = entry.clone();
-                let view = evaluate_group(
+                let mut view = evaluate_group(
                     c.info.name,
                     &reading,
                     track,
@@ -351,6 +354,13 @@ impl Engine {
                     c.info.stale_after(),
                     hold_down,
                 );
+                let accept = self
+                    .config
+                    .overrides
+                    .get(&reading.name)
+                    .and_then(|o| o.accept_shared_domains.as_deref())
+                    .unwrap_or_default();
+                view.domains = Some(crate::domains::evaluate(&reading, &view, accept));
                 entry.state = view.state.clone();
                 entry.since = view.since;
                 entry.transitions = view.transitions;
@@ -513,6 +523,7 @@ fn unseen_group(
         stated_state: None,
         evidence_disagreement: false,
         members,
+        domains: None,
     }
 }
 
@@ -623,7 +634,7 @@ fn evaluate_group(
     let state = if down.is_some() {
         GroupState::Unknown
     } else {
-        verdict.state
+        crate::domains::capacity_state(verdict.state, reading.capacity.as_ref())
     };
     if state != track.state {
         if !track.first_sight {
@@ -668,6 +679,7 @@ fn evaluate_group(
         stated_state: stated.map(|s| s.as_state().as_str().to_string()),
         evidence_disagreement: verdict.disagreement,
         members,
+        domains: None,
     }
 }
 

@@ -955,6 +955,7 @@ mod tests {
                 member("sdb1", "active", true, true),
                 member("sdc1", "spare", false, false),
             ],
+            domains: None,
         };
         let snap = Snapshot {
             groups: vec![view("degraded", 1000.0), view("bogus", f64::NAN)],

@@ -212,6 +212,7 @@ pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
             );
         }
     }
+    crate::domains::render(snap, &mut f);
     for c in &snap.collectors {
         let l = [("collector", c.name.as_str())];
         f.gauge(

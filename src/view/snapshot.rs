@@ -34,6 +34,8 @@ pub struct GroupView {
     pub stated_state: Option<String>,
     pub evidence_disagreement: bool,
     pub members: Vec<MemberView>,
+    /// Failure domains, effective spare and power capacity ([`crate::domains`]).
+    pub domains: Option<crate::domains::GroupDomains>,
 }
 
 impl GroupView {
@@ -46,6 +48,7 @@ impl GroupView {
                     .as_ref()
                     .map(|r| format!("{} ({}): {}", m.name, m.role, r))
             })
+            .chain(crate::domains::capacity_reason(self))
             .collect()
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::metric_value;
 
-fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -23,7 +23,7 @@ fn ip(args: &[&str]) {
 }
 
 /// A network namespace removed on drop.
-struct Netns(String);
+pub(crate) struct Netns(pub(crate) String);
 
 impl Netns {
     fn new(tag: &str) -> Netns {
@@ -40,7 +40,7 @@ impl Drop for Netns {
     }
 }
 
-struct Agent(Child);
+pub(crate) struct Agent(pub(crate) Child);
 
 impl Drop for Agent {
     fn drop(&mut self) {
@@ -49,7 +49,7 @@ impl Drop for Agent {
     }
 }
 
-fn get_metrics() -> Option<String> {
+pub(crate) fn get_metrics() -> Option<String> {
     let mut s = TcpStream::connect("127.0.0.1:9856").ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -57,6 +57,32 @@ fn get_metrics() -> Option<String> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// The built agent with only the net collector, inside namespace `ns`, serving
+/// 127.0.0.1:9856 on that namespace's loopback.
+pub(crate) fn net_agent_in(ns: &str, cfg: &std::path::Path) -> Agent {
+    Agent(
+        Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sparewatch")])
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:9856",
+                "--collector.disable-defaults",
+            ])
+            .args([
+                "--collector.net",
+                "--path.sysfs",
+                "/sys",
+                "--log.level",
+                "warn",
+            ])
+            .arg("--config.file")
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starts the agent"),
+    )
 }
 
 const NO_REDUNDANCY: &str = "sparewatch_group_state{group=\"link:uplinks\",kind=\"link\",state=\"no_redundancy\",by_design=\"false\"}";
@@ -96,27 +122,7 @@ fn veth_link_change_reaches_metrics_through_rtnetlink() {
         "hold_down: 1s\ncollectors:\n  net:\n    interval: 1h\n    groups:\n      - name: uplinks\n        members: [swa0, swb0]\n",
     )
     .expect("config");
-    let _agent = Agent(
-        Command::new("ip")
-            .args(["netns", "exec", n, env!("CARGO_BIN_EXE_sparewatch")])
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:9856",
-                "--collector.disable-defaults",
-            ])
-            .args([
-                "--collector.net",
-                "--path.sysfs",
-                "/sys",
-                "--log.level",
-                "warn",
-            ])
-            .arg("--config.file")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starts the agent"),
-    );
+    let _agent = net_agent_in(n, &cfg);
     // The client must live in the namespace too: one thread enters it.
     let netns_file = std::fs::File::open(format!("/run/netns/{n}")).expect("netns file");
     let ns_name = n.to_string();

@@ -35,7 +35,7 @@ pub fn wanted_attr(file: &str) -> bool {
     }
     matches!(
         suffix,
-        "input" | "min" | "target" | "label" | "enable" | "fault"
+        "input" | "min" | "target" | "label" | "enable" | "fault" | "rated_max"
     ) || suffix.ends_with("alarm")
 }
 

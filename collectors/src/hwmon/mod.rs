@@ -37,6 +37,12 @@ pub struct HwmonConfig {
     /// Fans that are never members, as `<chip>/<sensor>` (`nct6775/fan3`).
     #[serde(default)]
     pub ignore_fans: Vec<String>,
+    /// Power feed of each PMBus PSU, by member name (`{pmbus-7-0058: A}`): failure domains.
+    #[serde(default)]
+    pub psu_feeds: BTreeMap<String, String>,
+    /// Headroom the surviving PSUs must keep when the largest fails, in percent (default 0).
+    #[serde(default)]
+    pub psu_capacity_margin_percent: f64,
 }
 
 pub fn args() -> Vec<Arg> {
@@ -260,6 +266,7 @@ impl Collector for HwmonCollector {
         let before = self.memory.clone();
         let mut c = Collection::present();
         let mut psus = Vec::new();
+        let mut supplies = Vec::new();
         for i in order {
             let (chip, id) = (&chips[i], &ids[i]);
             let fans = chip.fans();
@@ -274,6 +281,11 @@ impl Collector for HwmonCollector {
             if self.psu_chips.is_match(&chip.name) {
                 chip::psu_readings(id, chip, &mut c.readings);
                 let (role, health) = chip::psu_health(chip);
+                supplies.push(crate::topology::power::pmbus_supply(
+                    id,
+                    &health,
+                    &chip.attrs,
+                ));
                 psus.push(MemberReading::new(id.clone(), role, health));
                 continue;
             }
@@ -290,7 +302,14 @@ impl Collector for HwmonCollector {
         }
         if !psus.is_empty() {
             let designed = self.designed("psu:pmbus", psus.len());
-            c.groups.push(chip::psu_group("pmbus", psus, designed));
+            let mut g = chip::psu_group("pmbus", psus, designed);
+            crate::topology::annotate_psu_group(
+                &self.config.psu_feeds,
+                &supplies,
+                self.config.psu_capacity_margin_percent,
+                &mut g,
+            );
+            c.groups.push(g);
         }
         if !mains.is_empty() {
             let mut members = Vec::new();

@@ -433,7 +433,12 @@ impl Collector for MdCollector {
         let mut c = Collection::present();
         for a in &arrays {
             readings(a, &mut c.readings);
-            if let Some(g) = a.group() {
+            if let Some(mut g) = a.group() {
+                crate::topology::annotate_block_group(
+                    &self.roots,
+                    crate::topology::BlockUse::RaidMember,
+                    &mut g,
+                );
                 c.groups.push(g);
             }
         }

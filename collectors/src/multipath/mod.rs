@@ -625,6 +625,9 @@ impl Collector for MultipathCollector {
         if c.groups.is_empty() {
             return Ok(Collection::not_present());
         }
+        for g in c.groups.iter_mut().filter(|g| g.kind == "mpath") {
+            crate::topology::annotate_block_group(&self.roots, crate::topology::BlockUse::Path, g);
+        }
         Ok(c)
     }
 

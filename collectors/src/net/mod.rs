@@ -38,6 +38,9 @@ pub struct NetConfig {
     /// Path of `teamdctl`; default: looked up in /usr/bin and /usr/sbin.
     #[serde(default)]
     pub teamdctl: Option<PathBuf>,
+    /// Where to ask lldpd for each link's switch (failure domains).
+    #[serde(default)]
+    pub lldp: crate::topology::LldpConfig,
 }
 
 /// A configured group `link:<name>` of standalone interfaces.
@@ -96,6 +99,7 @@ pub struct NetCollector {
     pending: Option<Arc<Mutex<Pending>>>,
     interfaces_read: u64,
     full_passes: u64,
+    lldp: crate::topology::LldpCache,
 }
 
 /// Interfaces named by rtnetlink since the last pass.
@@ -148,6 +152,7 @@ impl LinkInfo {
 impl NetCollector {
     pub fn new(roots: Roots, config: NetConfig, include: Option<Regex>) -> Self {
         NetCollector {
+            lldp: crate::topology::LldpCache::new(config.lldp.clone()),
             roots,
             config,
             include,
@@ -534,7 +539,9 @@ impl Collector for NetCollector {
         } else {
             self.partial_pass(names);
         }
-        Ok(self.assemble())
+        let mut c = self.assemble();
+        self.lldp.annotate(&self.roots, &mut c.groups);
+        Ok(c)
     }
 
     fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
