@@ -63,7 +63,7 @@ async fn index(State(s): State<AppState>) -> Html<String> {
         let detail = g.reasons();
         rows.push_str(&format!(
             "<tr class=\"{st}\"><td>{name}</td><td>{kind}</td><td>{st}{bd}</td><td>{spare}</td><td>{h}/{t} (need {r})</td><td>{since}</td><td>{detail}</td></tr>\n",
-            st = esc(&g.state),
+            st = esc(g.state.as_str()),
             bd = if g.by_design { " (by design)" } else { "" },
             name = esc(&g.name),
             kind = esc(&g.kind),

@@ -98,6 +98,7 @@ fn check_config(
                     config: Some(section),
                     // Validating only: a collector must not write its memory.
                     read_only: true,
+                    memory: sparewatch_collectors::CollectorMemory::none(),
                 };
                 if let Err(e) = (spec.build)(&ctx) {
                     errors.push(format!("{}: {e}", file.display()));

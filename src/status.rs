@@ -3,6 +3,8 @@
 use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
+use sparewatch_collectors::GroupState;
+
 use crate::snapshot::Snapshot;
 
 /// "2026-11-24T12:00:00Z (3h12m ago)".
@@ -23,7 +25,7 @@ pub fn format_since(since: f64, now: f64) -> String {
 
 /// "2/2 need 1 +1 spare": hot spares are shown apart, since they do not count as healthy.
 fn healthy_column(g: &crate::snapshot::GroupView) -> String {
-    let spares = g.members.iter().filter(|m| m.role == "spare").count();
+    let spares = g.spares();
     let counted = g.members.len() - spares;
     let mut s = format!(
         "{}/{} need {}",
@@ -46,7 +48,7 @@ pub fn table(snap: &Snapshot) -> String {
     ]];
     for g in &snap.groups {
         let why = g.reasons();
-        let mut state = g.state.clone();
+        let mut state = g.state.as_str().to_string();
         if g.by_design {
             state.push_str(" (by design)");
         }
@@ -122,11 +124,13 @@ pub fn check(snap: &Snapshot) -> (i32, String) {
         } else {
             format!("{} {} ({})", g.name, g.state, why.join(", "))
         };
-        match g.state.as_str() {
-            "failed" => crit.push(item),
-            "no_redundancy" if g.by_design => {}
-            "degraded" | "no_redundancy" | "unknown" => warn.push(item),
-            _ => {}
+        match g.state {
+            GroupState::Failed => crit.push(item),
+            GroupState::NoRedundancy if g.by_design => {}
+            GroupState::Degraded | GroupState::NoRedundancy | GroupState::Unknown => {
+                warn.push(item)
+            }
+            GroupState::Redundant => {}
         }
     }
     for c in snap.collectors.iter().filter(|c| !c.up) {
@@ -139,7 +143,7 @@ pub fn check(snap: &Snapshot) -> (i32, String) {
     let redundant = snap
         .groups
         .iter()
-        .filter(|g| g.state == "redundant")
+        .filter(|g| g.state == GroupState::Redundant)
         .count();
     let perf = format!("| groups={} redundant={redundant}", snap.groups.len());
     if !crit.is_empty() {

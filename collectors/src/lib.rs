@@ -11,6 +11,7 @@ pub mod hwmon;
 pub mod hwraid;
 pub mod ipmi;
 pub mod md;
+pub mod memory;
 pub mod model;
 pub mod multipath;
 pub mod net;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 pub use error::{BuildError, CollectError};
 pub use events::Wake;
+pub use memory::CollectorMemory;
 pub use model::*;
 pub use roots::Roots;
 
@@ -50,6 +52,8 @@ pub struct BuildContext<'a> {
     pub config: Option<&'a serde_yaml::Value>,
     /// A one-shot run (`status`, `check`): persisted memory is read, never written.
     pub read_only: bool,
+    /// The collector's section of the agent's store (see [`memory`]).
+    pub memory: CollectorMemory,
 }
 
 /// One row of the collector table.

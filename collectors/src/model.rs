@@ -209,6 +209,20 @@ impl fmt::Display for GroupState {
     }
 }
 
+// Comparing with the lower-case name (`state == "degraded"`) keeps tests written against the
+// string-typed snapshot compiling; new code compares variants.
+impl PartialEq<&str> for GroupState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<&str> for Role {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl StatedRedundancy {
     /// DESIGN.md §2: Fully Redundant → redundant; Degraded → degraded;
     /// Lost / Non-redundant Sufficient → no_redundancy; Insufficient → failed.

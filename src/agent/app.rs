@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use sparewatch_collectors::{BuildContext, Roots, Wake, COLLECTORS};
+use sparewatch_collectors::{BuildContext, CollectorMemory, Roots, Wake, COLLECTORS};
 use tokio::sync::watch;
 
 use crate::cli::Parsed;
@@ -25,6 +25,8 @@ pub struct Setup {
     pub engine_config: EngineConfig,
     pub jobs: Vec<(Job, CollectorInfo)>,
     pub state_dir: Option<PathBuf>,
+    /// The collectors' sections of the store (when there is a state directory).
+    pub sections: Option<crate::store::Sections>,
     /// `--alertmanager.url`: post group alerts to Alertmanager directly (off when `None`).
     pub push: Option<crate::alertmanager::PushConfig>,
 }
@@ -36,6 +38,15 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    let read_only = !matches!(
+        parsed.cli.command,
+        None | Some(crate::cli::Command::Run) | Some(crate::cli::Command::Demo { .. })
+    );
+    // Read without the lock: collectors load their memory now; a one-shot run never writes.
+    let sections = common
+        .state_dir
+        .as_deref()
+        .map(|d| crate::store::Sections::new(crate::store::load(d).collectors));
     let mut jobs = Vec::new();
     for spec in COLLECTORS {
         if !parsed.collector_enabled(spec.name, spec.enabled_by_default) {
@@ -45,10 +56,10 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
             roots,
             matches: parsed.collector_matches(),
             config: config.collectors.get(spec.name),
-            read_only: !matches!(
-                parsed.cli.command,
-                None | Some(crate::cli::Command::Run) | Some(crate::cli::Command::Demo { .. })
-            ),
+            read_only,
+            memory: sections.as_ref().map_or_else(CollectorMemory::none, |s| {
+                s.memory_for(spec.name, read_only)
+            }),
         };
         // A collector whose own settings are wrong (its config section, its flags) is
         // reported down with the reason; the other collectors run. A broken config file as a
@@ -85,6 +96,7 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
         },
         jobs,
         state_dir: common.state_dir.clone(),
+        sections,
         push: push_config(parsed)?,
     })
 }
@@ -162,8 +174,10 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
         Some(s) => {
             let forget_tx = tx.clone();
             Some(
-                s.spawn_writer(move |targets| forget_tx.send(Event::Forget(targets)).is_ok())
-                    .context("starting the store writer")?,
+                s.spawn_writer(setup.sections.clone().unwrap_or_default(), move |targets| {
+                    forget_tx.send(Event::Forget(targets)).is_ok()
+                })
+                .context("starting the store writer")?,
             )
         }
         None => None,

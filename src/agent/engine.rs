@@ -361,7 +361,7 @@ impl Engine {
                     .and_then(|o| o.accept_shared_domains.as_deref())
                     .unwrap_or_default();
                 view.domains = Some(crate::domains::evaluate(&reading, &view, accept));
-                entry.state = view.state.clone();
+                entry.state = view.state.as_str().to_string();
                 entry.since = view.since;
                 entry.transitions = view.transitions;
                 entry.collector = Some(c.info.name.to_string());
@@ -496,7 +496,7 @@ fn unseen_group(
         .iter()
         .map(|(m, r)| MemberView {
             name: m.clone(),
-            role: r.role.clone(),
+            role: role_from_str(&r.role),
             healthy: false,
             at_risk: false,
             unknown: true,
@@ -512,7 +512,7 @@ fn unseen_group(
                 .to_string()
         }),
         collector: entry.collector.clone().unwrap_or_default(),
-        state: GroupState::Unknown.as_str().to_string(),
+        state: GroupState::Unknown,
         by_design: false,
         members_total: members.len() as u32,
         members_healthy: 0,
@@ -595,7 +595,7 @@ fn evaluate_group(
         policy_in.push((m.role, eff));
         members.push(MemberView {
             name: m.name.clone(),
-            role: m.role.as_str().to_string(),
+            role: m.role,
             healthy: matches!(eff, Effective::Healthy | Effective::AtRisk),
             at_risk: eff == Effective::AtRisk,
             unknown: eff == Effective::Unknown,
@@ -618,7 +618,7 @@ fn evaluate_group(
         policy_in.push((role_from_str(&r.role), eff));
         members.push(MemberView {
             name: name.clone(),
-            role: r.role.clone(),
+            role: role_from_str(&r.role),
             healthy: false,
             at_risk: false,
             unknown: eff == Effective::Unknown,
@@ -668,7 +668,7 @@ fn evaluate_group(
         name: reading.name.clone(),
         kind: reading.kind.to_string(),
         collector: collector.to_string(),
-        state: state.as_str().to_string(),
+        state,
         by_design: reading.by_design,
         members_total: members.len() as u32,
         members_healthy: verdict.healthy,
@@ -676,7 +676,7 @@ fn evaluate_group(
         spare,
         since: unix(track.since),
         transitions: track.transitions,
-        stated_state: stated.map(|s| s.as_state().as_str().to_string()),
+        stated_state: stated.map(|s| s.as_state()),
         evidence_disagreement: verdict.disagreement,
         members,
         domains: None,
@@ -722,24 +722,28 @@ mod tests {
         )
     }
 
-    fn state(e: &mut Engine, now: SystemTime) -> (String, f64) {
+    fn state(e: &mut Engine, now: SystemTime) -> (GroupState, f64) {
         let now = Stamp::from(now);
         let s = e.evaluate(now);
-        (s.groups[0].state.clone(), s.groups[0].since)
+        (s.groups[0].state, s.groups[0].since)
     }
 
     #[test]
     fn hysteresis_fast_down_slow_up() {
         let mut e = engine(None);
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(0));
-        assert_eq!(state(&mut e, t(0)).0, "redundant");
+        assert_eq!(state(&mut e, t(0)).0, GroupState::Redundant);
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(1));
-        assert_eq!(state(&mut e, t(1)), ("no_redundancy".into(), unix(t(1))));
+        assert_eq!(state(&mut e, t(1)), (GroupState::NoRedundancy, unix(t(1))));
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(2));
-        assert_eq!(state(&mut e, t(2)).0, "no_redundancy", "held down");
-        assert_eq!(state(&mut e, t(6)).0, "no_redundancy", "still held down");
+        assert_eq!(state(&mut e, t(2)).0, GroupState::NoRedundancy, "held down");
+        assert_eq!(
+            state(&mut e, t(6)).0,
+            GroupState::NoRedundancy,
+            "still held down"
+        );
         let snap = e.evaluate(t(7));
-        assert_eq!(snap.groups[0].state, "redundant");
+        assert_eq!(snap.groups[0].state, GroupState::Redundant);
         assert_eq!(snap.groups[0].transitions, 2);
         assert_eq!(snap.groups[0].members[1].transitions, 2);
     }
@@ -754,52 +758,55 @@ mod tests {
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(3));
         e.evaluate(t(3));
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(4));
-        assert_eq!(state(&mut e, t(8)).0, "no_redundancy");
-        assert_eq!(state(&mut e, t(9)).0, "redundant");
+        assert_eq!(state(&mut e, t(8)).0, GroupState::NoRedundancy);
+        assert_eq!(state(&mut e, t(9)).0, GroupState::Redundant);
     }
 
     #[test]
     fn failed_or_stale_collector_makes_groups_unknown() {
         let mut e = engine(None);
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(0));
-        assert_eq!(state(&mut e, t(0)).0, "redundant");
+        assert_eq!(state(&mut e, t(0)).0, GroupState::Redundant);
         e.finished("net", Err("EIO".into()), Duration::ZERO, t(30));
         let s = e.evaluate(t(30));
-        assert_eq!(s.groups[0].state, "unknown");
+        assert_eq!(s.groups[0].state, GroupState::Unknown);
         assert!(!s.collectors[0].up);
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(60));
-        assert_eq!(state(&mut e, t(60)).0, "redundant");
+        assert_eq!(state(&mut e, t(60)).0, GroupState::Redundant);
         // No success for longer than 2 intervals + timeout: stale.
-        assert_eq!(state(&mut e, t(60 + 71)).0, "unknown");
+        assert_eq!(state(&mut e, t(60 + 71)).0, GroupState::Unknown);
         // Hung: started but not finished within the timeout.
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(200));
         e.started("net", t(201));
-        assert_eq!(state(&mut e, t(205)).0, "redundant");
-        assert_eq!(state(&mut e, t(212)).0, "unknown");
+        assert_eq!(state(&mut e, t(205)).0, GroupState::Redundant);
+        assert_eq!(state(&mut e, t(212)).0, GroupState::Unknown);
         // The wall clock steps back an hour: hang detection (monotonic) is not disabled.
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(300));
         e.started("net", t(301));
         let mut stepped = Stamp::from(t(312));
         stepped.wall = t(312) - Duration::from_secs(3600);
-        assert_eq!(e.evaluate(stepped).groups[0].state, "unknown");
+        assert_eq!(e.evaluate(stepped).groups[0].state, GroupState::Unknown);
     }
 
     #[test]
     fn a_short_unknown_blip_keeps_the_since() {
         let mut e = engine(None);
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(0));
-        assert_eq!(state(&mut e, t(0)), ("no_redundancy".into(), unix(t(0))));
+        assert_eq!(state(&mut e, t(0)), (GroupState::NoRedundancy, unix(t(0))));
         e.finished("net", Err("timeout".into()), Duration::ZERO, t(100));
-        assert_eq!(state(&mut e, t(100)).0, "unknown");
+        assert_eq!(state(&mut e, t(100)).0, GroupState::Unknown);
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(130));
-        assert_eq!(state(&mut e, t(130)), ("no_redundancy".into(), unix(t(0))));
+        assert_eq!(
+            state(&mut e, t(130)),
+            (GroupState::NoRedundancy, unix(t(0)))
+        );
         // A long gap (beyond 2 intervals + timeout = 70 s) starts a new since.
         e.finished("net", Err("timeout".into()), Duration::ZERO, t(200));
-        assert_eq!(state(&mut e, t(200)).0, "unknown");
+        assert_eq!(state(&mut e, t(200)).0, GroupState::Unknown);
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(300));
         assert_eq!(
             state(&mut e, t(300)),
-            ("no_redundancy".into(), unix(t(300)))
+            (GroupState::NoRedundancy, unix(t(300)))
         );
     }
 
@@ -807,7 +814,7 @@ mod tests {
     fn since_survives_restart() {
         let mut e = engine(None);
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(0));
-        assert_eq!(state(&mut e, t(0)), ("no_redundancy".into(), unix(t(0))));
+        assert_eq!(state(&mut e, t(0)), (GroupState::NoRedundancy, unix(t(0))));
         let saved = e.take_changes().expect("a first state is saved");
         assert_eq!(e.take_changes(), None, "nothing changed since");
         // Restarted: before the collector reports, the group is pending, not pruned.
@@ -815,11 +822,14 @@ mod tests {
         assert!(e.evaluate(t(500)).groups.is_empty());
         assert_eq!(e.take_changes(), None, "a pending group is not written");
         e.finished("net", Ok(bond(false)), Duration::ZERO, t(500));
-        assert_eq!(state(&mut e, t(500)), ("no_redundancy".into(), unix(t(0))));
+        assert_eq!(
+            state(&mut e, t(500)),
+            (GroupState::NoRedundancy, unix(t(0)))
+        );
         // A different state at restart starts a new since.
         let mut e = engine(Some(saved));
         e.finished("net", Ok(bond(true)), Duration::ZERO, t(900));
-        assert_eq!(state(&mut e, t(900)), ("redundant".into(), unix(t(900))));
+        assert_eq!(state(&mut e, t(900)), (GroupState::Redundant, unix(t(900))));
     }
 
     fn bond3(slaves: &[&str]) -> Collection {
@@ -842,13 +852,13 @@ mod tests {
             Duration::ZERO,
             t(0),
         );
-        assert_eq!(state(&mut e, t(0)).0, "redundant");
+        assert_eq!(state(&mut e, t(0)).0, GroupState::Redundant);
         e.finished("net", Ok(bond3(&["eth0", "eth1"])), Duration::ZERO, t(10));
         let s = e.evaluate(t(10));
         let g = &s.groups[0];
         assert_eq!(
-            (g.state.as_str(), g.members_healthy, g.members_total),
-            ("degraded", 2, 3)
+            (g.state, g.members_healthy, g.members_total),
+            (GroupState::Degraded, 2, 3)
         );
         let gone = g
             .members
@@ -866,12 +876,12 @@ mod tests {
             e.forget("bond:bond0/eth2"),
             Ok("member eth2 of group bond:bond0".into())
         );
-        assert_eq!(state(&mut e, t(11)).0, "redundant");
+        assert_eq!(state(&mut e, t(11)).0, GroupState::Redundant);
         // The whole bond goes: kept, unknown, "vanished at".
         e.finished("net", Ok(Collection::present()), Duration::ZERO, t(20));
         let s = e.evaluate(t(20));
         assert_eq!(s.groups.len(), 1);
-        assert_eq!(s.groups[0].state, "unknown");
+        assert_eq!(s.groups[0].state, GroupState::Unknown);
         assert_eq!(s.groups[0].spare, 0);
         assert!(s.groups[0].reasons()[0].contains("group vanished at"));
         // After a restart too, once the collector has reported.
@@ -879,7 +889,7 @@ mod tests {
         let mut e = engine(Some(saved));
         e.finished("net", Ok(Collection::present()), Duration::ZERO, t(30));
         let s = e.evaluate(t(30));
-        assert_eq!(s.groups[0].state, "unknown");
+        assert_eq!(s.groups[0].state, GroupState::Unknown);
         assert_eq!(
             s.groups[0].since,
             unix(t(20)),
@@ -898,7 +908,7 @@ mod tests {
         let mut e = engine(Some(saved));
         e.finished("net", Err("BMC unreachable".into()), Duration::ZERO, t(40));
         let s = e.evaluate(t(40));
-        assert_eq!(s.groups[0].state, "unknown");
+        assert_eq!(s.groups[0].state, GroupState::Unknown);
         assert!(s.groups[0].members.iter().all(|m| m.unknown));
     }
 
@@ -933,7 +943,7 @@ mod tests {
         e.finished("md", Ok(md), Duration::ZERO, t(0));
         e.finished("smart", Ok(smart), Duration::ZERO, t(0));
         let s = e.evaluate(t(0));
-        assert_eq!(s.groups[0].state, "degraded");
+        assert_eq!(s.groups[0].state, GroupState::Degraded);
         assert!(s.groups[0].members[1].at_risk);
         // smart goes down: its last risk stays, as "risk unknown", until it reports again.
         e.finished(
@@ -944,7 +954,8 @@ mod tests {
         );
         let s = e.evaluate(t(30));
         assert_eq!(
-            s.groups[0].state, "degraded",
+            s.groups[0].state,
+            GroupState::Degraded,
             "evidence lost must not improve it"
         );
         let reason = s.groups[0].members[1].reason.clone().unwrap_or_default();
@@ -953,7 +964,7 @@ mod tests {
             "{reason}"
         );
         e.finished("smart", Ok(Collection::present()), Duration::ZERO, t(60));
-        assert_eq!(e.evaluate(t(60)).groups[0].state, "redundant");
+        assert_eq!(e.evaluate(t(60)).groups[0].state, GroupState::Redundant);
     }
 
     fn health() -> impl proptest::strategy::Strategy<Value = MemberHealth> {
@@ -994,15 +1005,14 @@ mod tests {
                 }
                 let snap = e.evaluate(t(now));
                 for g in &snap.groups {
-                    proptest::prop_assert!(GroupState::parse(&g.state).is_some());
                     let spare = i64::from(g.members_healthy) - i64::from(g.members_required);
-                    if g.state == "unknown" {
+                    if g.state == GroupState::Unknown {
                         proptest::prop_assert_eq!(g.spare, spare.max(0));
                     } else {
                         proptest::prop_assert_eq!(g.spare, spare);
                     }
                     if fail {
-                        proptest::prop_assert_eq!(g.state.as_str(), "unknown");
+                        proptest::prop_assert_eq!(g.state, GroupState::Unknown);
                     } else {
                         for (m, h) in g.members.iter().zip(&members) {
                             if matches!(h, MemberHealth::Unhealthy(_)) {
@@ -1010,7 +1020,7 @@ mod tests {
                             }
                         }
                         if members.iter().any(|h| !matches!(h, MemberHealth::Healthy)) {
-                            proptest::prop_assert_ne!(g.state.as_str(), "redundant");
+                            proptest::prop_assert_ne!(g.state, GroupState::Redundant);
                         }
                     }
                 }

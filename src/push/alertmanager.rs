@@ -172,40 +172,31 @@ pub struct GroupInput {
     pub since: SystemTime,
 }
 
-/// The groups of an engine snapshot as the pusher sees them. A group whose state does not
-/// parse (cannot happen with this engine) is treated as unknown, never as redundant.
+/// The groups of an engine snapshot as the pusher sees them.
 pub fn groups_from_snapshot(s: &Snapshot) -> Vec<GroupInput> {
     s.groups
         .iter()
         .map(|g| GroupInput {
             name: g.name.clone(),
             kind: g.kind.clone(),
-            state: GroupState::parse(&g.state).unwrap_or(GroupState::Unknown),
+            state: g.state,
             by_design: g.by_design,
             spare: g.spare,
             failed_members: g
                 .members
                 .iter()
                 .filter(|m| !m.healthy)
-                .map(|m| (m.name.clone(), role(&m.role)))
+                .map(|m| (m.name.clone(), m.role))
                 .collect(),
             at_risk_members: g
                 .members
                 .iter()
                 .filter(|m| m.at_risk)
-                .map(|m| (m.name.clone(), role(&m.role)))
+                .map(|m| (m.name.clone(), m.role))
                 .collect(),
             since: unix_time(g.since),
         })
         .collect()
-}
-
-fn role(s: &str) -> Role {
-    match s {
-        "standby" => Role::Standby,
-        "spare" => Role::Spare,
-        _ => Role::Active,
-    }
 }
 
 /// A since-timestamp; now when the engine has none (0) or it is out of range.
@@ -927,20 +918,20 @@ mod tests {
     #[test]
     fn snapshot_groups_convert_and_odd_since_is_now() {
         use crate::snapshot::{GroupView, MemberView, Snapshot};
-        let member = |name: &str, role: &str, healthy: bool, at_risk: bool| MemberView {
+        let member = |name: &str, role: Role, healthy: bool, at_risk: bool| MemberView {
             name: name.into(),
-            role: role.into(),
+            role,
             healthy,
             at_risk,
             unknown: false,
             reason: None,
             transitions: 0,
         };
-        let view = |state: &str, since: f64| GroupView {
+        let view = |state: GroupState, since: f64| GroupView {
             name: "md:md0".into(),
             kind: "md".into(),
             collector: "md".into(),
-            state: state.into(),
+            state,
             by_design: false,
             members_total: 3,
             members_healthy: 2,
@@ -951,14 +942,17 @@ mod tests {
             stated_state: None,
             evidence_disagreement: false,
             members: vec![
-                member("sda1", "active", true, false),
-                member("sdb1", "active", true, true),
-                member("sdc1", "spare", false, false),
+                member("sda1", Role::Active, true, false),
+                member("sdb1", Role::Active, true, true),
+                member("sdc1", Role::Spare, false, false),
             ],
             domains: None,
         };
         let snap = Snapshot {
-            groups: vec![view("degraded", 1000.0), view("bogus", f64::NAN)],
+            groups: vec![
+                view(GroupState::Degraded, 1000.0),
+                view(GroupState::Unknown, f64::NAN),
+            ],
             ..Snapshot::default()
         };
         let before = SystemTime::now();
@@ -970,7 +964,6 @@ mod tests {
             g[0].at_risk_members,
             vec![("sdb1".to_string(), Role::Active)]
         );
-        // a state the pusher does not know is never taken for redundant
         assert_eq!(g[1].state, GroupState::Unknown);
         assert!(g[1].since >= before);
     }

@@ -5,17 +5,23 @@
 //! reported it, its remembered members (every member seen healthy, by stable name, with
 //! the moment it went absent) and the moment the whole group vanished. A version-1 file
 //! loads as version 2 with those fields empty (serde defaults): nothing to convert.
+//! Version 3 adds `collectors`: each collector's own memory, one section per collector
+//! (hwmon's fans seen spinning and group sizes, formerly `hwmon.json`; see
+//! [`super::LEGACY_FILES`] for how such a file is migrated). A version-2 file has none.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Persisted {
     pub version: u32,
     pub groups: BTreeMap<String, PersistedGroup>,
+    /// Each collector's memory, by collector name, in the collector's own shape.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub collectors: BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for Persisted {
@@ -23,6 +29,7 @@ impl Default for Persisted {
         Persisted {
             version: VERSION,
             groups: BTreeMap::new(),
+            collectors: BTreeMap::new(),
         }
     }
 }
@@ -75,6 +82,11 @@ pub struct RememberedMember {
 /// no clock could have written (negative, non-finite, far future) are dropped with a
 /// warning: they start fresh.
 pub fn parse(bytes: &[u8]) -> Result<Persisted, String> {
+    parse_versioned(bytes).map(|(p, _)| p)
+}
+
+/// [`parse`], also saying which version the file was written in.
+pub fn parse_versioned(bytes: &[u8]) -> Result<(Persisted, u32), String> {
     let mut p: Persisted = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if p.version > VERSION {
         return Err(format!(
@@ -82,6 +94,7 @@ pub fn parse(bytes: &[u8]) -> Result<Persisted, String> {
             p.version
         ));
     }
+    let written_in = p.version;
     p.version = VERSION;
     p.groups.retain(|name, g| {
         let ok = crate::snapshot::from_unix(g.since).is_some()
@@ -100,7 +113,7 @@ pub fn parse(bytes: &[u8]) -> Result<Persisted, String> {
             }
         }
     }
-    Ok(p)
+    Ok((p, written_in))
 }
 
 #[cfg(test)]
@@ -132,6 +145,8 @@ mod tests {
             },
         );
         p.groups.insert("bond:bond0".into(), g);
+        p.collectors
+            .insert("hwmon".into(), serde_json::json!({"version": 1}));
         let bytes = serde_json::to_vec(&p).expect("ser");
         assert_eq!(parse(&bytes).expect("parses"), p);
     }

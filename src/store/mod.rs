@@ -10,11 +10,17 @@
 //! - **A lock**: the agent holds `flock` on `lock` in the directory for its whole life; a
 //!   second agent on the same directory exits with a message naming it. `status`, `check`
 //!   and `forget` (while an agent runs) never write the store.
+//! - **Collector memory**: each collector's own memory (hwmon's fans seen spinning) is a
+//!   section of the same file; the collector gets it through a
+//!   [`CollectorMemory`](sparewatch_collectors::CollectorMemory) built by [`Sections`], and
+//!   its updates reach the same writer thread. A collector's old file of its own
+//!   ([`LEGACY_FILES`]) is migrated into its section on load, and left in place.
 //! - **Forget requests**: `sparewatch forget` drops a file into `forget/`; the writer
 //!   thread picks it up within a second and the engine applies it.
 
 pub mod format;
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -31,6 +37,13 @@ const FORGET_DIR: &str = "forget";
 const MAX_BYTES: u64 = 64 << 20;
 /// A load that takes longer (hung mount) is given up: the agent starts without memory.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Files collectors kept themselves before the store held their memory: `(collector,
+/// file)`. When the store has no section for the collector, the file's JSON becomes it (the
+/// collector's shape is unchanged); the file is left as it was, readable by an older release.
+pub const LEGACY_FILES: &[(&str, &str)] = &[("hwmon", "hwmon.json")];
+/// The store format version that holds the collectors' sections: files written in it or
+/// later have migrated the [`LEGACY_FILES`] already.
+const COLLECTORS_SINCE: u32 = 3;
 
 /// Reads one regular file (no FIFO, no device, at most `MAX_BYTES`); `None` when absent.
 fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
@@ -52,19 +65,23 @@ pub fn load_checked(dir: &Path) -> Option<Persisted> {
     let path = dir.join(FILE_NAME);
     let (tx, rx) = mpsc::channel();
     let p = path.clone();
+    let legacy_dir = dir.to_path_buf();
     let spawned = std::thread::Builder::new()
         .name("store-load".into())
         .spawn(move || {
-            let _ = tx.send(read_bounded(&p));
+            let _ = tx.send(read_bounded(&p).map(|b| (b, read_legacy(&legacy_dir))));
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the store loader; starting fresh");
         return None;
     }
     match rx.recv_timeout(LOAD_TIMEOUT) {
-        Ok(Ok(None)) => Some(Persisted::default()),
-        Ok(Ok(Some(bytes))) => match parse(&bytes) {
-            Ok(p) => Some(p),
+        Ok(Ok((None, legacy))) => Some(migrate(Persisted::default(), legacy)),
+        // A file this release wrote has already migrated whatever there was (an operator
+        // who removed a section there does not get the old file back).
+        Ok(Ok((Some(bytes), legacy))) => match format::parse_versioned(&bytes) {
+            Ok((p, COLLECTORS_SINCE..)) => Some(p),
+            Ok((p, _)) => Some(migrate(p, legacy)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "corrupt state file ignored; starting fresh");
                 None
@@ -81,7 +98,91 @@ pub fn load_checked(dir: &Path) -> Option<Persisted> {
     }
 }
 
+/// The collectors' old files that parse as JSON, by collector; unreadable ones are logged.
+fn read_legacy(dir: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (collector, file) in LEGACY_FILES {
+        let path = dir.join(file);
+        let parsed = match read_bounded(&path) {
+            Ok(None) => continue,
+            Ok(Some(b)) => serde_json::from_slice(&b).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match parsed {
+            Ok(v) => out.push((collector.to_string(), v)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "old collector state file not migrated")
+            }
+        }
+    }
+    out
+}
+
+/// Old files become the collectors' sections of a store written before it had them.
+fn migrate(mut p: Persisted, legacy: Vec<(String, serde_json::Value)>) -> Persisted {
+    for (collector, v) in legacy {
+        if let std::collections::btree_map::Entry::Vacant(e) = p.collectors.entry(collector) {
+            tracing::info!(collector = %e.key(), "collector memory migrated into the store");
+            e.insert(v);
+        }
+    }
+    p
+}
+
 pub use sparewatch_collectors::roots::write_atomic;
+
+/// The collectors' sections of the store, shared by their [`CollectorMemory`] handles and
+/// the writer thread: an update replaces the collector's section and marks it for writing.
+///
+/// [`CollectorMemory`]: sparewatch_collectors::CollectorMemory
+#[derive(Clone, Default)]
+pub struct Sections {
+    inner: Arc<Mutex<(BTreeMap<String, serde_json::Value>, bool)>>,
+}
+
+impl Sections {
+    /// Starts from the sections loaded from the store.
+    pub fn new(loaded: BTreeMap<String, serde_json::Value>) -> Self {
+        Sections {
+            inner: Arc::new(Mutex::new((loaded, false))),
+        }
+    }
+
+    /// The handle `collector` is built with: its loaded section, and (unless `read_only`)
+    /// a sink into these sections.
+    pub fn memory_for(
+        &self,
+        collector: &'static str,
+        read_only: bool,
+    ) -> sparewatch_collectors::CollectorMemory {
+        let loaded = self
+            .inner
+            .lock()
+            .ok()
+            .and_then(|g| g.0.get(collector).cloned());
+        let sink = (!read_only).then(|| {
+            let inner = self.inner.clone();
+            move |v: serde_json::Value| {
+                if let Ok(mut g) = inner.lock() {
+                    g.0.insert(collector.to_string(), v);
+                    g.1 = true;
+                }
+            }
+        });
+        sparewatch_collectors::CollectorMemory::new(loaded, sink)
+    }
+
+    /// All sections, and whether any changed since the last call.
+    fn take(&self) -> (BTreeMap<String, serde_json::Value>, bool) {
+        match self.inner.lock() {
+            Ok(mut g) => {
+                let changed = std::mem::replace(&mut g.1, false);
+                (g.0.clone(), changed)
+            }
+            Err(_) => (BTreeMap::new(), false),
+        }
+    }
+}
 
 fn random_suffix() -> String {
     format!(
@@ -113,6 +214,9 @@ fn remove_stale_temps(dir: &Path) {
 pub struct Store {
     dir: PathBuf,
     _lock: File,
+    /// What was loaded: written back (with the collectors' sections) until the engine
+    /// hands over its first image.
+    loaded: Persisted,
 }
 
 impl Store {
@@ -134,15 +238,18 @@ impl Store {
             Store {
                 dir: dir.to_path_buf(),
                 _lock: lock,
+                loaded: persisted.clone(),
             },
             persisted,
         ))
     }
 
-    /// Starts the writer thread; forget requests found in the directory are passed to
-    /// `on_forget` (which hands them to the engine).
+    /// Starts the writer thread, which writes the engine's images and the collectors'
+    /// `sections`; forget requests found in the directory are passed to `on_forget` (which
+    /// hands them to the engine).
     pub fn spawn_writer(
         self,
+        sections: Sections,
         on_forget: impl Fn(Vec<String>) -> bool + Send + 'static,
     ) -> std::io::Result<Writer> {
         let shared = Arc::new((Mutex::new(None::<Persisted>), Condvar::new()));
@@ -151,17 +258,19 @@ impl Store {
         };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || self.writer_loop(&shared, on_forget))?;
+            .spawn(move || self.writer_loop(&shared, &sections, on_forget))?;
         Ok(w)
     }
 
     fn writer_loop(
         self,
         shared: &(Mutex<Option<Persisted>>, Condvar),
+        sections: &Sections,
         on_forget: impl Fn(Vec<String>) -> bool,
     ) {
         let (lock, cv) = shared;
         let mut failing = false;
+        let mut last = self.loaded.clone();
         loop {
             let next = {
                 let Ok(guard) = lock.lock() else { return };
@@ -172,7 +281,15 @@ impl Store {
                 };
                 guard.take()
             };
-            if let Some(p) = next {
+            let (collectors, sections_changed) = sections.take();
+            let next = match next {
+                Some(p) => Some(p),
+                None if sections_changed => Some(last.clone()),
+                None => None,
+            };
+            if let Some(mut p) = next {
+                last = p.clone();
+                p.collectors = collectors;
                 let bytes = match serde_json::to_vec_pretty(&p) {
                     Ok(b) => b,
                     Err(e) => {
@@ -365,6 +482,53 @@ pub fn forget_cli(dir: &Path, targets: &[String]) -> anyhow::Result<Vec<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An old `hwmon.json` becomes the `hwmon` section of a missing or pre-3 store, is
+    /// left in place, and is never taken in again by a store this release wrote.
+    #[test]
+    fn old_collector_file_migrates_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = br#"{"version":1,"seen_spinning":["nct6775/fan1"],"max_members":{}}"#;
+        std::fs::write(dir.path().join("hwmon.json"), old).expect("write");
+        let want: serde_json::Value = serde_json::from_slice(old).expect("json");
+        // no store yet, then a version-2 store: both take the old file in
+        assert_eq!(load(dir.path()).collectors.get("hwmon"), Some(&want));
+        std::fs::write(dir.path().join(FILE_NAME), br#"{"version":2,"groups":{}}"#).expect("write");
+        assert_eq!(load(dir.path()).collectors.get("hwmon"), Some(&want));
+        // a version-3 store without the section (an operator removed it) stays without
+        std::fs::write(dir.path().join(FILE_NAME), br#"{"version":3,"groups":{}}"#).expect("write");
+        assert_eq!(load(dir.path()).collectors.get("hwmon"), None);
+        assert_eq!(
+            std::fs::read(dir.path().join("hwmon.json")).expect("kept"),
+            old.to_vec()
+        );
+        // an old file that is not JSON is not migrated, and the store still loads
+        std::fs::remove_file(dir.path().join(FILE_NAME)).expect("rm");
+        std::fs::write(dir.path().join("hwmon.json"), b"{not json").expect("write");
+        assert!(load_checked(dir.path()).is_some_and(|p| p.collectors.is_empty()));
+    }
+
+    /// A read-only handle loads its section and never reaches the store; a writable one
+    /// replaces the section and marks it for the writer.
+    #[test]
+    fn sections_hand_out_memory_and_collect_updates() {
+        let mut loaded = BTreeMap::new();
+        loaded.insert("hwmon".to_string(), serde_json::json!({"a": 1}));
+        let s = Sections::new(loaded);
+        let ro = s.memory_for("hwmon", true);
+        assert_eq!(
+            ro.load::<serde_json::Value>("hwmon"),
+            Some(serde_json::json!({"a": 1}))
+        );
+        ro.save("hwmon", &serde_json::json!({"a": 2}));
+        assert!(!s.take().1);
+        s.memory_for("hwmon", false)
+            .save("hwmon", &serde_json::json!({"a": 3}));
+        let (m, changed) = s.take();
+        assert!(changed);
+        assert_eq!(m["hwmon"], serde_json::json!({"a": 3}));
+        assert!(!s.take().1);
+    }
 
     #[test]
     fn atomic_write_never_follows_a_planted_link_and_loads_back() {

@@ -120,7 +120,7 @@ pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
                     ("state", s.as_str()),
                     ("by_design", if g.by_design { "true" } else { "false" }),
                 ],
-                b(g.state == s.as_str()),
+                b(g.state == s),
             );
         }
     }
@@ -171,7 +171,7 @@ pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
                     "sparewatch_group_stated_state",
                     "Redundancy as the hardware states it itself (e.g. IPMI redundancy sensor), one-hot.",
                     &[gk[0], gk[1], ("state", s.as_str())],
-                    b(st == s.as_str()),
+                    b(st == s),
                 );
             }
             f.gauge(

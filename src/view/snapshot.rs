@@ -3,7 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use sparewatch_collectors::{GroupState, Role};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Snapshot {
@@ -21,7 +22,9 @@ pub struct GroupView {
     pub name: String,
     pub kind: String,
     pub collector: String,
-    pub state: String,
+    /// Serialized as its lower-case name (`"no_redundancy"`), the JSON the tools read.
+    #[serde(serialize_with = "state_str")]
+    pub state: GroupState,
     pub by_design: bool,
     pub members_total: u32,
     pub members_healthy: u32,
@@ -31,7 +34,8 @@ pub struct GroupView {
     pub since: f64,
     pub transitions: u64,
     /// Redundancy the hardware states, when it states one.
-    pub stated_state: Option<String>,
+    #[serde(serialize_with = "opt_state_str")]
+    pub stated_state: Option<GroupState>,
     pub evidence_disagreement: bool,
     pub members: Vec<MemberView>,
     /// Failure domains, effective spare and power capacity ([`crate::domains`]).
@@ -46,17 +50,26 @@ impl GroupView {
             .filter_map(|m| {
                 m.reason
                     .as_ref()
-                    .map(|r| format!("{} ({}): {}", m.name, m.role, r))
+                    .map(|r| format!("{} ({}): {}", m.name, m.role.as_str(), r))
             })
             .chain(crate::domains::capacity_reason(self))
             .collect()
+    }
+
+    /// Hot spares (not counted healthy: they only count once a rebuild onto them is done).
+    pub fn spares(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.role == Role::Spare)
+            .count()
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemberView {
     pub name: String,
-    pub role: String,
+    #[serde(serialize_with = "role_str")]
+    pub role: Role,
     pub healthy: bool,
     pub at_risk: bool,
     pub unknown: bool,
@@ -93,18 +106,84 @@ pub fn unix(t: SystemTime) -> f64 {
 }
 
 impl Snapshot {
-    /// Groups in a state other than `redundant`, worst first.
-    pub fn worst_state(&self) -> Option<&str> {
-        const ORDER: [&str; 5] = [
-            "failed",
-            "unknown",
-            "no_redundancy",
-            "degraded",
-            "redundant",
+    /// The worst state any group is in (`unknown` ranks between `failed` and
+    /// `no_redundancy`), or `None` when there are no groups.
+    pub fn worst_state(&self) -> Option<GroupState> {
+        const ORDER: [GroupState; 5] = [
+            GroupState::Failed,
+            GroupState::Unknown,
+            GroupState::NoRedundancy,
+            GroupState::Degraded,
+            GroupState::Redundant,
         ];
         ORDER
-            .iter()
-            .find(|s| self.groups.iter().any(|g| g.state == **s))
-            .copied()
+            .into_iter()
+            .find(|s| self.groups.iter().any(|g| g.state == *s))
+    }
+}
+
+// The enums serialize as the same lower-case strings the snapshot carried when its fields
+// were strings: `status --format json` and the golden files are byte-identical.
+fn state_str<S: Serializer>(s: &GroupState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+fn opt_state_str<S: Serializer>(s: &Option<GroupState>, ser: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_some(s.as_str()),
+        None => ser.serialize_none(),
+    }
+}
+
+fn role_str<S: Serializer>(r: &Role, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(r.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every enum value serializes as the string the string-typed snapshot carried.
+    #[test]
+    fn enums_serialize_as_their_lower_case_names() {
+        for s in GroupState::ALL {
+            let g = GroupView {
+                name: "g".into(),
+                kind: "bond".into(),
+                collector: "bond".into(),
+                state: s,
+                by_design: false,
+                members_total: 0,
+                members_healthy: 0,
+                members_required: 0,
+                spare: 0,
+                since: 0.0,
+                transitions: 0,
+                stated_state: Some(s),
+                evidence_disagreement: false,
+                members: vec![],
+                domains: None,
+            };
+            let v = serde_json::to_value(&g).expect("serializes");
+            assert_eq!(v["state"], s.as_str());
+            assert_eq!(v["stated_state"], s.as_str());
+        }
+        for (r, want) in [
+            (Role::Active, "active"),
+            (Role::Standby, "standby"),
+            (Role::Spare, "spare"),
+        ] {
+            let m = MemberView {
+                name: "m".into(),
+                role: r,
+                healthy: true,
+                at_risk: false,
+                unknown: false,
+                reason: None,
+                transitions: 0,
+            };
+            let v = serde_json::to_value(&m).expect("serializes");
+            assert_eq!(v["role"], want);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The hwmon collector end to end: fixture sysfs trees → collector → engine → `/metrics`.
 
 use crate::support::*;
+use std::path::{Path, PathBuf};
 
 /// `sparewatch_group_state` of one group, whatever its `by_design` label.
 pub fn group_state(text: &str, group: &str) -> Option<String> {
@@ -240,44 +241,50 @@ fn demo_story_fan_and_psu_steps() {
     );
 }
 
-/// The real binary's `--state.dir` reaches the collector: a fan that was seen spinning by a
-/// previous agent and is stopped now (no fanN_min, no alarm) is still a failed member, so a
-/// two-fan chip is `no_redundancy`, not a healthy single fan by design.
-#[test]
-fn hwmon_state_dir_remembers_fans_across_restarts() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let state = tempfile::tempdir().expect("tempdir");
-    let chip = root.path().join("sys/class/hwmon/hwmon0");
+/// The `hwmon` section of the store in `state` (`groups.json`), if it has one.
+fn hwmon_section(state: &Path) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(state.join("groups.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("collectors")?.get("hwmon").cloned()
+}
+
+/// A two-fan nct6775 chip under `root`, both fans spinning.
+fn two_fan_chip(root: &Path) -> PathBuf {
+    let chip = root.join("sys/class/hwmon/hwmon0");
     std::fs::create_dir_all(&chip).expect("mkdir");
-    std::fs::create_dir_all(root.path().join("proc")).expect("mkdir");
+    std::fs::create_dir_all(root.join("proc")).expect("mkdir");
     std::fs::write(chip.join("name"), "nct6775\n").expect("write");
     std::fs::write(chip.join("fan1_input"), "1200\n").expect("write");
     std::fs::write(chip.join("fan2_input"), "1300\n").expect("write");
-    let status = || {
-        let mut args: Vec<String> = vec![
-            "status".into(),
-            "--collector.disable-defaults".into(),
-            "--collector.hwmon".into(),
-            "--state.dir".into(),
-            state.path().display().to_string(),
-        ];
-        args.extend(fixture_args(root.path()));
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        String::from_utf8_lossy(&sparewatch(&argv).stdout).into_owned()
-    };
-    let first = status();
-    assert!(first.contains("redundant"), "{first}");
-    // `status` never writes the state dir: an agent run is what remembers the fans.
-    assert!(!state.path().join("hwmon.json").exists());
+    chip
+}
+
+/// `sparewatch status` of the hwmon collector alone with `--state.dir state`.
+fn hwmon_status(root: &Path, state: &Path) -> String {
+    let mut args: Vec<String> = vec![
+        "status".into(),
+        "--collector.disable-defaults".into(),
+        "--collector.hwmon".into(),
+        "--state.dir".into(),
+        state.display().to_string(),
+    ];
+    args.extend(fixture_args(root));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    String::from_utf8_lossy(&sparewatch(&argv).stdout).into_owned()
+}
+
+/// Runs the agent on `root` with `--state.dir state` until the store has an hwmon section
+/// (at most 10 s), then kills it.
+fn run_agent_until_hwmon_saved(root: &Path, state: &Path) {
     let mut args: Vec<String> = vec![
         "run".into(),
         "--collector.disable-defaults".into(),
         "--collector.hwmon".into(),
         "--web.listen-address=127.0.0.1:0".into(),
         "--state.dir".into(),
-        state.path().display().to_string(),
+        state.display().to_string(),
     ];
-    args.extend(fixture_args(root.path()));
+    args.extend(fixture_args(root));
     let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
         .args(&args)
         .stdout(std::process::Stdio::null())
@@ -285,15 +292,32 @@ fn hwmon_state_dir_remembers_fans_across_restarts() {
         .spawn()
         .expect("starts");
     let t = std::time::Instant::now();
-    while !state.path().join("hwmon.json").exists()
-        && t.elapsed() < std::time::Duration::from_secs(10)
-    {
+    while hwmon_section(state).is_none() && t.elapsed() < std::time::Duration::from_secs(10) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = agent.kill();
     let _ = agent.wait();
+}
+
+/// The real binary's `--state.dir` reaches the collector: a fan that was seen spinning by a
+/// previous agent and is stopped now (no fanN_min, no alarm) is still a failed member, so a
+/// two-fan chip is `no_redundancy`, not a healthy single fan by design. The memory is kept
+/// in the agent's one store (`groups.json`), not in a file of the collector's own.
+#[test]
+fn hwmon_state_dir_remembers_fans_across_restarts() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let chip = two_fan_chip(root.path());
+    let first = hwmon_status(root.path(), state.path());
+    assert!(first.contains("redundant"), "{first}");
+    // `status` never writes the state dir: an agent run is what remembers the fans.
+    assert!(std::fs::read_dir(state.path())
+        .expect("ls")
+        .next()
+        .is_none());
+    run_agent_until_hwmon_saved(root.path(), state.path());
     std::fs::write(chip.join("fan1_input"), "0\n").expect("write");
-    let second = status();
+    let second = hwmon_status(root.path(), state.path());
     let line = second
         .lines()
         .find(|l| l.contains("fan:nct6775"))
@@ -303,7 +327,48 @@ fn hwmon_state_dir_remembers_fans_across_restarts() {
         second.contains("fan1 (active): stopped (0 rpm)"),
         "{second}"
     );
-    assert!(state.path().join("hwmon.json").exists());
+    assert!(hwmon_section(state.path()).is_some());
+    assert!(!state.path().join("hwmon.json").exists());
+}
+
+/// A `hwmon.json` an older release wrote is read by `status` (without writing anything) and
+/// migrated into the store by the agent; the old file is left as it was.
+#[test]
+fn hwmon_old_state_file_is_migrated_into_the_store() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let chip = two_fan_chip(root.path());
+    // fan1 stopped while no agent ran; the old file remembers it spinning.
+    std::fs::write(chip.join("fan1_input"), "0\n").expect("write");
+    let old = br#"{
+  "version": 1,
+  "seen_spinning": ["nct6775/fan1", "nct6775/fan2"],
+  "max_members": {"fan:nct6775": 2}
+}"#;
+    std::fs::write(state.path().join("hwmon.json"), old).expect("write");
+    let no_redundancy = |out: &str| {
+        out.lines()
+            .find(|l| l.contains("fan:nct6775"))
+            .is_some_and(|l| l.contains("no_redundancy"))
+    };
+    let before = hwmon_status(root.path(), state.path());
+    assert!(no_redundancy(&before), "old file read by status: {before}");
+    assert!(
+        !state.path().join("groups.json").exists(),
+        "status wrote the store"
+    );
+    run_agent_until_hwmon_saved(root.path(), state.path());
+    let section = hwmon_section(state.path()).expect("hwmon section written by the agent");
+    let old_json: serde_json::Value = serde_json::from_slice(old).expect("json");
+    assert_eq!(section, old_json);
+    assert_eq!(
+        std::fs::read(state.path().join("hwmon.json")).expect("old file kept"),
+        old.to_vec()
+    );
+    // From now on the store is what remembers: without the old file fan1 is still missed.
+    std::fs::remove_file(state.path().join("hwmon.json")).expect("rm");
+    let after = hwmon_status(root.path(), state.path());
+    assert!(no_redundancy(&after), "memory from the store: {after}");
 }
 
 /// A cold-standby PMBus PSU (input present, output 0 V, no alarm or fault bit) is a healthy

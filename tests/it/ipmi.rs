@@ -16,7 +16,9 @@ use sparewatch::engine::{CollectorInfo, Engine, EngineConfig};
 use sparewatch::snapshot::{GroupView, Snapshot};
 use sparewatch_collectors::ipmi::groups::unit_family;
 use sparewatch_collectors::ipmi::{Bmc, IpmiCollector};
-use sparewatch_collectors::{Collection, Collector, GroupReading, MemberHealth, StatedRedundancy};
+use sparewatch_collectors::{
+    Collection, Collector, GroupReading, GroupState, MemberHealth, StatedRedundancy,
+};
 
 fn group<'a>(c: &'a Collection, name: &str) -> &'a GroupReading {
     c.groups
@@ -338,7 +340,7 @@ fn stated_redundancy_lost_wins_while_both_psus_look_fine() {
     let snap = rig.cycle(&mut c, Duration::ZERO);
     let g = gview(&snap, "psu:chassis");
     assert_eq!(g.state, "no_redundancy");
-    assert_eq!(g.stated_state.as_deref(), Some("no_redundancy"));
+    assert_eq!(g.stated_state, Some(GroupState::NoRedundancy));
     assert!(g.evidence_disagreement);
 }
 

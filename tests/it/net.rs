@@ -26,7 +26,7 @@ fn states(dir: &std::path::Path) -> Vec<(String, String)> {
     );
     snap.groups
         .iter()
-        .map(|g| (g.name.clone(), g.state.clone()))
+        .map(|g| (g.name.clone(), g.state.to_string()))
         .collect()
 }
 
@@ -104,7 +104,7 @@ fn member_states(s: &sparewatch::snapshot::Snapshot) -> Vec<(String, String, boo
             g.members.iter().map(|m| {
                 (
                     format!("{}/{}", g.name, m.name),
-                    m.role.clone(),
+                    m.role.as_str().to_string(),
                     m.healthy,
                     m.unknown,
                 )
@@ -121,7 +121,7 @@ fn bond_slaves_found_through_the_bonds_own_links() {
     let got: Vec<(String, String)> = s
         .groups
         .iter()
-        .map(|g| (g.name.clone(), g.state.clone()))
+        .map(|g| (g.name.clone(), g.state.to_string()))
         .collect();
     assert_eq!(
         got,

@@ -12,7 +12,7 @@ use crate::support::{
 use sparewatch::snapshot::{GroupView, Snapshot};
 use sparewatch_collectors::md::MdCollector;
 use sparewatch_collectors::multipath::MultipathCollector;
-use sparewatch_collectors::{Collector, MemberHealth, Role, Roots};
+use sparewatch_collectors::{Collector, GroupState, MemberHealth, Role, Roots};
 
 /// `sparewatch status` over a tree with only `collector` enabled, at the fixed clock.
 fn snapshot_with(root: &Path, collector: &str, extra: &[&str]) -> Snapshot {
@@ -59,7 +59,7 @@ fn states(s: &Snapshot) -> Vec<(String, String, u32, u32, bool)> {
         .map(|g| {
             (
                 g.name.clone(),
-                g.state.clone(),
+                g.state.to_string(),
                 g.members_healthy,
                 g.members_required,
                 g.by_design,
@@ -400,7 +400,7 @@ fn md_broken_array_is_failed_and_the_others_stay() {
             row("md:md1", "redundant", 2, 1, false),
         ]
     );
-    assert_eq!(group(&s, "md:md0").stated_state.as_deref(), Some("failed"));
+    assert_eq!(group(&s, "md:md0").stated_state, Some(GroupState::Failed));
     golden("realworld-md-broken", &s);
 }
 

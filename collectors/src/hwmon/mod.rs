@@ -9,7 +9,7 @@
 pub mod chip;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Arg;
 use regex::Regex;
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::roots::{list_dir, read_attr, Attr};
 use crate::{
-    BuildContext, BuildError, CollectError, Collection, Collector, MemberReading, Reading, Role,
-    Roots, Wake,
+    BuildContext, BuildError, CollectError, Collection, Collector, CollectorMemory, MemberReading,
+    Reading, Role, Roots, Wake,
 };
 use chip::{Chip, MainsSupply};
 
@@ -67,27 +67,20 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         collector: "hwmon",
         detail: format!("psu_chips: {e}"),
     })?;
-    // The agent's global `--state.dir` (clap id `state_dir`); absent in contexts without it.
-    let state_dir = ctx
-        .matches
-        .try_get_one::<PathBuf>("state_dir")
-        .ok()
-        .flatten()
-        .cloned();
     Ok(Box::new(
-        HwmonCollector::new(ctx.roots.clone(), config, psu)
-            .with_state_dir(state_dir)
-            .read_only(ctx.read_only),
+        HwmonCollector::new(ctx.roots.clone(), config, psu).with_memory(ctx.memory.clone()),
     ))
 }
 
 /// Format version written into the memory file.
 const MEMORY_VERSION: u32 = 1;
 
-/// File name of the collector's memory in `--state.dir`.
+/// File name of the collector's own memory file before the agent's store kept it: the
+/// store migrates it into its `hwmon` section once and leaves the file in place.
 pub const STATE_FILE: &str = "hwmon.json";
 
-/// What the collector remembers across agent restarts (`<state.dir>/hwmon.json`).
+/// What the collector remembers across agent restarts (the store's `hwmon` section; the
+/// same shape as the old `<state.dir>/hwmon.json`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Memory {
@@ -104,41 +97,15 @@ pub fn parse_memory(bytes: &[u8]) -> Result<Memory, serde_json::Error> {
     serde_json::from_slice(bytes)
 }
 
-fn load_memory(path: &Path) -> Memory {
-    let bytes = match crate::roots::read_bounded(path, 16 << 20) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Memory::default(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "hwmon: cannot read state file; starting without it");
-            return Memory::default();
-        }
-    };
-    parse_memory(&bytes).unwrap_or_else(|e| {
-        tracing::warn!(path = %path.display(), error = %e, "hwmon: corrupt state file ignored");
-        Memory::default()
-    })
-}
-
-/// Written by the one state-file writer ([`crate::roots::write_atomic`]).
-fn save_memory(path: &Path, m: &Memory) -> std::io::Result<()> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(std::io::Error::other("state file path without a directory"));
-    };
-    std::fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec_pretty(m).map_err(std::io::Error::other)?;
-    crate::roots::write_atomic(dir, &name.to_string_lossy(), &bytes)
-}
-
 pub struct HwmonCollector {
     roots: Roots,
     config: HwmonConfig,
     psu_chips: Regex,
-    /// Fans ever seen spinning and the largest member count per group; persisted in
-    /// `state_file` when the agent has a state directory.
+    /// Fans ever seen spinning and the largest member count per group; persisted through
+    /// `store` when the agent has a state directory.
     memory: Memory,
-    state_file: Option<PathBuf>,
-    /// One-shot runs (`status`, `check`) read the memory but never write it.
-    read_only: bool,
+    /// The agent's store; read-only in one-shot runs (`status`, `check`).
+    store: CollectorMemory,
 }
 
 /// Reads a sensor attribute; any read error makes just that value unreadable (`None`): a
@@ -165,25 +132,18 @@ impl HwmonCollector {
                 version: MEMORY_VERSION,
                 ..Memory::default()
             },
-            state_file: None,
-            read_only: false,
+            store: CollectorMemory::none(),
         }
     }
 
-    /// Reads the memory in the state directory but never writes it (`status`, `check`).
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.read_only = read_only;
-        self
-    }
-
-    /// Remembers fans seen spinning and group sizes in `<dir>/hwmon.json` across restarts
-    /// (loaded now; a corrupt file is ignored with a warning).
-    pub fn with_state_dir(mut self, dir: Option<PathBuf>) -> Self {
-        self.state_file = dir.map(|d| d.join(STATE_FILE));
-        if let Some(p) = &self.state_file {
-            self.memory = load_memory(p);
+    /// Remembers fans seen spinning and group sizes in the agent's store across restarts
+    /// (loaded now; a corrupt section is ignored with a warning).
+    pub fn with_memory(mut self, store: CollectorMemory) -> Self {
+        if let Some(m) = store.load::<Memory>("hwmon") {
+            self.memory = m;
             self.memory.version = MEMORY_VERSION;
         }
+        self.store = store;
         self
     }
 
@@ -332,12 +292,8 @@ impl Collector for HwmonCollector {
             c.groups
                 .push(chip::psu_group("power_supply", members, designed));
         }
-        if self.memory != before && !self.read_only {
-            if let Some(p) = &self.state_file {
-                if let Err(e) = save_memory(p, &self.memory) {
-                    tracing::warn!(path = %p.display(), error = %e, "hwmon: cannot write state file");
-                }
-            }
+        if self.memory != before {
+            self.store.save("hwmon", &self.memory);
         }
         Ok(c)
     }
@@ -383,10 +339,29 @@ mod tests {
         }
     }
 
-    fn collector(dir: &Path, state: Option<&Path>) -> HwmonCollector {
+    /// Stands in for the agent's store: a new collector loads what the last one saved.
+    #[derive(Clone, Default)]
+    struct Disk(std::sync::Arc<std::sync::Mutex<Option<serde_json::Value>>>);
+
+    impl Disk {
+        fn get(&self) -> Option<serde_json::Value> {
+            self.0.lock().expect("lock").clone()
+        }
+        fn set(&self, v: serde_json::Value) {
+            *self.0.lock().expect("lock") = Some(v);
+        }
+    }
+
+    fn collector(dir: &Path, state: Option<&Disk>) -> HwmonCollector {
         let psu = Regex::new(&format!("^(?:{DEFAULT_PSU_CHIPS})$")).expect("regex");
-        HwmonCollector::new(Roots::under(dir), HwmonConfig::default(), psu)
-            .with_state_dir(state.map(Path::to_path_buf))
+        let memory = match state {
+            Some(d) => {
+                let sink = d.clone();
+                CollectorMemory::new(d.get(), Some(move |v| sink.set(v)))
+            }
+            None => CollectorMemory::none(),
+        };
+        HwmonCollector::new(Roots::under(dir), HwmonConfig::default(), psu).with_memory(memory)
     }
 
     fn group<'a>(c: &'a Collection, name: &str) -> &'a crate::GroupReading {
@@ -399,15 +374,15 @@ mod tests {
     #[test]
     fn a_fan_stopped_before_a_restart_is_still_a_member() {
         let root = tempfile::tempdir().expect("tempdir");
-        let state = tempfile::tempdir().expect("tempdir");
+        let state = Disk::default();
         tree(root.path(), ["1200", "1300", "1250"]);
-        let c = collector(root.path(), Some(state.path()))
+        let c = collector(root.path(), Some(&state))
             .collect()
             .expect("collect");
         assert_eq!(group(&c, "fan:nct6775").members.len(), 3);
         // fan2 stops while the agent is down; a new agent starts with the same state dir.
         write(root.path(), "sys/class/hwmon/hwmon0/fan2_input", "0");
-        let c = collector(root.path(), Some(state.path()))
+        let c = collector(root.path(), Some(&state))
             .collect()
             .expect("collect");
         let g = group(&c, "fan:nct6775");
@@ -427,13 +402,13 @@ mod tests {
     #[test]
     fn a_two_fan_chip_restarted_with_one_stopped_is_not_single_by_design() {
         let root = tempfile::tempdir().expect("tempdir");
-        let state = tempfile::tempdir().expect("tempdir");
+        let state = Disk::default();
         tree(root.path(), ["1200", "1300", "0"]);
-        collector(root.path(), Some(state.path()))
+        collector(root.path(), Some(&state))
             .collect()
             .expect("collect");
         write(root.path(), "sys/class/hwmon/hwmon0/fan1_input", "0");
-        let c = collector(root.path(), Some(state.path()))
+        let c = collector(root.path(), Some(&state))
             .collect()
             .expect("collect");
         let g = group(&c, "fan:nct6775");
@@ -443,14 +418,14 @@ mod tests {
     #[test]
     fn an_unbound_psu_chip_keeps_the_group_redundant_by_design() {
         let root = tempfile::tempdir().expect("tempdir");
-        let state = tempfile::tempdir().expect("tempdir");
+        let state = Disk::default();
         tree(root.path(), ["1200", "1300", "1250"]);
-        let mut live = collector(root.path(), Some(state.path()));
+        let mut live = collector(root.path(), Some(&state));
         let c = live.collect().expect("collect");
         assert_eq!(group(&c, "psu:pmbus").members.len(), 2);
         // The pulled PSU's chip unbinds: its hwmon directory is gone.
         std::fs::remove_dir_all(root.path().join("sys/class/hwmon/hwmon2")).expect("rm");
-        for mut col in [live, collector(root.path(), Some(state.path()))] {
+        for mut col in [live, collector(root.path(), Some(&state))] {
             let c = col.collect().expect("collect");
             let g = group(&c, "psu:pmbus");
             assert_eq!((g.members.len(), g.required, g.by_design), (1, 1, false));
@@ -458,20 +433,19 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_state_file_is_ignored_and_rewritten() {
+    fn a_corrupt_memory_section_is_ignored_and_replaced() {
         let root = tempfile::tempdir().expect("tempdir");
-        let state = tempfile::tempdir().expect("tempdir");
+        let state = Disk::default();
         tree(root.path(), ["1200", "1300", "1250"]);
-        std::fs::write(state.path().join(STATE_FILE), b"{not json").expect("write");
-        let c = collector(root.path(), Some(state.path()))
+        state.set(serde_json::json!({"version": "not a memory"}));
+        let c = collector(root.path(), Some(&state))
             .collect()
             .expect("corrupt state never takes the collector down");
         assert_eq!(group(&c, "fan:nct6775").members.len(), 3);
-        let m = parse_memory(&std::fs::read(state.path().join(STATE_FILE)).expect("read"))
-            .expect("rewritten file parses");
+        let m: Memory =
+            serde_json::from_value(state.get().expect("saved")).expect("saved memory parses");
         assert_eq!(m.max_members.get("fan:nct6775"), Some(&3));
         assert!(m.seen_spinning.contains("nct6775/fan2"));
-        assert!(!state.path().join("hwmon.json.tmp").exists());
     }
 
     proptest! {
