@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_hwmon;
 pub mod demo_storage;
+pub mod drill;
 pub mod engine;
 pub mod fixture;
 pub mod host;

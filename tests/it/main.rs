@@ -4,6 +4,7 @@ mod alerting;
 mod cli;
 mod dashboards;
 mod docs;
+mod drill;
 mod e2e;
 mod golden;
 mod hostile;
