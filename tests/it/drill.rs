@@ -147,14 +147,16 @@ fn another_group_not_redundant_is_refused_unless_forced() {
 
 #[test]
 fn psu_and_fan_have_no_safe_drill_and_say_what_to_check() {
-    let d = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixture("hwmon-redundant"), d.path());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("host");
+    crate::monitoring::copy_tree(&fixture("hwmon-redundant"), &root);
+    assert!(root.join("sys/class/hwmon").is_dir());
     for (group, hint) in [
         ("psu:pmbus", "pull the power cord"),
         ("fan:nct6775", "fan zone"),
     ] {
         let state = tempfile::tempdir().expect("state");
-        let before = tree(d.path());
+        let before = tree(root.as_path());
         let out = sparewatch(&[
             "drill",
             group,
@@ -162,7 +164,7 @@ fn psu_and_fan_have_no_safe_drill_and_say_what_to_check() {
             "--collector.disable-defaults",
             "--collector.hwmon",
             "--path.sysfs",
-            &d.path().join("sys").display().to_string(),
+            &root.as_path().join("sys").display().to_string(),
             "--state.dir",
             &state.path().display().to_string(),
         ]);
@@ -170,7 +172,7 @@ fn psu_and_fan_have_no_safe_drill_and_say_what_to_check() {
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains("no software drill"), "{err}");
         assert!(err.contains(hint), "{err}");
-        assert_eq!(tree(d.path()), before);
+        assert_eq!(tree(root.as_path()), before);
         assert_eq!(std::fs::read_dir(state.path()).expect("ls").count(), 0);
     }
 }
@@ -300,23 +302,6 @@ fn exit_with(out: &std::process::Output, code: i32) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     so
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).expect("ls").flatten() {
-        let p = e.path();
-        let dest = to.join(e.file_name());
-        let meta = std::fs::symlink_metadata(&p).expect("stat");
-        if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&p).expect("readlink"), &dest)
-                .expect("symlink");
-        } else if meta.is_dir() {
-            std::fs::create_dir_all(&dest).expect("mkdir");
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).expect("copy");
-        }
-    }
 }
 
 // ---- The drill's own flow, with the built binary --------------------------------------
@@ -462,7 +447,9 @@ fn a_drill_killed_mid_way_is_rolled_back_when_the_agent_starts() {
         "the aborted drill in /metrics",
         Duration::from_secs(30),
         || {
-            text = http_get(port, "/metrics").unwrap_or_default();
+            text = crate::monitoring::http("GET", port, "/metrics", None)
+                .map(|(_, b)| b)
+                .unwrap_or_default();
             text.contains("sparewatch_drill_last_timestamp_seconds{group=\"bond:bond0\",kind=\"bond\",result=\"aborted\"}")
         },
     );
@@ -493,16 +480,60 @@ fn a_drill_killed_mid_way_is_rolled_back_when_the_agent_starts() {
     }
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut b = String::new();
-    s.read_to_string(&mut b).ok()?;
-    b.split_once("\r\n\r\n").map(|x| x.1.to_string())
+#[test]
+fn a_silence_covers_the_drill_and_is_expired_after_it() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state = tempfile::tempdir().expect("state");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_am, port) = crate::monitoring::start_alertmanager(
+        tmp.path(),
+        "alertmanager",
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut a = args(
+        d.path(),
+        state.path(),
+        &[
+            "drill",
+            "bond:bond0",
+            "--yes",
+            "--drill.probe-target",
+            "192.0.2.1",
+        ],
+    );
+    a.extend([
+        "--drill.hold".into(),
+        "3s".into(),
+        "--alertmanager.url".into(),
+        url,
+    ]);
+    let child = Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(&a)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("drill");
+    let silences = || {
+        crate::monitoring::get_json(port, "/api/v2/silences")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    let s = crate::monitoring::wait_for("the drill's silence", Duration::from_secs(20), || {
+        silences()
+            .into_iter()
+            .find(|s| s["status"]["state"] == "active")
+    });
+    let matchers = s["matchers"].to_string();
+    assert!(
+        matchers.contains("\"group\"") && matchers.contains("bond:bond0"),
+        "{s}"
+    );
+    assert!(matchers.contains("\"hostname\""), "{s}");
+    let out = child.wait_with_output().expect("drill");
+    exit_with(&out, 0);
+    let all = silences();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["status"]["state"], "expired", "{all:?}");
 }
