@@ -113,9 +113,16 @@ pub fn guard(snap: &Snapshot, roots: &Roots, opts: &Options) -> Result<Kind, Ref
     if let Some(why) = by_hand(&g.kind) {
         return Err(Refusal(format!("{} ({}): {why}", g.name, g.kind)));
     }
-    if !matches!(g.kind.as_str(), "bond" | "multipath" | "md") {
+    if g.kind == "nvme" {
         return Err(Refusal(format!(
-            "{} is of kind {}, which has no safe drill (drills exist for bond, multipath, md)",
+            "{} is NVMe native multipath: its paths cannot be failed over by software here \
+             (drills exist for bond, mpath, md)",
+            g.name
+        )));
+    }
+    if !matches!(g.kind.as_str(), "bond" | "mpath" | "md") {
+        return Err(Refusal(format!(
+            "{} is of kind {}, which has no safe drill (drills exist for bond, mpath, md)",
             g.name, g.kind
         )));
     }
@@ -214,16 +221,7 @@ fn kind_of(g: &crate::snapshot::GroupView, roots: &Roots) -> Result<Kind, Refusa
                 })
             }
         }
-        "multipath" => {
-            if name.starts_with("nvme") {
-                return Err(Refusal(format!(
-                    "{} is NVMe native multipath: its paths are not failed by software here; \
-                     drill a device-mapper map instead",
-                    g.name
-                )));
-            }
-            Ok(Kind::Multipath { map: name })
-        }
+        "mpath" => Ok(Kind::Multipath { map: name }),
         "md" => {
             let action = read(&roots.sys(&format!("block/{name}/md/sync_action")))?;
             if action != "idle" {

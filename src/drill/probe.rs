@@ -38,10 +38,11 @@ pub fn arping(roots: &Roots) -> Option<PathBuf> {
     )
 }
 
-/// One ARP request out of `dev`; true when answered within `wait`.
+/// One ARP request out of `dev`; true when answered within `wait` (`-f`: return at the
+/// first reply instead of waiting out the second).
 pub fn arp(tool: &Path, dev: &str, target: &str, wait: Duration) -> bool {
     let secs = wait.as_secs().max(1).to_string();
-    let args = ["-q", "-c", "1", "-w", &secs, "-I", dev, target];
+    let args = ["-q", "-f", "-c", "1", "-w", &secs, "-I", dev, target];
     matches!(
         sparewatch_collectors::command::run(tool, &args, wait + Duration::from_secs(2)),
         Ok(Some(out)) if out.status.success()

@@ -347,6 +347,16 @@ impl<'a> Ctx<'a> {
 
     fn multipath(&mut self, map: &str) -> StepResult<String> {
         let dev = self.roots.root(&format!("dev/mapper/{map}"));
+        let mut n = 0u64;
+        let mut read = {
+            let dev = dev.clone();
+            move || {
+                n += 1;
+                probe::direct_read(&dev, n * 7, PROBE_WAIT * 5)
+            }
+        };
+        // Reads first: a map that has seen no I/O shows no active group yet.
+        self.probe_before(&mut read, &format!("direct read through {}", dev.display()))?;
         let st = self.mpath_status(map)?;
         if st.groups.iter().flat_map(|g| &g.paths).any(|p| !p.active) {
             return failed(format!(
@@ -379,15 +389,6 @@ impl<'a> Ctx<'a> {
         if victims.is_empty() {
             return failed(format!("{map}: no path to fail without losing the map"));
         }
-        let mut n = 0u64;
-        let mut read = {
-            let dev = dev.clone();
-            move || {
-                n += 1;
-                probe::direct_read(&dev, n * 7, PROBE_WAIT * 5)
-            }
-        };
-        self.probe_before(&mut read, &format!("direct read through {}", dev.display()))?;
         if st.groups.len() >= 2 {
             self.journal(Undo::SwitchGroup {
                 map: map.into(),
