@@ -369,11 +369,13 @@ impl<'a> Ctx<'a> {
             .position(|g| g.state == dmstatus::GroupState::Active)
             .map_or(st.next_group.max(1), |i| i as u32 + 1);
         let victims: Vec<String> = if st.groups.len() >= 2 {
-            st.groups[(original - 1) as usize]
-                .paths
-                .iter()
-                .map(|p| p.dev.clone())
-                .collect()
+            let Some(g) = st.groups.get(original as usize - 1) else {
+                return failed(format!(
+                    "{map}: the kernel names path group {original} of {} as the next one",
+                    st.groups.len()
+                ));
+            };
+            g.paths.iter().map(|p| p.dev.clone()).collect()
         } else {
             // One group (multibus): fail all but its last path.
             let paths = &st
