@@ -324,6 +324,7 @@ fn scenario(vm: &mut Vm, report: &mut Report) -> Result<()> {
         mid + 8,
         mid + 8
     ))?;
+    vm.mark()?;
     let (st, out) = drill(vm, "md:md0", "")?;
     ensure!(
         st == 2,
@@ -338,6 +339,14 @@ fn scenario(vm: &mut Vm, report: &mut Report) -> Result<()> {
         &format!("md0 scrub, bad block on idle half: {}", result_detail(&out)),
         "failed",
         None,
+    );
+    // The agent sees what the scrub found: the idle half is at risk, md0 degraded.
+    let (ms, _) = vm.wait_state("md:md0", "degraded", STEP_TIMEOUT_S)?;
+    report.step(
+        S,
+        "agent after the failed scrub (ms from the scrub's start)",
+        "degraded",
+        Some(ms),
     );
     vm.capture(
         "md-after-bad-scrub",
