@@ -46,6 +46,11 @@ pub enum Command {
         /// The YAML config file to check.
         file: PathBuf,
     },
+    /// Failover drill of one group: prove its standby takes over, measure it, roll back.
+    /// Prints the plan and asks; refuses (exit 1, nothing changed) unless every group is
+    /// redundant and the kind has a safe drill. Exit 0 passed, 2 failed or interrupted
+    /// (rolled back), 3 error. See docs/drills.md.
+    Drill(DrillArgs),
     /// Run the agent against a built-in simulated server that plays a story of faults and
     /// repairs, so the whole product can be seen without redundant hardware.
     Demo {
@@ -53,6 +58,34 @@ pub enum Command {
         #[arg(long = "demo.step-interval", default_value = "20s", value_parser = parse_duration_arg)]
         step: std::time::Duration,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The group to drill, as `sparewatch status` names it (`bond:bond0`, `mpath:mpatha`, `md:md0`).
+    pub group: String,
+    /// Run without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Only print the plan (after the guardrails); change nothing.
+    #[arg(long, conflicts_with = "yes")]
+    pub plan: bool,
+    /// Drill although other groups on the host are not redundant (the drilled group itself
+    /// must still be redundant).
+    #[arg(long)]
+    pub force: bool,
+    /// IPv4 address to probe by ARP through a bond (default: the bond's default gateway).
+    #[arg(long = "drill.probe-target")]
+    pub probe_target: Option<String>,
+    /// How long the standby carries alone (bond, multipath), or a balance-mode slave stays down.
+    #[arg(long = "drill.hold", default_value = "10s", value_parser = parse_duration_arg)]
+    pub hold: std::time::Duration,
+    /// Bound of every wait for the kernel (takeover, failback, link back up); then roll back.
+    #[arg(long = "drill.step-timeout", default_value = "30s", value_parser = parse_duration_arg)]
+    pub step_timeout: std::time::Duration,
+    /// Bound of an md scrub (`check`); then it is stopped.
+    #[arg(long = "drill.scrub-timeout", default_value = "24h", value_parser = parse_duration_arg)]
+    pub scrub_timeout: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -195,5 +228,20 @@ impl Parsed {
             return true;
         }
         enabled_by_default && !self.cli.common.disable_defaults
+    }
+}
+
+impl DrillArgs {
+    pub fn options(&self) -> crate::drill::Options {
+        crate::drill::Options {
+            group: self.group.clone(),
+            yes: self.yes,
+            plan_only: self.plan,
+            force: self.force,
+            probe_target: self.probe_target.clone(),
+            hold: self.hold,
+            step_timeout: self.step_timeout,
+            scrub_timeout: self.scrub_timeout,
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domains;
+pub mod drill;
 pub mod fixture;
 pub mod host;
 pub mod http;

@@ -40,6 +40,8 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
     let roots = app::roots(parsed);
     match &parsed.cli.command {
         None | Some(Command::Run) => {
+            sparewatch::drill::recover(parsed.cli.common.state_dir.as_deref(), &roots);
+            sparewatch::drill::metrics::set_state_dir(parsed.cli.common.state_dir.as_deref());
             let setup = app::setup(parsed, &roots)?;
             app::serve(&parsed.cli.common, setup)?;
             Ok(ExitCode::SUCCESS)
@@ -67,6 +69,7 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::CheckConfig { file }) => Ok(check_config(parsed, &roots, file)),
+        Some(Command::Drill(d)) => sparewatch::drill::run(parsed, &roots, &d.options()),
         Some(Command::Check) => {
             let setup = app::setup(parsed, &roots)?;
             let snap = app::collect_once(setup, SystemTime::now(), None);

@@ -24,6 +24,7 @@ pager   alertname=SparewatchRedundancyRot severity=page hostname=web1 group=bond
 tickets alertname=SparewatchRedundancyLost severity=ticket hostname=web1 group=bond:bond0 kind=bond
 tickets alertname=SparewatchGroupDegraded severity=ticket hostname=web1 group=md:md0 kind=md
 tickets alertname=SparewatchHiddenSinglePointOfFailure severity=ticket hostname=web1 group=bond:bond0 kind=bond domain_kind=card domain=0000:3b:00
+tickets alertname=SparewatchFailoverNotProven severity=ticket hostname=web1 group=bond:bond0 kind=bond
 tickets alertname=SparewatchAgentDown severity=ticket hostname=web1
 tickets alertname=SparewatchIpmiBmcDown severity=ticket hostname=mgmt1 bmc=rack-b
 tickets alertname=SparewatchAlertmanagerPushFailing severity=ticket hostname=web1 alertmanager=http://am1:9093/api/v2/alerts

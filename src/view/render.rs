@@ -269,6 +269,7 @@ pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
         );
     }
     push_stats(&mut f);
+    crate::drill::metrics::render(&mut f);
     f.gauge(
         "sparewatch_snapshot_timestamp_seconds",
         "When the served snapshot was evaluated (Unix time): scrapes serve the last snapshot, never wait on hardware.",

@@ -23,7 +23,7 @@ fn docs_text() -> String {
 fn every_flag_is_documented() {
     let docs = docs_text();
     let mut missing = Vec::new();
-    for sub in [&[][..], &["status"][..], &["demo"][..]] {
+    for sub in [&[][..], &["status"][..], &["demo"][..], &["drill"][..]] {
         let mut args: Vec<&str> = sub.to_vec();
         args.push("--help");
         let out = sparewatch(&args);

@@ -5,6 +5,7 @@ mod cli;
 mod dashboards;
 mod docs;
 mod domains;
+mod drill;
 mod e2e;
 mod golden;
 mod hardening;

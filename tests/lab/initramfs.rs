@@ -25,6 +25,17 @@ pub const MODULE_SETS: &[(&str, &[&str])] = &[
     ),
     ("ipmi", &["ipmi_si", "ipmi_devintf"]),
     ("nvme", &["nvme"]),
+    (
+        "drill",
+        &[
+            "virtio_net",
+            "bonding",
+            "virtio_blk",
+            "raid1",
+            "dm_multipath",
+            "dm_round_robin",
+        ],
+    ),
 ];
 
 /// Host tools copied into the guest with their shared libraries: (binary, Debian package).

@@ -68,6 +68,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("multipath", scenarios::multipath::run),
     ("ipmi", scenarios::ipmi::run),
     ("smart", scenarios::smart::run),
+    ("drill", scenarios::drill::run),
 ];
 
 /// Scenarios whose harness code exists but which are not run yet, and why. Printed in every

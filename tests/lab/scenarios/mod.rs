@@ -2,6 +2,7 @@
 //! and checks the state the agent reports after every step.
 
 pub mod bond;
+pub mod drill;
 pub mod ipmi;
 pub mod md;
 pub mod multipath;

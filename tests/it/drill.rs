@@ -1,0 +1,539 @@
+//! `sparewatch drill` on fixture trees: every guardrail refuses with a clear message, exit 1,
+//! and nothing written (neither the tree nor the state dir); the drill's own flow (journal,
+//! rollback on SIGINT, rollback by the next start after SIGKILL, the history rendered as
+//! metrics) with the built binary. The drills against a real kernel are in the lab
+//! (tests/lab/scenarios/drill.rs).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sparewatch::fixture::SysTree;
+
+use crate::support::*;
+
+/// Every file and link under `dir` with its content and mtime: "nothing written" is this
+/// map unchanged.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, Option<std::time::SystemTime>)> {
+    let mut m = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).expect("stat");
+            if meta.is_dir() {
+                todo.push(p.clone());
+            }
+            let content = if meta.file_type().is_symlink() {
+                std::fs::read_link(&p)
+                    .expect("readlink")
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if meta.is_file() {
+                std::fs::read(&p).expect("read")
+            } else {
+                Vec::new()
+            };
+            m.insert(p, (content, meta.modified().ok()));
+        }
+    }
+    m
+}
+
+/// A host with two active-backup bonds over four NICs, bond1's standby link down when
+/// `bond1_broken`; rootfs with an `arping` that answers (for the flow tests).
+fn host(bond1_broken: bool) -> (tempfile::TempDir, SysTree) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = SysTree::new(d.path()).expect("tree");
+    for n in ["eth0", "eth1", "eth2", "eth3"] {
+        t.nic(n).expect("nic");
+    }
+    t.bond("bond0", "active-backup 1", &["eth0", "eth1"], 0)
+        .expect("bond0");
+    t.bond("bond1", "active-backup 1", &["eth2", "eth3"], 0)
+        .expect("bond1");
+    if bond1_broken {
+        t.link("eth3", false).expect("link");
+    }
+    (d, t)
+}
+
+fn args(root: &Path, state: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    a.extend(
+        [
+            "--collector.disable-defaults",
+            "--collector.net",
+            "--path.sysfs",
+            &root.join("sys").display().to_string(),
+            "--path.procfs",
+            &root.join("proc").display().to_string(),
+            "--path.rootfs",
+            &root.display().to_string(),
+            "--state.dir",
+            &state.display().to_string(),
+        ]
+        .map(String::from),
+    );
+    a
+}
+
+/// Runs `drill` and asserts a refusal: exit 1, the reason on stderr, nothing written.
+fn refused(root: &Path, extra: &[&str], reason: &str) -> String {
+    let state = tempfile::tempdir().expect("state dir");
+    let before = tree(root);
+    let a = args(root, state.path(), extra);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = sparewatch(&refs);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "exit code of {extra:?}: {err}");
+    assert!(err.contains("refused"), "{err}");
+    assert!(err.contains(reason), "expected {reason:?} in: {err}");
+    assert!(err.contains("Nothing was changed"), "{err}");
+    assert_eq!(tree(root), before, "the host tree was written to");
+    assert_eq!(
+        std::fs::read_dir(state.path()).expect("ls").count(),
+        0,
+        "the state dir was written to"
+    );
+    err
+}
+
+#[test]
+fn the_drilled_group_not_redundant_is_refused() {
+    let (d, t) = host(false);
+    t.link("eth1", false).expect("link");
+    refused(
+        d.path(),
+        &["drill", "bond:bond0", "--yes"],
+        "bond:bond0 is no_redundancy, not redundant",
+    );
+    // --force does not override this one.
+    refused(
+        d.path(),
+        &["drill", "bond:bond0", "--yes", "--force"],
+        "not redundant",
+    );
+}
+
+#[test]
+fn another_group_not_redundant_is_refused_unless_forced() {
+    let (d, _t) = host(true);
+    let err = refused(
+        d.path(),
+        &["drill", "bond:bond0", "--yes"],
+        "bond:bond1 is no_redundancy",
+    );
+    assert!(err.contains("--force"), "{err}");
+    // --force lets the plan through (printed, nothing run).
+    let state = tempfile::tempdir().expect("state");
+    let before = tree(d.path());
+    let a = args(
+        d.path(),
+        state.path(),
+        &["drill", "bond:bond0", "--plan", "--force"],
+    );
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = sparewatch(&refs);
+    let so = exit_with(&out, 0);
+    assert!(so.contains("make eth1 the active slave of bond0"), "{so}");
+    assert_eq!(tree(d.path()), before);
+    assert_eq!(std::fs::read_dir(state.path()).expect("ls").count(), 0);
+}
+
+#[test]
+fn psu_and_fan_have_no_safe_drill_and_say_what_to_check() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("host");
+    crate::monitoring::copy_tree(&fixture("hwmon-redundant"), &root);
+    assert!(root.join("sys/class/hwmon").is_dir());
+    for (group, hint) in [
+        ("psu:pmbus", "pull the power cord"),
+        ("fan:nct6775", "fan zone"),
+    ] {
+        let state = tempfile::tempdir().expect("state");
+        let before = tree(root.as_path());
+        let out = sparewatch(&[
+            "drill",
+            group,
+            "--yes",
+            "--collector.disable-defaults",
+            "--collector.hwmon",
+            "--path.sysfs",
+            &root.as_path().join("sys").display().to_string(),
+            "--state.dir",
+            &state.path().display().to_string(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("no software drill"), "{err}");
+        assert!(err.contains(hint), "{err}");
+        assert_eq!(tree(root.as_path()), before);
+        assert_eq!(std::fs::read_dir(state.path()).expect("ls").count(), 0);
+    }
+}
+
+#[test]
+fn a_kind_without_drill_and_an_unknown_group_are_refused() {
+    let hw = fixture("hwraid-optimal");
+    let state = tempfile::tempdir().expect("state");
+    let out = sparewatch(&[
+        "drill",
+        "hwraid:c0/v0",
+        "--yes",
+        "--collector.disable-defaults",
+        "--collector.hwraid",
+        "--path.rootfs",
+        &hw.display().to_string(),
+        "--path.sysfs",
+        &hw.join("sys").display().to_string(),
+        "--state.dir",
+        &state.path().display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("hwraid:c0/v0 is of kind hwraid, which has no safe drill"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(state.path()).expect("ls").count(), 0);
+    let (d, _t) = host(false);
+    refused(
+        d.path(),
+        &["drill", "bond:bond9", "--yes"],
+        "no group \"bond:bond9\" on this host (groups: bond:bond0, bond:bond1)",
+    );
+}
+
+#[test]
+fn stale_agent_data_is_refused_even_with_force() {
+    let (d, _t) = host(false);
+    // A smartctl whose output is cut off: the smart collector is down.
+    let sbin = d.path().join("usr/sbin");
+    std::fs::create_dir_all(&sbin).expect("mkdir");
+    std::fs::copy(
+        fixture("smart-scan-broken").join("usr/sbin/smartctl"),
+        sbin.join("smartctl"),
+    )
+    .expect("copy");
+    refused(
+        d.path(),
+        &[
+            "drill",
+            "bond:bond0",
+            "--yes",
+            "--force",
+            "--collector.smart",
+        ],
+        "the agent's data is stale or broken",
+    );
+}
+
+#[test]
+fn another_drill_running_is_refused() {
+    let (d, _t) = host(false);
+    let state = tempfile::tempdir().expect("state");
+    // A journal owned by a live process (a `sleep` started here).
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
+    let pid = sleeper.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let start: u64 = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().nth(19)?.parse().ok())
+        .expect("start time");
+    let journal = format!(
+        r#"{{"version":1,"pid":{pid},"pid_start":{start},"group":"bond:bond1","kind":"bond","started":1.0,
+            "undo":[{{"undo":"active_slave","bond":"bond1","slave":"eth2"}}]}}"#
+    );
+    let jpath = state.path().join("drill-journal.json");
+    std::fs::write(&jpath, &journal).expect("journal");
+    let before = tree(d.path());
+    let a = args(d.path(), state.path(), &["drill", "bond:bond0", "--yes"]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = sparewatch(&refs);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another drill is running"), "{err}");
+    assert_eq!(tree(d.path()), before);
+    assert_eq!(std::fs::read_to_string(&jpath).expect("journal"), journal);
+    assert_eq!(std::fs::read_dir(state.path()).expect("ls").count(), 1);
+}
+
+#[test]
+fn no_state_dir_or_no_confirmation_is_refused() {
+    let (d, _t) = host(false);
+    let before = tree(d.path());
+    let out = sparewatch(&[
+        "drill",
+        "bond:bond0",
+        "--yes",
+        "--drill.probe-target",
+        "192.0.2.1",
+        "--collector.disable-defaults",
+        "--collector.net",
+        "--path.sysfs",
+        &d.path().join("sys").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs --state.dir"), "{err}");
+    assert_eq!(tree(d.path()), before);
+    // Without --yes and without a terminal to ask on: not confirmed.
+    refused(
+        d.path(),
+        &["drill", "bond:bond0", "--drill.probe-target", "192.0.2.1"],
+        "not confirmed",
+    );
+}
+
+/// Asserts the exit code; returns stdout (both streams shown when it differs).
+fn exit_with(out: &std::process::Output, code: i32) -> String {
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
+
+// ---- The drill's own flow, with the built binary --------------------------------------
+//
+// The fixture tree's `active_slave` is a plain file: what the drill writes reads back at
+// once, as the kernel's does after a switch. The probe is an `arping` in the tree's rootfs
+// that answers; the real ARP through a real bond is proven in the lab.
+
+fn answering_arping(root: &Path) {
+    let sbin = root.join("usr/sbin");
+    std::fs::create_dir_all(&sbin).expect("mkdir");
+    let p = sbin.join("arping");
+    std::fs::write(&p, "#!/bin/sh\nexit 0\n").expect("write");
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&p).expect("meta").permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+}
+
+fn active(root: &Path) -> String {
+    std::fs::read_to_string(root.join("sys/class/net/bond0/bonding/active_slave"))
+        .expect("active_slave")
+        .trim()
+        .to_string()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn_drill(root: &Path, state: &Path, hold: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(args(
+            root,
+            state,
+            &[
+                "drill",
+                "bond:bond0",
+                "--yes",
+                "--drill.probe-target",
+                "192.0.2.1",
+                "--drill.hold",
+                hold,
+            ],
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drill")
+}
+
+fn history(state: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(state.join("drill-history.json")).expect("history"))
+        .expect("json")
+}
+
+#[test]
+fn a_passing_drill_switches_back_and_is_recorded() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state = tempfile::tempdir().expect("state");
+    let out = spawn_drill(d.path(), state.path(), "1s")
+        .wait_with_output()
+        .expect("drill");
+    let so = exit_with(&out, 0);
+    assert!(so.contains("drill bond:bond0: passed"), "{so}");
+    assert_eq!(active(d.path()), "eth0");
+    assert!(!state.path().join("drill-journal.json").exists());
+    let h = history(state.path());
+    let r = &h["records"][0];
+    assert_eq!(r["result"], "passed");
+    assert!(r["failover_seconds"].as_f64().is_some(), "{h}");
+    assert!(r["failback_seconds"].as_f64().is_some(), "{h}");
+    assert_eq!(r["probes_lost"], 0);
+}
+
+#[test]
+fn sigint_rolls_back_at_once() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state = tempfile::tempdir().expect("state");
+    let child = spawn_drill(d.path(), state.path(), "60s");
+    wait_for("the failover", Duration::from_secs(30), || {
+        active(d.path()) == "eth1"
+    });
+    let t = Instant::now();
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = child.wait_with_output().expect("drill");
+    let took = t.elapsed();
+    exit_with(&out, 2);
+    assert!(took < Duration::from_secs(10), "rollback took {took:?}");
+    assert_eq!(active(d.path()), "eth0");
+    assert!(!state.path().join("drill-journal.json").exists());
+    assert_eq!(history(state.path())["records"][0]["result"], "aborted");
+}
+
+#[test]
+fn a_drill_killed_mid_way_is_rolled_back_when_the_agent_starts() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state = tempfile::tempdir().expect("state");
+    let mut child = spawn_drill(d.path(), state.path(), "60s");
+    wait_for("the failover", Duration::from_secs(30), || {
+        active(d.path()) == "eth1"
+    });
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert_eq!(
+        active(d.path()),
+        "eth1",
+        "nothing rolls back without a start"
+    );
+    assert!(state.path().join("drill-journal.json").exists());
+
+    // The agent starts: it rolls the drill back, records it and exports it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(args(
+            d.path(),
+            state.path(),
+            &["run", "--web.listen-address", &listen],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("agent");
+    let mut text = String::new();
+    wait_for(
+        "the aborted drill in /metrics",
+        Duration::from_secs(30),
+        || {
+            text = crate::monitoring::http("GET", port, "/metrics", None)
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            text.contains("sparewatch_drill_last_timestamp_seconds{group=\"bond:bond0\",kind=\"bond\",result=\"aborted\"}")
+        },
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(active(d.path()), "eth0");
+    assert!(!state.path().join("drill-journal.json").exists());
+    let h = history(state.path());
+    assert_eq!(h["records"][0]["result"], "aborted");
+    assert!(
+        h["records"][0]["detail"]
+            .as_str()
+            .is_some_and(|s| s.contains("rolled back at the next start")),
+        "{h}"
+    );
+    promtool_check_metrics(&text);
+    // The drill series are in no golden file: check here that each is documented.
+    let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).expect("metrics.md");
+    for l in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE sparewatch_drill_"))
+    {
+        let name = format!(
+            "`sparewatch_drill_{}`",
+            l.split_whitespace().next().unwrap_or("")
+        );
+        assert!(docs.contains(&name), "{name} not in docs/metrics.md");
+    }
+}
+
+#[test]
+fn a_silence_covers_the_drill_and_is_expired_after_it() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state = tempfile::tempdir().expect("state");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_am, port) = crate::monitoring::start_alertmanager(
+        tmp.path(),
+        "alertmanager",
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut a = args(
+        d.path(),
+        state.path(),
+        &[
+            "drill",
+            "bond:bond0",
+            "--yes",
+            "--drill.probe-target",
+            "192.0.2.1",
+        ],
+    );
+    a.extend([
+        "--drill.hold".into(),
+        "3s".into(),
+        "--alertmanager.url".into(),
+        url,
+    ]);
+    let child = Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(&a)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("drill");
+    let silences = || {
+        crate::monitoring::get_json(port, "/api/v2/silences")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    let s = crate::monitoring::wait_for("the drill's silence", Duration::from_secs(20), || {
+        silences()
+            .into_iter()
+            .find(|s| s["status"]["state"] == "active")
+    });
+    let matchers = s["matchers"].to_string();
+    assert!(
+        matchers.contains("\"group\"") && matchers.contains("bond:bond0"),
+        "{s}"
+    );
+    assert!(matchers.contains("\"hostname\""), "{s}");
+    let out = child.wait_with_output().expect("drill");
+    exit_with(&out, 0);
+    let all = silences();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["status"]["state"], "expired", "{all:?}");
+}
