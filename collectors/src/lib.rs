@@ -17,6 +17,7 @@ pub mod net;
 pub mod one_hot;
 pub mod roots;
 pub mod smart;
+pub mod ups;
 
 use std::time::Duration;
 
@@ -132,6 +133,15 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(10),
         args: ipmi::args,
         build: ipmi::build,
+    },
+    CollectorSpec {
+        name: "ups",
+        help: "UPSes through NUT's upsd (utility and battery as a redundancy group)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        args: ups::args,
+        build: ups::build,
     },
 ];
 

@@ -17,4 +17,5 @@ mod net;
 mod smart;
 mod storage;
 mod support;
+mod ups;
 mod web;
