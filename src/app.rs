@@ -239,7 +239,7 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
         .build()
         .context("starting the async runtime")?;
     let security = crate::web_server::Security::from_flags(&common.web)?;
-    rt.block_on(async {
+    let served = rt.block_on(async {
         let listener = crate::http::bind(&common.listen_address).await?;
         tracing::info!(address = %listener.local_addr()?, tls = security.tls.is_some(),
             basic_auth = security.auth.is_some(), "serving metrics");
@@ -259,5 +259,8 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
         crate::web_server::serve(listener, app, security, crate::http::shutdown_signal())
             .await
             .context("HTTP server")
-    })
+    });
+    // A Redfish session left open holds one of the BMC's few session slots until it times out.
+    sparewatch_collectors::redfish::close_sessions();
+    served
 }

@@ -15,6 +15,8 @@ pub mod model;
 pub mod multipath;
 pub mod net;
 pub mod one_hot;
+pub mod password;
+pub mod redfish;
 pub mod roots;
 pub mod smart;
 pub mod ups;
@@ -133,6 +135,15 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(10),
         args: ipmi::args,
         build: ipmi::build,
+    },
+    CollectorSpec {
+        name: "redfish",
+        help: "PSUs, power redundancy and fans from Redfish BMCs (both schema generations)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(20),
+        args: redfish::args,
+        build: redfish::build,
     },
     CollectorSpec {
         name: "ups",

@@ -14,6 +14,7 @@ mod lab_findings;
 mod link_events;
 mod monitoring;
 mod net;
+mod redfish;
 mod smart;
 mod storage;
 mod support;

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use sparewatch::engine::{CollectorInfo, Engine, EngineConfig};
+use crate::support::Rig;
 use sparewatch::snapshot::{GroupView, Snapshot};
 use sparewatch_collectors::ups::nut::Limits;
 use sparewatch_collectors::ups::{Password, Settings, UpsCollector};
@@ -18,39 +18,6 @@ use sparewatch_collectors::{Collection, Collector, MemberHealth};
 use upsd::{Upsd, ON_LINE, PASSWORD, USER};
 
 const HOLD_DOWN: Duration = Duration::from_secs(5);
-
-struct Rig {
-    engine: Engine,
-    now: SystemTime,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        Rig {
-            engine: Engine::new(
-                EngineConfig {
-                    hold_down: HOLD_DOWN,
-                    ..EngineConfig::default()
-                },
-                vec![CollectorInfo {
-                    name: "ups",
-                    interval: Duration::from_secs(15),
-                    timeout: Duration::from_secs(10),
-                }],
-                None,
-            ),
-            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        }
-    }
-
-    fn cycle(&mut self, c: &mut UpsCollector, advance: Duration) -> Snapshot {
-        self.now += advance;
-        let result = c.collect().map_err(|e| e.to_string());
-        self.engine
-            .finished("ups", result, Duration::from_millis(10), self.now);
-        sparewatch::app::evaluate_and_render(&mut self.engine, self.now, None, false)
-    }
-}
 
 fn state(s: &Snapshot, name: &str) -> String {
     gview(s, name).state.clone()
@@ -103,7 +70,7 @@ fn on_battery_is_no_redundancy_low_battery_failed_other_ups_unaffected() {
     let pw = u.dir.path().join("nut-password");
     std::fs::write(&pw, format!("{PASSWORD}\n")).expect("password file");
     let mut c = UpsCollector::new(vec![u.address()], false, settings(Some(&pw)));
-    let mut rig = Rig::new();
+    let mut rig = Rig::new("ups", Duration::from_secs(15), HOLD_DOWN);
 
     let first = c.collect().expect("collects");
     assert!(first.present);
@@ -194,7 +161,7 @@ fn replace_battery_and_weak_battery_make_the_battery_member_unhealthy() {
         "ups.status: OL OVER\nbattery.charge: 100\nbattery.runtime: 1800\n",
     );
     u.wait_for("ups-a", "ups.status", "OL OVER");
-    let mut rig = Rig::new();
+    let mut rig = Rig::new("ups", Duration::from_secs(15), HOLD_DOWN);
     let s = rig.cycle(&mut c, Duration::ZERO);
     assert_eq!(state(&s, "ups:ups-a"), "degraded");
 }
@@ -204,7 +171,7 @@ fn lost_driver_is_unknown_for_that_ups_only_and_stopped_upsd_is_a_clear_error() 
     let mut u = Upsd::start(&["ups-a", "ups-b"]);
     u.wait_for("ups-b", "ups.status", "OL");
     let mut c = UpsCollector::new(vec![u.address()], false, settings(None));
-    let mut rig = Rig::new();
+    let mut rig = Rig::new("ups", Duration::from_secs(15), HOLD_DOWN);
     let s = rig.cycle(&mut c, Duration::ZERO);
     assert_eq!(state(&s, "ups:ups-b"), "redundant");
 

@@ -87,40 +87,7 @@ fn flag<'a>(m: &'a ArgMatches, id: &str) -> Option<&'a String> {
     m.try_get_one::<String>(id).ok().flatten()
 }
 
-/// Where the upsd password comes from; read at every login, never logged.
-#[derive(Clone)]
-pub enum Password {
-    None,
-    File(PathBuf),
-    Env(String),
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Password::None => f.write_str("no password"),
-            Password::File(p) => write!(f, "password from file {}", p.display()),
-            Password::Env(v) => write!(f, "password from ${v}"),
-        }
-    }
-}
-
-impl Password {
-    fn read(&self) -> Result<Option<String>, String> {
-        let raw = match self {
-            Password::None => return Ok(None),
-            Password::File(p) => std::fs::read_to_string(p)
-                .map_err(|e| format!("reading password file {}: {e}", p.display()))?,
-            Password::Env(v) => std::env::var(v)
-                .map_err(|_| format!("environment variable {v} is not set or not UTF-8"))?,
-        };
-        let p = raw.trim_end_matches(['\r', '\n']).to_string();
-        if p.contains(['\n', '\r']) {
-            return Err("the upsd password holds a line break".into());
-        }
-        Ok(Some(p))
-    }
-}
+pub use crate::password::Password;
 
 /// How to reach upsd and what counts as a weak battery.
 #[derive(Clone, Debug)]
