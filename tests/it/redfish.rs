@@ -405,3 +405,131 @@ fn stopped_bmc_marks_only_the_collector_down_and_the_scrape_does_not_wait() {
         "redfish did not come back after SIGCONT: {log}"
     );
 }
+
+mod session_service;
+
+fn session_spec(svc: &session_service::SessionService, dir: &Path) -> BmcSpec {
+    let pw = dir.join("pw");
+    std::fs::write(&pw, format!("{}\n", session_service::PASSWORD)).expect("write");
+    let mut s = spec("bmc", "", svc.url(), None);
+    s.user = Some(session_service::USER.into());
+    s.password = Password::File(pw);
+    s
+}
+
+#[test]
+fn session_token_is_reused_renewed_after_401_and_deleted_on_drop() {
+    // The OpenBMC mockup advertises the SessionService in Links.Sessions.
+    let svc = session_service::SessionService::start("openbmc-subsystems");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut c = RedfishCollector::new(vec![session_spec(&svc, dir.path())]).expect("collector");
+    let mut rig = rig();
+    for _ in 0..3 {
+        let s = rig.cycle(&mut c, INTERVAL);
+        assert_eq!(gview(&s, "psu:chassis").state, "redundant");
+    }
+    assert_eq!(
+        svc.count("POST /redfish/v1/SessionService/Sessions"),
+        1,
+        "{:?}",
+        svc.log()
+    );
+    assert!(
+        svc.log()
+            .iter()
+            .filter(|l| l.starts_with("GET /redfish/v1/Chassis"))
+            .all(|l| l.ends_with("token=token-1")),
+        "{:?}",
+        svc.log()
+    );
+    let s = rig.cycle(&mut c, Duration::ZERO);
+    assert!(text(&s).contains("auth=\"session\""), "{}", text(&s));
+
+    // The BMC forgets the session (timeout, reset): one 401, one new login, no gap.
+    svc.state.lock().expect("state").tokens.clear();
+    let s = rig.cycle(&mut c, INTERVAL);
+    assert_eq!(gview(&s, "psu:chassis").state, "redundant");
+    assert_eq!(svc.count("POST /redfish/v1/SessionService/Sessions"), 2);
+
+    drop(c);
+    assert_eq!(
+        svc.count("DELETE /redfish/v1/SessionService/Sessions/2 token=token-2"),
+        1,
+        "{:?}",
+        svc.log()
+    );
+    assert!(svc.state.lock().expect("state").tokens.is_empty());
+}
+
+#[test]
+fn wrong_password_on_the_session_login_is_a_clear_error() {
+    let svc = session_service::SessionService::start("openbmc-subsystems");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut s = session_spec(&svc, dir.path());
+    std::fs::write(dir.path().join("pw"), "nope\n").expect("write");
+    s.password = Password::File(dir.path().join("pw"));
+    let err = RedfishCollector::new(vec![s])
+        .expect("collector")
+        .collect()
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("session login") && err.contains("wrong user or password"),
+        "{err}"
+    );
+}
+
+/// The built agent deletes its session when it is stopped with SIGTERM.
+#[test]
+fn agent_deletes_its_session_on_sigterm() {
+    let svc = session_service::SessionService::start("openbmc-subsystems");
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = session_spec(&svc, dir.path());
+    let Password::File(pw) = &spec.password else {
+        unreachable!("file")
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(["run", "--collector.disable-defaults", "--collector.redfish"])
+        .arg(format!("--path.rootfs={}", dir.path().display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args([
+            "--redfish.url",
+            &svc.url(),
+            "--redfish.user",
+            session_service::USER,
+        ])
+        .arg(format!("--redfish.password-file={}", pw.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let t = Instant::now();
+    while svc.count("GET /redfish/v1/Chassis/chassis/ThermalSubsystem/Fans/fan2") == 0
+        && t.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        svc.count("POST /redfish/v1/SessionService/Sessions"),
+        1,
+        "{:?}\n{log}",
+        svc.log()
+    );
+    assert_eq!(
+        svc.count("DELETE /redfish/v1/SessionService/Sessions/1 token=token-1"),
+        1,
+        "{:?}\n{log}",
+        svc.log()
+    );
+}
