@@ -25,6 +25,7 @@ tickets alertname=SparewatchRedundancyLost severity=ticket hostname=web1 group=b
 tickets alertname=SparewatchGroupDegraded severity=ticket hostname=web1 group=md:md0 kind=md
 tickets alertname=SparewatchAgentDown severity=ticket hostname=web1
 tickets alertname=SparewatchIpmiBmcDown severity=ticket hostname=mgmt1 bmc=rack-b
+tickets alertname=SparewatchUpsOnBattery severity=ticket hostname=db7 ups=ups-a
 tickets alertname=SparewatchAlertmanagerPushFailing severity=ticket hostname=web1 alertmanager=http://am1:9093/api/v2/alerts
 tickets alertname=SomethingElse
 ROUTES
