@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod demo_hwmon;
+pub mod demo_power;
 pub mod demo_storage;
 pub mod engine;
 pub mod fixture;

@@ -533,3 +533,63 @@ fn agent_deletes_its_session_on_sigterm() {
         svc.log()
     );
 }
+
+/// The demo's power steps, read by the real redfish and ups collectors from the demo's
+/// loopback BMC and NUT server: PSU2 losing its input, the UPS on battery, and back.
+#[test]
+fn demo_story_power_steps() {
+    use sparewatch::demo::{build_server, STORY};
+    use sparewatch::fixture::SysTree;
+    use sparewatch_collectors::ups::{Settings, UpsCollector};
+    let dir = tempfile::tempdir().expect("tmp");
+    let tree = SysTree::new(dir.path()).expect("tree");
+    build_server(&tree).expect("server");
+    let servers = sparewatch::demo_power::start(dir.path()).expect("servers");
+    let mut rf = RedfishCollector::new(vec![spec(
+        "demo-bmc",
+        "",
+        servers.redfish_url.clone(),
+        None,
+    )])
+    .expect("collector");
+    let mut ups = UpsCollector::new(
+        vec![servers.nut_address.clone()],
+        false,
+        Settings {
+            user: None,
+            password: Password::None,
+            timeout: Duration::from_secs(2),
+            limits: Default::default(),
+            feeds: Default::default(),
+        },
+    );
+    let (mut rr, mut ur) = (rig(), Rig::new("ups", INTERVAL, Duration::from_secs(5)));
+    // Two cycles per step: a recovery counts once it outlasted the hold-down.
+    let mut states = |rf: &mut RedfishCollector, ups: &mut UpsCollector| {
+        rr.cycle(rf, INTERVAL);
+        ur.cycle(ups, INTERVAL);
+        (
+            gview(&rr.cycle(rf, INTERVAL), "psu:1").state.clone(),
+            gview(&ur.cycle(ups, INTERVAL), "ups:ups-a").state.clone(),
+        )
+    };
+    let want = |p: &str, u: &str| (p.to_string(), u.to_string());
+    assert_eq!(states(&mut rf, &mut ups), want("redundant", "redundant"));
+    let mut seen = Vec::new();
+    for step in STORY
+        .iter()
+        .filter(|s| s.says.starts_with("Redfish BMC") || s.says.starts_with("UPS "))
+    {
+        (step.apply)(&tree).expect("step applies");
+        seen.push(states(&mut rf, &mut ups));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            want("no_redundancy", "redundant"),
+            want("redundant", "redundant"),
+            want("redundant", "no_redundancy"),
+            want("redundant", "redundant"),
+        ]
+    );
+}
