@@ -302,6 +302,10 @@ fn garbage_json_costs_only_that_bmc() {
     assert_eq!(gview(&s, "psu:a/chassis").state, "redundant");
     let broken = gview(&s, "psu:b/System.Embedded.1");
     assert_eq!(broken.state, "unknown");
+    // The same members as before, each unknown with the reason.
+    let names: Vec<&str> = broken.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["PSU.Slot.1", "PSU.Slot.2"]);
+    assert!(broken.members.iter().all(|m| m.unknown));
     assert!(
         broken.members[0]
             .reason

@@ -12,7 +12,7 @@
 pub mod http;
 pub mod parse;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -322,8 +322,9 @@ pub struct Bmc {
     auth: Auth,
     layout: Option<Layout>,
     cycles_since_walk: u32,
-    /// Group names seen last time: reported `unknown` while the BMC does not answer.
-    known: Vec<String>,
+    /// Groups of the last good cycle: reported with every member `unknown` while the BMC
+    /// does not answer, so the members (and their history) stay the same.
+    known: Vec<GroupReading>,
     /// The service advertised `$expand` but refused it once.
     expand_refused: bool,
     requests: u64,
@@ -583,7 +584,7 @@ impl Bmc {
         Ok(out)
     }
 
-    fn cycle(&mut self, out: &mut Collection) -> Result<Vec<String>, BmcError> {
+    fn cycle(&mut self, out: &mut Collection) -> Result<(), BmcError> {
         if matches!(self.auth, Auth::Pending) {
             self.login()?;
         }
@@ -597,7 +598,6 @@ impl Bmc {
             chassis: Vec::new(),
         });
         let bmc = self.spec.name.clone();
-        let mut groups = Vec::new();
         for c in &layout.chassis {
             let labels = |k: &'static str, v: &str| {
                 vec![
@@ -695,7 +695,6 @@ impl Bmc {
                     }
                 }
                 let name = format!("psu:{}{}", self.spec.group_prefix, c.id);
-                groups.push(name.clone());
                 out.groups.push(parse::psu_group(name, &supplies, &red));
             }
             if !fans.is_empty() {
@@ -718,11 +717,10 @@ impl Bmc {
                     }
                 }
                 let name = format!("fan:{}{}", self.spec.group_prefix, c.id);
-                groups.push(name.clone());
                 out.groups.push(parse::fan_group(name, &fans, &fan_red));
             }
         }
-        Ok(groups)
+        Ok(())
     }
 }
 
@@ -769,29 +767,12 @@ impl RedfishCollector {
     }
 }
 
-fn unknown_copy(name: &str, why: &str) -> GroupReading {
-    // The members are not known here (the BMC is away): one placeholder member keeps the
-    // group visible as unknown with the reason.
-    let kind = if name.starts_with("psu:") {
-        "psu"
-    } else {
-        "fan"
-    };
-    let mut g = GroupReading::new(name, kind, 1);
-    g.members.push(crate::MemberReading::new(
-        "bmc",
-        crate::Role::Active,
-        MemberHealth::Unknown(why.to_string()),
-    ));
-    g
-}
-
 impl Collector for RedfishCollector {
     fn collect(&mut self) -> Result<Collection, CollectError> {
         if self.bmcs.is_empty() {
             return Ok(Collection::not_present());
         }
-        let results: Vec<(Collection, Result<Vec<String>, BmcError>)> = std::thread::scope(|s| {
+        let results: Vec<(Collection, Result<(), BmcError>)> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .bmcs
                 .iter_mut()
@@ -821,19 +802,23 @@ impl Collector for RedfishCollector {
         });
         let mut out = Collection::present();
         let mut errors = Vec::new();
-        let mut groups_by_name: HashMap<String, ()> = HashMap::new();
         for (b, (c, r)) in self.bmcs.iter_mut().zip(results) {
             let up = r.is_ok();
             match r {
-                Ok(names) => {
-                    b.known = names;
+                Ok(_) => {
+                    b.known = c.groups.clone();
                     out.groups.extend(c.groups);
                     out.readings.extend(c.readings);
                 }
                 Err(BmcError(why)) => {
                     tracing::warn!(bmc = %b.spec.name, error = %why, "Redfish BMC failed");
                     for g in &b.known {
-                        out.groups.push(unknown_copy(g, &why));
+                        let mut g = g.clone();
+                        g.stated = None;
+                        for m in &mut g.members {
+                            m.health = MemberHealth::Unknown(format!("BMC not answering: {why}"));
+                        }
+                        out.groups.push(g);
                     }
                     errors.push(why);
                 }
@@ -871,9 +856,6 @@ impl Collector for RedfishCollector {
         }
         if errors.len() == self.bmcs.len() {
             return Err(CollectError::Other(errors.join("; ")));
-        }
-        for g in &out.groups {
-            groups_by_name.insert(g.name.clone(), ());
         }
         for (group, members) in &self.feeds {
             let Some(g) = out.groups.iter().find(|g| &g.name == group) else {

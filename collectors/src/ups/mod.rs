@@ -6,7 +6,7 @@
 
 pub mod nut;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read as _, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -464,13 +464,13 @@ impl Collector for UpsCollector {
         if failures.len() == self.servers.len() {
             return Err(CollectError::Other(failures.join("; ")));
         }
-        let names: HashMap<String, ()> = out
+        let names: HashSet<&str> = out
             .groups
             .iter()
-            .map(|g| (g.name["ups:".len()..].to_string(), ()))
+            .filter_map(|g| g.name.strip_prefix("ups:"))
             .collect();
         for (ups, feed) in &self.settings.feeds {
-            if names.contains_key(ups) {
+            if names.contains(ups.as_str()) {
                 out.readings.push(Reading::gauge(
                     "sparewatch_ups_feed_info",
                     "The power feed a UPS is on, from collectors.ups.feeds (always 1).",
