@@ -83,6 +83,7 @@ fn current_schema_two_psus_redundant_then_one_loses_its_input() {
         ("redundant", 3, 2)
     );
     let t = text(&s);
+    crate::support::promtool_check_metrics(&t);
     assert!(
         t.contains(
             "sparewatch_redfish_fan_speed_rpm{bmc=\"bmc\",chassis=\"chassis\",fan=\"fan1\"} 6300"
@@ -134,6 +135,7 @@ fn deprecated_schema_two_psus_redundant_then_one_loses_its_input() {
     let fan = gview(&s, "fan:System.Embedded.1");
     assert_eq!((fan.state.as_str(), fan.members_required), ("redundant", 3));
     let t = text(&s);
+    crate::support::promtool_check_metrics(&t);
     assert!(t.contains("sparewatch_redfish_chassis_power_consumed_watts{bmc=\"bmc\",chassis=\"System.Embedded.1\"} 344"), "{t}");
     assert!(t.contains("sparewatch_redfish_psu_input_watts{bmc=\"bmc\",chassis=\"System.Embedded.1\",psu=\"PSU.Slot.2\"} 190"), "{t}");
 

@@ -117,6 +117,7 @@ fn on_battery_is_no_redundancy_low_battery_failed_other_ups_unaffected() {
     assert_eq!(state(&s, "ups:ups-a"), "failed");
     assert_eq!(state(&s, "ups:ups-b"), "redundant");
     let text = String::from_utf8_lossy(&s.metrics_text).into_owned();
+    crate::support::promtool_check_metrics(&text);
     assert!(
         text.contains("sparewatch_ups_status_flag{ups=\"ups-a\",flag=\"LB\"} 1"),
         "{text}"
