@@ -47,3 +47,15 @@ install_listed_deps() {
   [ -n "${pkgs// }" ] && need_apt $pkgs
   return 0
 }
+
+# need_sushy_tools: sushy-tools (PyPI: sushy-static, sushy-emulator) in a venv under
+# target/ for the redfish tests (tests/it/redfish.rs), created once and reused. The tests
+# find it there, or at $SPAREWATCH_SUSHY_VENV.
+need_sushy_tools() {
+  local venv=${SPAREWATCH_SUSHY_VENV:-$ROOT/target/sushy-venv}
+  [ -x "$venv/bin/sushy-static" ] && [ -x "$venv/bin/sushy-emulator" ] && return 0
+  need_apt python3 python3-venv
+  log "installing sushy-tools into $venv (pip)"
+  python3 -m venv "$venv" || die "python3 -m venv $venv failed (Debian package python3-venv)"
+  "$venv/bin/pip" install -q sushy-tools || die "pip install sushy-tools failed"
+}

@@ -26,6 +26,7 @@ pub mod web_server;
 // The paths the code and tests have always used (`crate::engine`, `sparewatch::app`, …).
 pub use agent::{app, clock, engine, policy, scheduler};
 pub use demo::hwmon as demo_hwmon;
+pub use demo::power as demo_power;
 pub use demo::storage as demo_storage;
 pub use push::alertmanager;
 pub use view::{render, snapshot};

@@ -16,10 +16,13 @@ pub mod model;
 pub mod multipath;
 pub mod net;
 pub mod one_hot;
+pub mod password;
 pub mod policy;
+pub mod redfish;
 pub mod roots;
 pub mod smart;
 pub mod topology;
+pub mod ups;
 
 use std::time::Duration;
 
@@ -140,6 +143,24 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         timeout: Duration::from_secs(10),
         args: ipmi::args,
         build: ipmi::build,
+    },
+    CollectorSpec {
+        name: "redfish",
+        help: "PSUs, power redundancy and fans from Redfish BMCs (both schema generations)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(20),
+        args: redfish::args,
+        build: redfish::build,
+    },
+    CollectorSpec {
+        name: "ups",
+        help: "UPSes through NUT's upsd (utility and battery as a redundancy group)",
+        enabled_by_default: true,
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        args: ups::args,
+        build: ups::build,
     },
 ];
 

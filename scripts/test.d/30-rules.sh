@@ -27,6 +27,7 @@ tickets alertname=SparewatchHiddenSinglePointOfFailure severity=ticket hostname=
 tickets alertname=SparewatchFailoverNotProven severity=ticket hostname=web1 group=bond:bond0 kind=bond
 tickets alertname=SparewatchAgentDown severity=ticket hostname=web1
 tickets alertname=SparewatchIpmiBmcDown severity=ticket hostname=mgmt1 bmc=rack-b
+tickets alertname=SparewatchUpsOnBattery severity=ticket hostname=db7 ups=ups-a
 tickets alertname=SparewatchAlertmanagerPushFailing severity=ticket hostname=web1 alertmanager=http://am1:9093/api/v2/alerts
 tickets alertname=SomethingElse
 ROUTES

@@ -308,7 +308,7 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
         .build()
         .context("starting the async runtime")?;
     let security = crate::web_server::Security::from_flags(&common.web)?;
-    rt.block_on(async {
+    let served = rt.block_on(async {
         // First, so that no signal ends the agent without a log line (src/signals.rs).
         let signals = crate::signals::Signals::install().context("installing signal handlers")?;
         let stopped = signals.outcome();
@@ -340,5 +340,8 @@ pub fn serve_agent(common: &crate::cli::Common, agent: &Agent) -> anyhow::Result
             anyhow::bail!("stopped by SIGQUIT");
         }
         Ok(())
-    })
+    });
+    // A Redfish session left open holds one of the BMC's few session slots until it times out.
+    sparewatch_collectors::redfish::close_sessions();
+    served
 }

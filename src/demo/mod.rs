@@ -5,6 +5,7 @@
 //! collectors, so metrics, the status page, `status`, dashboards and alerts all move.
 
 pub mod hwmon;
+pub mod power;
 pub mod storage;
 
 use std::io;
@@ -30,6 +31,7 @@ pub fn build_server(t: &SysTree) -> io::Result<()> {
     t.bond("bond1", "802.3ad 4", &["eth2", "eth3"], 1)?;
     crate::demo_storage::build(t)?;
     crate::demo_hwmon::build(t)?;
+    crate::demo_power::build(t)?;
     Ok(())
 }
 
@@ -115,6 +117,22 @@ pub const STORY: &[Step] = &[
         says: "psu:pmbus: AC is back on pmbus@7-0059",
         apply: |t| crate::demo_hwmon::psu(t, true),
     },
+    Step {
+        says: "Redfish BMC psu:1: PSU2 loses its input — running on PSU1 alone",
+        apply: |t| crate::demo_power::redfish_psu(t, false),
+    },
+    Step {
+        says: "Redfish BMC psu:1: PSU2 has input again",
+        apply: |t| crate::demo_power::redfish_psu(t, true),
+    },
+    Step {
+        says: "UPS ups:ups-a: utility power lost — the UPS runs on battery (no redundancy)",
+        apply: |t| crate::demo_power::ups(t, true),
+    },
+    Step {
+        says: "UPS ups:ups-a: utility power is back, the UPS is on line",
+        apply: |t| crate::demo_power::ups(t, false),
+    },
 ];
 
 /// Runs the demo until SIGTERM/Ctrl-C.
@@ -127,6 +145,44 @@ pub fn run(parsed: &Parsed, step: Duration) -> anyhow::Result<()> {
     build_server(&tree).context("creating the simulated server")?;
     let roots = sparewatch_collectors::Roots::under(dir.path());
     let mut setup = crate::app::setup(parsed, &roots)?;
+    // The power layer's BMC and UPS server, on loopback, for the real collectors.
+    let power =
+        crate::demo_power::start(dir.path()).context("starting the demo's BMC and UPS server")?;
+    for (job, _) in &mut setup.jobs {
+        match job.name {
+            "redfish" => {
+                job.collector = Box::new(
+                    sparewatch_collectors::redfish::RedfishCollector::new(vec![
+                        sparewatch_collectors::redfish::BmcSpec {
+                            name: "demo-bmc".into(),
+                            group_prefix: String::new(),
+                            url: power.redfish_url.clone(),
+                            user: None,
+                            password: sparewatch_collectors::password::Password::None,
+                            trust: None,
+                            timeout: Duration::from_secs(2),
+                            retries: 0,
+                        },
+                    ])
+                    .map_err(anyhow::Error::msg)?,
+                )
+            }
+            "ups" => {
+                job.collector = Box::new(sparewatch_collectors::ups::UpsCollector::new(
+                    vec![power.nut_address.clone()],
+                    false,
+                    sparewatch_collectors::ups::Settings {
+                        user: None,
+                        password: sparewatch_collectors::password::Password::None,
+                        timeout: Duration::from_secs(2),
+                        limits: Default::default(),
+                        feeds: Default::default(),
+                    },
+                ))
+            }
+            _ => {}
+        }
+    }
     // Kernel events do not exist for a simulated tree: poll it fast instead.
     for (job, info) in &mut setup.jobs {
         job.interval = Duration::from_secs(1);

@@ -141,3 +141,46 @@ pub fn metric_value(text: &str, selector: &str) -> Option<f64> {
         .and_then(|l| l.rsplit_once(' '))
         .and_then(|(_, v)| v.parse().ok())
 }
+
+/// The engine around one collector, with a controllable clock: one collection, then the
+/// evaluation, as the agent does it (tests of the ups and redfish collectors).
+pub struct Rig {
+    pub engine: sparewatch::engine::Engine,
+    pub now: SystemTime,
+    name: &'static str,
+}
+
+impl Rig {
+    pub fn new(name: &'static str, interval: Duration, hold_down: Duration) -> Rig {
+        use sparewatch::engine::{CollectorInfo, Engine, EngineConfig};
+        Rig {
+            engine: Engine::new(
+                EngineConfig {
+                    hold_down,
+                    ..EngineConfig::default()
+                },
+                vec![CollectorInfo {
+                    name,
+                    interval,
+                    timeout: Duration::from_secs(20),
+                }],
+                None,
+            ),
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            name,
+        }
+    }
+
+    /// The clock moves by `advance`, then one collection and the evaluation.
+    pub fn cycle(
+        &mut self,
+        c: &mut dyn sparewatch_collectors::Collector,
+        advance: Duration,
+    ) -> sparewatch::snapshot::Snapshot {
+        self.now += advance;
+        let result = c.collect().map_err(|e| e.to_string());
+        self.engine
+            .finished(self.name, result, Duration::from_millis(10), self.now);
+        sparewatch::app::evaluate_and_render(&mut self.engine, self.now, None, false)
+    }
+}
