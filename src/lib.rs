@@ -5,6 +5,7 @@
 //! since) → [`snapshot`] rendered by [`render`] → served by [`http`], printed by [`status`].
 
 pub mod alertmanager;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -12,9 +13,11 @@ pub mod demo;
 pub mod demo_hwmon;
 pub mod demo_storage;
 pub mod engine;
+pub mod explain;
 pub mod fixture;
 pub mod host;
 pub mod http;
+pub mod page;
 pub mod policy;
 pub mod render;
 pub mod scheduler;
