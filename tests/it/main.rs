@@ -1,6 +1,7 @@
 //! The integration-test binary: every end-to-end test of sparewatch lives in a module here.
 
 mod alerting;
+mod api;
 mod cli;
 mod dashboards;
 mod docs;
