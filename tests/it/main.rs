@@ -16,6 +16,7 @@ mod link_events;
 mod monitoring;
 mod net;
 mod page;
+mod runbooks;
 mod smart;
 mod storage;
 mod support;
