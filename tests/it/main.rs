@@ -13,6 +13,7 @@ mod hwraid;
 mod ipmi;
 mod lab_findings;
 mod link_events;
+mod man;
 mod monitoring;
 mod net;
 mod page;
