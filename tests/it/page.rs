@@ -322,6 +322,16 @@ fn hardware_strings_are_shown_as_text() {
     );
     // Only the page's own script element exists: the name became text, not an element.
     assert_eq!(b.eval("document.scripts.length"), json!(1));
+    // Readable on a phone: at 390 px wide nothing makes the page scroll sideways.
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true }),
+    );
+    b.wait_until(
+        "the page within a phone's width",
+        "window.innerWidth === 390 && document.documentElement.scrollWidth <= 390",
+        Duration::from_secs(5),
+    );
     let text = b.eval("document.body.innerText");
     assert!(
         text.as_str().is_some_and(|t| t.contains("<script> (")),
