@@ -1,8 +1,10 @@
 //! Writes the man page sparewatch(1) to stdout (or to the file named as the first argument).
-//! Options, subcommands and collectors come from the real command line definition, so the
-//! page cannot drift from the flags; the prose sections are written here.
+//! Options, subcommands and collectors come from the real command line definition; the prose
+//! sections are written here.
 //!
-//! `cargo run --example man -- target/man/sparewatch.1` (scripts/test.d/60-packages.sh).
+//! The packages ship the generated page committed as `packaging/sparewatch.1`, so a plain
+//! `cargo deb` works on a fresh clone; `tests/it/man.rs` fails when that file differs from
+//! what this generates. After changing a flag: `cargo run --example man -- packaging/sparewatch.1`.
 
 use std::io::Write;
 
@@ -52,7 +54,7 @@ fn own_options(sub: &clap::Command) -> Option<clap::Command> {
     )
 }
 
-fn page() -> std::io::Result<Vec<u8>> {
+pub fn page() -> std::io::Result<Vec<u8>> {
     let cmd = sparewatch::cli::command();
     let man = Man::new(cmd.clone())
         .section("1")
@@ -209,6 +211,8 @@ fn page() -> std::io::Result<Vec<u8>> {
         &mut out,
         "EXAMPLES",
         &[
+            "sparewatch status -v",
+            "sparewatch explain bond:bond0",
             "sparewatch status --format json",
             "sparewatch check; echo $?",
             "sparewatch run --web.listen-address=127.0.0.1:9856 --web.config.file=/etc/sparewatch/web.yml",

@@ -29,6 +29,19 @@ pub enum Command {
     Status {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// List the members of each group under it (role, health, reason).
+        #[arg(short = 'v', long = "verbose")]
+        verbose: bool,
+        /// Keep collecting and redraw the table whenever it changes (Ctrl-C to stop). The
+        /// state dir is not read, so "since" counts from the start of the watch.
+        #[arg(long = "watch", conflicts_with = "format")]
+        watch: bool,
+    },
+    /// Collect once and say in words why GROUP (e.g. bond:bond0) has its state: policy,
+    /// each member, evidence, hold-down, failure domains, and what to check.
+    Explain {
+        /// The group's name, as `status` shows it.
+        group: String,
     },
     /// Collect once; Nagios/Icinga exit codes: 0 all redundant, 1 degraded/no_redundancy/
     /// unknown, 2 failed, 3 internal error.

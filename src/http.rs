@@ -1,12 +1,13 @@
 //! The HTTP side: `/metrics` serves the last rendered snapshot (never touches hardware),
-//! `/healthz` says whether the engine is alive, `/` is a small status page for humans.
+//! `/healthz` says whether the engine is alive, `/` is the status page for humans (drawn from
+//! `/api/v1/status`, the versioned JSON of the same data).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
@@ -24,6 +25,9 @@ pub fn app(snapshots: watch::Receiver<Arc<Snapshot>>, telemetry_path: &str) -> R
         .route(telemetry_path, get(metrics))
         .route("/healthz", get(healthz))
         .route("/", get(index))
+        .route("/page.css", get(page_css))
+        .route("/page.js", get(page_js))
+        .route("/api/v1/status", get(api_status))
         .with_state(AppState { snapshots })
 }
 
@@ -49,59 +53,53 @@ async fn healthz(State(s): State<AppState>) -> Response {
     }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// The host this agent runs on, detected once.
+fn host() -> &'static crate::api::Host {
+    static HOST: std::sync::OnceLock<crate::api::Host> = std::sync::OnceLock::new();
+    HOST.get_or_init(crate::api::Host::detect)
 }
 
-async fn index(State(s): State<AppState>) -> Html<String> {
+/// `/api/v1/status`: the versioned status JSON (docs/api.md), never cached.
+async fn api_status(State(s): State<AppState>) -> Response {
     let snap = s.snapshots.borrow().clone();
-    let mut rows = String::new();
-    for g in &snap.groups {
-        let detail = g.reasons();
-        rows.push_str(&format!(
-            "<tr class=\"{st}\"><td>{name}</td><td>{kind}</td><td>{st}{bd}</td><td>{spare}</td><td>{h}/{t} (need {r})</td><td>{since}</td><td>{detail}</td></tr>\n",
-            st = esc(g.state.as_str()),
-            bd = if g.by_design { " (by design)" } else { "" },
-            name = esc(&g.name),
-            kind = esc(&g.kind),
-            spare = g.spare,
-            h = g.members_healthy,
-            t = g.members_total,
-            r = g.members_required,
-            since = crate::status::format_since(g.since, snap.generated_at),
-            detail = esc(&detail.join("; ")),
-        ));
-    }
-    let mut collectors = String::new();
-    for c in &snap.collectors {
-        collectors.push_str(&format!(
-            "<li>{} — {}{}</li>",
-            esc(&c.name),
-            if !c.up {
-                "down"
-            } else if c.present {
-                "up"
-            } else {
-                "not present"
-            },
-            c.last_error
-                .as_deref()
-                .map(|e| format!(": {}", esc(e)))
-                .unwrap_or_default()
-        ));
-    }
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>sparewatch</title>\
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}\
-.redundant{{background:#e6f4ea}}.degraded{{background:#fff4cc}}.no_redundancy{{background:#ffe0b2}}\
-.failed{{background:#f8d7da}}.unknown{{background:#e2e3e5}}</style></head><body>\
-<h1>sparewatch</h1><p>Redundancy of this server. <a href=\"/metrics\">metrics</a></p>\
-<table><tr><th>group</th><th>kind</th><th>state</th><th>spare</th><th>healthy</th><th>since</th><th>why</th></tr>\n{rows}</table>\
-<h2>collectors</h2><ul>{collectors}</ul></body></html>"
-    ))
+    let body = crate::api::to_json(&snap, host(), false);
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// One embedded asset of the status page, with a policy that lets it load only our own parts.
+fn page_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                crate::page::CONTENT_SECURITY_POLICY,
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    page_asset("text/html; charset=utf-8", crate::page::HTML)
+}
+
+async fn page_css() -> Response {
+    page_asset("text/css; charset=utf-8", crate::page::CSS)
+}
+
+async fn page_js() -> Response {
+    page_asset("text/javascript; charset=utf-8", crate::page::JS)
 }
 
 /// Turns `--web.listen-address` into socket addresses; `:port` means every address.
@@ -196,6 +194,59 @@ mod tests {
             .await
             .expect("response");
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    async fn get(
+        rx: watch::Receiver<Arc<Snapshot>>,
+        path: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let resp = app(rx, "/metrics")
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn status_api_and_page_assets() {
+        let (_tx, rx) = watch::channel(snapshot());
+        let (status, headers, body) = get(rx.clone(), "/api/v1/status").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["api_version"], 1);
+        assert_eq!(
+            v["verdict"]["summary"],
+            "no redundancy groups found on this host"
+        );
+        for (path, ty) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/page.js", "text/javascript; charset=utf-8"),
+            ("/page.css", "text/css; charset=utf-8"),
+        ] {
+            let (status, headers, body) = get(rx.clone(), path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(headers[header::CONTENT_TYPE], ty, "{path}");
+            assert!(headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .is_ok_and(|c| c.contains("script-src 'self'")));
+            assert!(!body.is_empty());
+        }
+        // No external assets: nothing the page loads comes from another host.
+        for asset in [crate::page::HTML, crate::page::CSS, crate::page::JS] {
+            assert!(
+                !asset.contains("http://")
+                    && !asset.contains("https://")
+                    && !asset.contains("//cdn")
+            );
+        }
+        // The script never builds markup from data.
+        assert!(
+            !crate::page::JS.contains("innerHTML")
+                && !crate::page::JS.contains("insertAdjacentHTML")
+        );
     }
 
     #[tokio::test]

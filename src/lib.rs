@@ -4,17 +4,20 @@
 //! woken by kernel events) → [`engine`] (hysteresis, [`policy`], staleness, persisted
 //! since) → [`snapshot`] rendered by [`render`] → served by [`http`], printed by [`status`].
 
-// The layout shows the architecture (docs/architecture.md): cli → agent (scheduler,
-// engine) ⇄ store; agent → view (snapshot, render) → web (http, web_server) and push.
+// The layout shows the architecture (docs/architecture.md): cli â agent (scheduler,
+// engine) â store; agent â view (snapshot, render) â web (http, web_server) and push.
 pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domains;
 pub mod drill;
+pub mod explain;
 pub mod fixture;
 pub mod host;
 pub mod http;
+pub mod page;
 pub mod push;
 pub mod signals;
 pub mod status;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use sparewatch::cli::{self, Command, Format, LogFormat};
-use sparewatch::{app, demo, status};
+use sparewatch::{api, app, demo, explain, status};
 
 fn main() -> ExitCode {
     let parsed = match cli::parse_from(std::env::args_os()) {
@@ -50,12 +50,21 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
             demo::run(parsed, *step)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Status { format }) => {
+        Some(Command::Status {
+            format,
+            verbose,
+            watch,
+        }) => {
             let setup = app::setup(parsed, &roots)?;
+            let opts = status::TableOptions::for_stdout(*verbose);
+            if *watch {
+                status::watch(setup, opts)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let snap = app::collect_once(setup, SystemTime::now(), None);
             match format {
-                Format::Table => print!("{}", status::table(&snap)),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&snap)?),
+                Format::Table => print!("{}", status::table_with(&snap, opts)),
+                Format::Json => println!("{}", api::to_json(&snap, &api::Host::detect(), true)),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -70,6 +79,21 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
         }
         Some(Command::CheckConfig { file }) => Ok(check_config(parsed, &roots, file)),
         Some(Command::Drill(d)) => sparewatch::drill::run(parsed, &roots, &d.options()),
+        Some(Command::Explain { group }) => {
+            let setup = app::setup(parsed, &roots)?;
+            let hold_down = setup.engine_config.hold_down;
+            let snap = app::collect_once(setup, SystemTime::now(), None);
+            match explain::explain(&snap, group, hold_down) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("sparewatch: {e}");
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
         Some(Command::Check) => {
             let setup = app::setup(parsed, &roots)?;
             let snap = app::collect_once(setup, SystemTime::now(), None);

@@ -37,7 +37,48 @@ fn healthy_column(g: &crate::snapshot::GroupView) -> String {
     s
 }
 
+/// How `status` draws its table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// List the members under each group (`status -v`).
+    pub verbose: bool,
+    /// ANSI colours for the states (a terminal, and `NO_COLOR` unset).
+    pub colour: bool,
+}
+
+impl TableOptions {
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset or empty (no-color.org).
+    pub fn for_stdout(verbose: bool) -> Self {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        TableOptions {
+            verbose,
+            colour: std::io::stdout().is_terminal() && !no_color,
+        }
+    }
+}
+
+/// The ANSI colour of a state (or of a member's health word).
+fn paint(text: &str, key: &str, on: bool) -> String {
+    if !on {
+        return text.to_string();
+    }
+    let code = match key {
+        "redundant" | "healthy" => "32",
+        "degraded" | "at risk" => "33",
+        "no_redundancy" => "1;33",
+        "failed" | "UNHEALTHY" => "1;31",
+        "unknown" => "35",
+        _ => return text.to_string(),
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 pub fn table(snap: &Snapshot) -> String {
+    table_with(snap, TableOptions::default())
+}
+
+pub fn table_with(snap: &Snapshot, opts: TableOptions) -> String {
     let mut rows: Vec<[String; 6]> = vec![[
         "GROUP".into(),
         "STATE".into(),
@@ -73,17 +114,29 @@ pub fn table(snap: &Snapshot) -> String {
         }
     }
     let mut out = String::new();
-    for r in &rows {
+    for (n, r) in rows.iter().enumerate() {
+        // Row 0 is the header; row n is group n-1.
+        let group = n.checked_sub(1).and_then(|i| snap.groups.get(i));
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
             if i == r.len() - 1 {
                 line.push_str(c);
             } else {
-                let _ = write!(line, "{:<w$}  ", c, w = widths[i]);
+                let padded = format!("{:<w$}  ", c, w = widths[i]);
+                match (i, group) {
+                    // Colour after padding, so escape codes do not count as width.
+                    (1, Some(g)) => {
+                        line.push_str(&paint(&padded, crate::api::state(g), opts.colour))
+                    }
+                    _ => line.push_str(&padded),
+                }
             }
         }
         out.push_str(line.trim_end());
         out.push('\n');
+        if let (Some(g), true) = (group, opts.verbose) {
+            out.push_str(&members(g, opts.colour));
+        }
     }
     if snap.groups.is_empty() {
         out.push_str("(no redundancy groups found on this host)\n");
@@ -105,6 +158,35 @@ pub fn table(snap: &Snapshot) -> String {
     }
     if !absent.is_empty() {
         let _ = writeln!(out, "not present here: {}", absent.join(", "));
+    }
+    out
+}
+
+/// The member lines `status -v` prints under a group: name, role, health, reason.
+fn members(g: &crate::snapshot::GroupView, colour: bool) -> String {
+    let nw = crate::api::name_width(g);
+    let mut out = String::new();
+    for (i, m) in g.members.iter().enumerate() {
+        let health = crate::api::health_word(m);
+        let branch = if i + 1 == g.members.len() {
+            "└─"
+        } else {
+            "├─"
+        };
+        let mut line = format!(
+            "  {branch} {:<nw$}  {:<7}  {}",
+            m.name,
+            crate::api::role(m),
+            paint(&format!("{health:<9}"), health, colour)
+        );
+        if let Some(r) = &m.reason {
+            let _ = write!(line, "  {r}");
+        }
+        if m.transitions > 0 {
+            let _ = write!(line, "  ({} transitions)", m.transitions);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -165,5 +247,38 @@ pub fn check(snap: &Snapshot) -> (i32, String) {
                 snap.groups.len()
             ),
         )
+    }
+}
+
+/// `status --watch`: runs the collectors in the background and redraws the table whenever it
+/// changes, until interrupted. On a terminal the screen is cleared before each drawing.
+pub fn watch(mut setup: crate::app::Setup, opts: TableOptions) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    // The running agent owns the state file; a watch must never write it.
+    setup.state_dir = None;
+    let mut agent = crate::app::start(setup, None, false)?;
+    let mut last = String::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if !agent.snapshots.has_changed().unwrap_or(false) {
+            continue;
+        }
+        let snap = agent.snapshots.borrow_and_update().clone();
+        if snap.generated_at == 0.0 {
+            continue;
+        }
+        let text = table_with(&snap, opts);
+        if text == last {
+            continue;
+        }
+        let mut out = std::io::stdout().lock();
+        if opts.colour {
+            write!(out, "\x1b[H\x1b[2J")?;
+        } else if !last.is_empty() {
+            writeln!(out)?;
+        }
+        write!(out, "{text}")?;
+        out.flush()?;
+        last = text;
     }
 }

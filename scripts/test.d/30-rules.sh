@@ -10,6 +10,23 @@ P=dashboards/prometheus
 promtool check rules "$P"/sparewatch-*.yml "$P"/tests/settings-*.yml
 promtool test rules "$P"/tests/*.test.yml
 
+# The rules fit any install: no rule names a scrape job, and every test passes unchanged
+# when the agents are scraped under another job name.
+if grep -nE 'job *(=|!=|=~|!~) *"' "$P"/sparewatch-*.yml; then
+  die "a shipped rule names a scrape job (above): the rules must work under any job name"
+fi
+renamed=$(mktemp -d); trap 'rm -rf "$renamed"' EXIT
+cp -r "$P" "$renamed/prometheus"
+sed -i -e 's/job="sparewatch"/job="node-hw"/g' -e 's/^\( *job:\) sparewatch$/\1 node-hw/' \
+  "$renamed"/prometheus/tests/*.test.yml
+if grep -qE 'job="sparewatch"|job: sparewatch$' "$renamed"/prometheus/tests/*.test.yml; then
+  die "the job rename left job sparewatch in the test copies"
+fi
+[ "$(cat "$renamed"/prometheus/tests/*.test.yml | grep -c 'node-hw')" -gt 20 ] \
+  || die "the job rename changed too little in the test copies"
+promtool test rules "$renamed"/prometheus/tests/*.test.yml >/dev/null \
+  || die "rule tests fail when the job is not called sparewatch"
+
 AM=dashboards/alertmanager/alertmanager.yml
 amtool check-config "$AM"
 # route: labels -> receiver that must get them
@@ -31,4 +48,4 @@ tickets alertname=SparewatchUpsOnBattery severity=ticket hostname=db7 ups=ups-a
 tickets alertname=SparewatchAlertmanagerPushFailing severity=ticket hostname=web1 alertmanager=http://am1:9093/api/v2/alerts
 tickets alertname=SomethingElse
 ROUTES
-echo "rules, rule tests and alertmanager routes: ok"
+echo "rules, rule tests (also under another job name) and alertmanager routes: ok"

@@ -1,7 +1,9 @@
-# Packages: builds the .deb (cargo-deb) and the .rpm (cargo-generate-rpm), checks what they
-# carry, installs the .deb on this machine with dpkg -i, checks the unit, config, user and
-# binary, runs the installed agent as the service user, then removes and purges it and
-# checks nothing is left. The .rpm is installed into a scratch root (rpm --root) and erased.
+# Packages: builds the .deb (cargo-deb) and the .rpm (cargo-generate-rpm) on a fresh clone of
+# the committed tree with exactly the commands of docs/install.md, checks what they carry,
+# installs the .deb on this machine with dpkg -i, checks the unit, config, user and binary,
+# runs the installed agent as the service user, then removes and purges it and checks
+# nothing is left. The .rpm is installed into a scratch root (rpm --root) and erased.
+# It packages HEAD: commit before running it.
 source "$(dirname "$0")/../lib.sh"; cd "$ROOT" || exit 1
 set -euo pipefail
 need_cargo_tool cargo-deb cargo-deb
@@ -23,19 +25,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "man page from the command line definition"
-cargo run -q --locked --example man -- target/man/sparewatch.1
+log "every packaged file but the binary is tracked by git (so a fresh clone has it)"
+assets=$(sed -n '/^\[package.metadata.deb\]/,$p' Cargo.toml \
+  | grep -oE '(\["|source = ")[^"]+"' | sed -E 's/^(\["|source = ")//; s/"$//' | sort -u)
+[ "$(echo "$assets" | wc -l)" -ge 10 ] || fail "too few assets found in Cargo.toml: $assets"
+for a in $assets; do
+  [ "$a" = target/release/sparewatch ] && continue
+  git ls-files --error-unmatch -- "$a" >/dev/null 2>&1 || fail "asset $a is not tracked by git"
+done
 
-log "building the .deb (release build)"
-cargo deb --locked --output "$work/sparewatch.deb" >/dev/null
-log "building the .rpm"
-cargo generate-rpm --output "$work/sparewatch.rpm" >/dev/null
+log "a fresh clone of HEAD, packaged with the commands of docs/install.md"
+git clone -q "$ROOT" "$work/clone"
+# Only the build cache is shared (no untracked source file can reach the package: checked
+# above), so the release build is incremental.
+mkdir -p "$ROOT/target"; ln -s "$ROOT/target" "$work/clone/target"
+(
+  cd "$work/clone"
+  cargo deb >"$work/deb.log" 2>&1 || { cat "$work/deb.log" >&2; exit 1; }
+  { cargo build --release && cargo generate-rpm; } >"$work/rpm.log" 2>&1 \
+    || { cat "$work/rpm.log" >&2; exit 1; }
+) || fail "packaging the fresh clone as docs/install.md says"
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+cp "target/debian/sparewatch_${version}-1_amd64.deb" "$work/sparewatch.deb" || fail "no .deb where install.md says"
+cp target/generate-rpm/sparewatch-"${version}"-1.*.rpm "$work/sparewatch.rpm" || fail "no .rpm where install.md says"
 bin=target/release/sparewatch
 
 log "man page covers every flag of --help"
-MANWIDTH=400 man -l target/man/sparewatch.1 >"$work/man.txt" 2>"$work/man.warn"
+dpkg-deb --fsys-tarfile "$work/sparewatch.deb" | tar -xO ./usr/share/man/man1/sparewatch.1.gz \
+  | gunzip >"$work/sparewatch.1" || fail "no man page in the .deb"
+MANWIDTH=400 man -l "$work/sparewatch.1" >"$work/man.txt" 2>"$work/man.warn"
 [ ! -s "$work/man.warn" ] || { cat "$work/man.warn" >&2; fail "man page has warnings"; }
-flags=$({ "$bin" --help; for s in run status check demo; do "$bin" "$s" --help; done; } \
+flags=$({ "$bin" --help; for s in run status check explain demo; do "$bin" "$s" --help; done; } \
   | grep -oE -- '--[a-z][a-z0-9.-]+' | sort -u)
 [ "$(echo "$flags" | wc -l)" -ge 10 ] || fail "too few flags in --help: $flags"
 for f in $flags; do expect_in "$work/man.txt" "$f"; done

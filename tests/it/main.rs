@@ -1,6 +1,7 @@
 //! The integration-test binary: every end-to-end test of sparewatch lives in a module here.
 
 mod alerting;
+mod api;
 mod cli;
 mod dashboards;
 mod docs;
@@ -15,13 +16,17 @@ mod hwraid;
 mod ipmi;
 mod lab_findings;
 mod link_events;
+mod man;
 mod monitoring;
 mod net;
+mod page;
 mod realworld;
 mod redfish;
+mod runbooks;
 mod smart;
 mod storage;
 mod store;
 mod support;
+mod terminal;
 mod ups;
 mod web;
