@@ -132,7 +132,9 @@ fn validate(docs: &Map<String, Value>) -> (bool, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("docs.json");
     std::fs::write(&file, serde_json::to_vec(docs).expect("json")).expect("write");
-    let out = Command::new("python3")
+    // Debian's interpreter, where the package python3-jsonschema installs (a python3 earlier
+    // on PATH, such as a pyenv one, would not see it).
+    let out = Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(VALIDATE)
         .arg(repo().join("docs/api/status-v1.schema.json"))
