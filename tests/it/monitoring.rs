@@ -266,7 +266,8 @@ fn serve_webhook(conn: TcpStream, store: &Mutex<Vec<Notification>>) {
 pub fn alertmanager_test_config(webhook: u16, prefix: &str) -> String {
     let path = repo().join("dashboards/alertmanager/alertmanager.yml");
     let text = std::fs::read_to_string(&path).expect("read alertmanager.yml");
-    let mut cfg: serde_yaml::Value = serde_yaml::from_str(&text).expect("alertmanager.yml parses");
+    let mut cfg: serde_norway::Value =
+        serde_norway::from_str(&text).expect("alertmanager.yml parses");
     shorten_route(&mut cfg["route"]);
     if let Some(receivers) = cfg["receivers"].as_sequence_mut() {
         for r in receivers {
@@ -278,10 +279,10 @@ pub fn alertmanager_test_config(webhook: u16, prefix: &str) -> String {
             }
         }
     }
-    serde_yaml::to_string(&cfg).expect("yaml")
+    serde_norway::to_string(&cfg).expect("yaml")
 }
 
-fn shorten_route(route: &mut serde_yaml::Value) {
+fn shorten_route(route: &mut serde_norway::Value) {
     if let Some(m) = route.as_mapping_mut() {
         for key in ["group_wait", "group_interval"] {
             m.insert(key.into(), "1s".into());
@@ -339,7 +340,7 @@ pub fn rules_test_copy(dir: &Path, for_: &str) -> Vec<PathBuf> {
         "sparewatch-settings.yml",
     ] {
         let text = std::fs::read_to_string(src.join(name)).expect("read rules");
-        let mut rules: serde_yaml::Value = serde_yaml::from_str(&text).expect("rules parse");
+        let mut rules: serde_norway::Value = serde_norway::from_str(&text).expect("rules parse");
         if let Some(groups) = rules["groups"].as_sequence_mut() {
             for g in groups {
                 if let Some(rs) = g["rules"].as_sequence_mut() {
@@ -354,7 +355,7 @@ pub fn rules_test_copy(dir: &Path, for_: &str) -> Vec<PathBuf> {
             }
         }
         let path = dir.join(name);
-        std::fs::write(&path, serde_yaml::to_string(&rules).expect("yaml")).expect("write rules");
+        std::fs::write(&path, serde_norway::to_string(&rules).expect("yaml")).expect("write rules");
         out.push(path);
     }
     out

@@ -1058,15 +1058,15 @@ mod tests {
 
     #[test]
     fn config_keys_parse_and_unknown_keys_are_refused() {
-        let ok: serde_yaml::Value = serde_yaml::from_str(
+        let ok: serde_norway::Value = serde_norway::from_str(
             "request_timeout: 1s\nretries: 2\nsel_poll_interval: 500ms\nbmcs: [{name: a, host: h, password_env: P}]",
         )
         .expect("yaml");
         let c: IpmiConfig = crate::parse_config("ipmi", Some(&ok)).expect("parses");
         assert_eq!(c.bmcs[0].password_env.as_deref(), Some("P"));
         assert_eq!(c.sel_poll_interval.as_deref(), Some("500ms"));
-        let bad: serde_yaml::Value =
-            serde_yaml::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
+        let bad: serde_norway::Value =
+            serde_norway::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
         assert!(crate::parse_config::<IpmiConfig>("ipmi", Some(&bad)).is_err());
     }
 }
