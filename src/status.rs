@@ -23,7 +23,8 @@ pub fn format_since(since: f64, now: f64) -> String {
     )
 }
 
-/// "2/2 need 1 +1 spare": hot spares are shown apart, since they do not count as healthy.
+/// "2/2 need 1 +1 spare": hot spares are shown apart, since they do not count as healthy;
+/// "+1/3 spare" when only one of three attached spares works.
 fn healthy_column(g: &crate::snapshot::GroupView) -> String {
     let spares = g.spares();
     let counted = g.members.len() - spares;
@@ -31,8 +32,16 @@ fn healthy_column(g: &crate::snapshot::GroupView) -> String {
         "{}/{} need {}",
         g.members_healthy, counted, g.members_required
     );
-    if spares > 0 {
+    // A faulty device still attached as a spare is no spare: "+1/3 spare" says so.
+    let working = g
+        .members
+        .iter()
+        .filter(|m| m.role == sparewatch_collectors::Role::Spare && m.healthy)
+        .count();
+    if spares > 0 && working == spares {
         s.push_str(&format!(" +{spares} spare"));
+    } else if spares > 0 {
+        s.push_str(&format!(" +{working}/{spares} spare"));
     }
     s
 }
