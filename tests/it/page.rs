@@ -321,7 +321,7 @@ fn page_shows_the_failed_standby_and_turns_green_on_its_own() {
     drills
         .append_history(drill_record("failed", week_ago + 86400.0, None))
         .expect("drill history");
-    b.wait_until(
+    let took = b.wait_until(
         "the new drill result",
         &format!("{drill}.startsWith('last drill: bond failed 6d ago')"),
         Duration::from_secs(10),
@@ -331,6 +331,7 @@ fn page_shows_the_failed_standby_and_turns_green_on_its_own() {
         json!("drill failed")
     );
     assert_eq!(b.eval("window.__sparewatchNoReload === true"), json!(true));
+    eprintln!("page showed the new drill result {took:?} after it was recorded (poll 2 s)");
 }
 
 fn drill_record(result: &str, finished: f64, takeover: Option<f64>) -> Record {
