@@ -87,13 +87,21 @@ pub fn table(snap: &Snapshot) -> String {
     table_with(snap, TableOptions::default())
 }
 
+/// The table with the last drills of [`crate::api::set_state_dir`].
 pub fn table_with(snap: &Snapshot, opts: TableOptions) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
+    table_drills(snap, opts, &crate::api::drills())
+}
+
+/// The `status` table: SPARE carries the effective spare and the domain that lowers it,
+/// LAST DRILL the newest drill of the group.
+pub fn table_drills(snap: &Snapshot, opts: TableOptions, drills: &crate::api::Drills) -> String {
+    let mut rows: Vec<[String; 7]> = vec![[
         "GROUP".into(),
         "STATE".into(),
         "SPARE".into(),
         "HEALTHY".into(),
         "SINCE".into(),
+        "LAST DRILL".into(),
         "WHY".into(),
     ]];
     for g in &snap.groups {
@@ -113,10 +121,11 @@ pub fn table_with(snap: &Snapshot, opts: TableOptions) -> String {
             crate::domains::spare_column(g),
             healthy_column(g),
             format_since(g.since, snap.generated_at),
+            crate::api::drill_words(drills.get(&g.name), snap.generated_at),
             why.join("; "),
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
