@@ -10,6 +10,11 @@
 //! too (failed → page), then both come back (resolved). The time from each fault to each
 //! notification is printed for both paths. Finally every panel query of the shipped Grafana
 //! dashboards runs against this Prometheus and must parse and return data.
+//!
+//! The power panels get their data from real parts too: the agent also reads a real NUT
+//! upsd with two dummy-ups UPSes (one is put on battery before the dashboards are checked)
+//! and a real Redfish service (sushy-static serving the iDRAC-shaped deprecated-schema
+//! mockup: two PSUs, stated redundancy, capacity and load).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,9 +22,11 @@ use serde_json::Value;
 
 use crate::monitoring::{
     alertmanager_test_config, am_alerts, fixture_copy, free_port, get_json, rules_test_copy,
-    set_link, start_agent, start_alertmanager, urlencode, wait_for, Proc, Webhook,
+    set_link, start_agent_with, start_alertmanager, urlencode, wait_for, Proc, Webhook,
 };
+use crate::redfish::sushy::Sushy;
 use crate::support::{metric_value, promtool_check_metrics, repo};
+use crate::ups::upsd::Upsd;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -55,13 +62,27 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
         &alertmanager_test_config(webhook.port, "push"),
     );
 
+    // The power parts: upsd with two UPSes on line, a Redfish BMC with two redundant PSUs.
+    let upsd = Upsd::start(&["ups-a", "ups-b"]);
+    let bmc = Sushy::mockup("idrac-power-thermal", false);
+
     // The agent: the net collector polls the fixture every 500 ms, 1 s hold-down, posts to
-    // the "push" Alertmanager and re-posts every 2 s.
-    let (mut agent, agent_port) = start_agent(
+    // the "push" Alertmanager and re-posts every 2 s; ups and redfish every second.
+    let (mut agent, agent_port) = start_agent_with(
         dir,
         &tree,
         &[&format!("http://127.0.0.1:{am_push_port}")],
         "2s",
+        "  ups:\n    interval: 1s\n    timeout: 1s\n\
+         \x20 redfish:\n    interval: 1s\n    timeout: 5s\n    request_timeout: 1s\n    retries: 0\n",
+        &[
+            "--collector.ups".into(),
+            "--ups.nut-address".into(),
+            upsd.address(),
+            "--collector.redfish".into(),
+            "--redfish.url".into(),
+            bmc.url(),
+        ],
     );
 
     // Prometheus: scrape and evaluate every second, alerts to both Alertmanagers.
@@ -283,12 +304,57 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
     });
     promtool_check_metrics(&metrics);
 
+    // --- Power: the BMC's PSUs redundant, then ups-b loses its utility (the alert checks
+    // above are done: its ticket does not mix with bond0's).
+    wait_for(
+        "Prometheus to see psu:System.Embedded.1 redundant",
+        DEADLINE,
+        || {
+            let r = prom_query(
+                prom_port,
+                r#"sparewatch:group_state:current{group="psu:System.Embedded.1",state="redundant"}"#,
+            )?;
+            (!r.is_empty()).then_some(())
+        },
+    );
+    upsd.set(
+        "ups-b",
+        "ups.status: OB DISCHRG\nbattery.charge: 80\nbattery.runtime: 1200\nups.load: 40\ninput.voltage: 0\n",
+    );
+    let t4 = Instant::now();
+    wait_for(
+        "Prometheus to see ups:ups-b no_redundancy",
+        DEADLINE,
+        || {
+            prom.assert_running();
+            let r = prom_query(
+                prom_port,
+                r#"sparewatch:group_state:current{group="ups:ups-b",state="no_redundancy"}"#,
+            )?;
+            (!r.is_empty()).then_some(())
+        },
+    );
+    println!(
+        "e2e: ups-b on battery (dev file rewritten) -> no_redundancy in Prometheus: {}",
+        ms(t4.elapsed())
+    );
+    let a = prom_query(
+        prom_port,
+        r#"sparewatch:group_state:current{group="ups:ups-a",state="redundant"}"#,
+    );
+    assert!(
+        a.is_some_and(|r| !r.is_empty()),
+        "ups-a must stay redundant"
+    );
+
     // --- Every dashboard query against this Prometheus, over the whole test.
     check_dashboards(prom_port, &format!("127.0.0.1:{agent_port}"), started);
 
     am_rules.assert_running();
     am_push.assert_running();
     agent.assert_running();
+    drop(bmc);
+    drop(upsd);
 }
 
 /// Runs every panel target and every variable query of the shipped dashboards, variables

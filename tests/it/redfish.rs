@@ -5,7 +5,7 @@
 //! so the session login falls back). A BMC stopped with SIGSTOP is tested with the built
 //! agent: the collector goes down, the scrape does not wait.
 
-mod sushy;
+pub mod sushy;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
