@@ -14,7 +14,8 @@
 //! The power panels get their data from real parts too: the agent also reads a real NUT
 //! upsd with two dummy-ups UPSes (one is put on battery before the dashboards are checked)
 //! and a real Redfish service (sushy-static serving the iDRAC-shaped deprecated-schema
-//! mockup: two PSUs, stated redundancy, capacity and load).
+//! mockup: two PSUs, stated redundancy, capacity and load; stopped with SIGSTOP at the end,
+//! so the fleet's "Hosts on battery" and "BMCs down" are seen counting, not only at 0).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,7 +75,7 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
         &[&format!("http://127.0.0.1:{am_push_port}")],
         "2s",
         "  ups:\n    interval: 1s\n    timeout: 1s\n\
-         \x20 redfish:\n    interval: 1s\n    timeout: 5s\n    request_timeout: 1s\n    retries: 0\n",
+         \x20 redfish:\n    interval: 1s\n    timeout: 2s\n    request_timeout: 1s\n    retries: 0\n",
         &[
             "--collector.ups".into(),
             "--ups.nut-address".into(),
@@ -346,6 +347,30 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
         a.is_some_and(|r| !r.is_empty()),
         "ups-a must stay redundant"
     );
+    wait_for(
+        "the fleet's \"Hosts on battery\" to count this host",
+        DEADLINE,
+        || (fleet_stat(prom_port, "Hosts on battery")? == 1.0).then_some(()),
+    );
+
+    // The BMC stops answering (SIGSTOP): with its only BMC silent the redfish collector is
+    // down and its series gone; the fleet's "BMCs down" still counts it.
+    assert_eq!(fleet_stat(prom_port, "BMCs down"), Some(0.0));
+    bmc.signal("-STOP");
+    let t5 = Instant::now();
+    wait_for(
+        "the fleet's \"BMCs down\" to count the stopped BMC",
+        DEADLINE,
+        || {
+            prom.assert_running();
+            (fleet_stat(prom_port, "BMCs down")? == 1.0).then_some(())
+        },
+    );
+    println!(
+        "e2e: BMC stopped (SIGSTOP) -> counted in the fleet's BMCs down: {}",
+        ms(t5.elapsed())
+    );
+    bmc.signal("-CONT");
 
     // --- Every dashboard query against this Prometheus, over the whole test.
     check_dashboards(prom_port, &format!("127.0.0.1:{agent_port}"), started);
@@ -355,6 +380,25 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
     agent.assert_running();
     drop(bmc);
     drop(upsd);
+}
+
+/// The value of a single-target stat panel of the fleet dashboard, evaluated now.
+fn fleet_stat(prom_port: u16, title: &str) -> Option<f64> {
+    let path = repo().join("dashboards/grafana/sparewatch-fleet.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read"))
+        .expect("dashboard JSON parses");
+    let panel = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("no fleet panel {title:?}"));
+    let expr = panel["targets"][0]["expr"]
+        .as_str()
+        .expect("expr")
+        .replace("$job", "sparewatch");
+    let r = prom_query(prom_port, &expr)?;
+    r.first()?["value"][1].as_str()?.parse().ok()
 }
 
 /// Runs every panel target and every variable query of the shipped dashboards, variables
