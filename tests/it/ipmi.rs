@@ -7,7 +7,7 @@
 //! Needs the Debian packages `openipmi`, `ipmitool`, `freeipmi-tools`
 //! (scripts/deps/apt-ipmi.txt): a missing one fails the test, naming the package.
 
-mod sim;
+pub mod sim;
 
 use std::time::{Duration, Instant, SystemTime};
 

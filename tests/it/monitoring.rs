@@ -407,10 +407,26 @@ pub fn start_agent(
     alertmanager_urls: &[&str],
     resend: &str,
 ) -> (Proc, u16) {
+    start_agent_with(dir, tree, alertmanager_urls, resend, "", &[])
+}
+
+/// `start_agent` with more collectors: `config_extra` is appended under `collectors:` of the
+/// agent's config file (indented two spaces), `extra` to its arguments.
+pub fn start_agent_with(
+    dir: &Path,
+    tree: &Path,
+    alertmanager_urls: &[&str],
+    resend: &str,
+    config_extra: &str,
+    extra: &[String],
+) -> (Proc, u16) {
     let port = free_port();
     let config = dir.join("agent.yml");
-    std::fs::write(&config, "collectors:\n  net:\n    interval: 500ms\n")
-        .expect("write agent config");
+    std::fs::write(
+        &config,
+        format!("collectors:\n  net:\n    interval: 500ms\n{config_extra}"),
+    )
+    .expect("write agent config");
     let args: Vec<String> = [
         "run",
         "--web.listen-address",
@@ -442,6 +458,7 @@ pub fn start_agent(
             .iter()
             .flat_map(|u| ["--alertmanager.url".to_string(), u.to_string()]),
     )
+    .chain(extra.iter().cloned())
     .collect();
     let agent = Proc::spawn(
         "sparewatch",

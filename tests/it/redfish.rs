@@ -5,7 +5,7 @@
 //! so the session login falls back). A BMC stopped with SIGSTOP is tested with the built
 //! agent: the collector goes down, the scrape does not wait.
 
-mod sushy;
+pub mod sushy;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -605,5 +605,75 @@ fn demo_story_power_steps() {
             want("redundant", "no_redundancy"),
             want("redundant", "redundant"),
         ]
+    );
+}
+
+/// IPMI and Redfish reading the same OpenBMC chassis (docs/collectors/redfish.md, "IPMI and
+/// Redfish on one host"): both name the PSU group `psu:chassis`, only one collector's group
+/// is kept (ipmi's, by the collector table's order); `--no-collector.ipmi`, the documented
+/// pick, gives Redfish's, also after `--collector.ipmi`.
+#[test]
+fn ipmi_and_redfish_on_one_openbmc_chassis_pick_one_with_no_collector_ipmi() {
+    let sim = crate::ipmi::sim::Sim::start();
+    let bmc = Sushy::mockup("openbmc-subsystems", false);
+    let root = tempfile::tempdir().expect("tmp");
+    let run = |extra: &[&str]| -> Snapshot {
+        let mut args: Vec<String> = [
+            "sparewatch",
+            "status",
+            "--collector.disable-defaults",
+            "--collector.ipmi",
+            "--collector.redfish",
+            "--ipmi.cipher-suite",
+            "3",
+            "--path.rootfs",
+            root.path().to_str().expect("utf-8"),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(sim.flags());
+        args.extend(["--redfish.url".to_string(), bmc.url()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        sparewatch::collect_with_args(args, std::time::SystemTime::now()).expect("collects")
+    };
+    let members = |g: &GroupView| -> Vec<String> {
+        let mut m: Vec<String> = g.members.iter().map(|m| m.name.clone()).collect();
+        m.sort();
+        m
+    };
+
+    let both = run(&[]);
+    for name in ["ipmi", "redfish"] {
+        let c = both
+            .collectors
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert!(c.present && c.up, "{name}: {c:?}");
+    }
+    let psu: Vec<&GroupView> = both
+        .groups
+        .iter()
+        .filter(|g| g.name == "psu:chassis")
+        .collect();
+    assert_eq!(psu.len(), 1, "one group per name: {psu:?}");
+    assert_eq!(psu[0].collector, "ipmi", "{psu:?}");
+
+    let picked = run(&["--no-collector.ipmi"]);
+    assert!(
+        picked
+            .collectors
+            .iter()
+            .all(|c| c.name != "ipmi" || !c.present),
+        "{:?}",
+        picked.collectors
+    );
+    let g = gview(&picked, "psu:chassis");
+    assert_eq!(g.collector, "redfish");
+    assert_eq!(members(g), ["powersupply0", "powersupply1"]);
+    assert_ne!(
+        members(psu[0]),
+        members(g),
+        "the two name their members apart"
     );
 }
