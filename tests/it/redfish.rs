@@ -607,3 +607,116 @@ fn demo_story_power_steps() {
         ]
     );
 }
+
+/// Issue 11: the deprecated-schema mockup turned into two 800 W supplies delivering 550 W
+/// each (`LastPowerOutputWatts`): redundant by count, `no_redundancy` by capacity, with the
+/// reason; back under the rating, the count decides again.
+#[test]
+fn two_800w_psus_at_1100w_are_no_redundancy_with_the_reason() {
+    let bmc = Sushy::mockup("idrac-power-thermal", false);
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        for i in 0..2 {
+            v["PowerSupplies"][i]["PowerCapacityWatts"] = json!(800);
+            v["PowerSupplies"][i]["LastPowerOutputWatts"] = json!(550);
+        }
+    });
+    let mut c = collector(&bmc);
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!((psu.state.as_str(), psu.spare), ("no_redundancy", 1));
+    assert_eq!(
+        sparewatch::domains::capacity_reason(psu).as_deref(),
+        Some("load 1100 W > 800 W left after losing PSU.Slot.1")
+    );
+    let t = text(&s);
+    assert!(t.contains("sparewatch_group_power_capacity_sufficient{group=\"psu:System.Embedded.1\",kind=\"psu\"} 0"), "{t}");
+
+    // 300 W each: the survivor carries 600 W.
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        for i in 0..2 {
+            v["PowerSupplies"][i]["LastPowerOutputWatts"] = json!(300);
+        }
+    });
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!(psu.state.as_str(), "redundant");
+    assert_eq!(sparewatch::domains::capacity_reason(psu), None);
+}
+
+/// No per-supply load, only the chassis' `PowerConsumedWatts`: that is the load. No rating
+/// on one supply: capacity unknown, said, and the count decides.
+#[test]
+fn chassis_consumed_watts_is_the_load_and_a_missing_rating_is_unknown() {
+    let bmc = Sushy::mockup("idrac-power-thermal", false);
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        v["PowerControl"][0]["PowerConsumedWatts"] = json!(1100);
+        for i in 0..2 {
+            let p = v["PowerSupplies"][i].as_object_mut().expect("object");
+            p.remove("LastPowerOutputWatts");
+            p.remove("PowerInputWatts");
+            p.insert("PowerCapacityWatts".into(), json!(800));
+        }
+    });
+    let mut c = collector(&bmc);
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!(psu.state.as_str(), "no_redundancy");
+    assert_eq!(
+        sparewatch::domains::capacity_reason(psu).as_deref(),
+        Some("load 1100 W > 800 W left after losing PSU.Slot.1")
+    );
+
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        v["PowerSupplies"][1]
+            .as_object_mut()
+            .expect("object")
+            .remove("PowerCapacityWatts");
+    });
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!(psu.state.as_str(), "redundant");
+    let t = text(&s);
+    assert!(
+        t.contains(
+            "sparewatch_group_power_capacity_known{group=\"psu:System.Embedded.1\",kind=\"psu\"} 0"
+        ),
+        "{t}"
+    );
+}
+
+/// `collectors.redfish.feeds` makes `feed` failure domains: both PSUs on feed A leave
+/// effective spare 0 while the spare is 1.
+#[test]
+fn two_psus_on_one_configured_feed_have_no_effective_spare() {
+    let bmc = Sushy::mockup("openbmc-subsystems", false);
+    let mut c = collector(&bmc);
+    c.feeds.insert(
+        "psu:chassis".into(),
+        [("powersupply0", "A"), ("powersupply1", "A")]
+            .into_iter()
+            .map(|(m, f)| (m.to_string(), f.to_string()))
+            .collect(),
+    );
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:chassis");
+    assert_eq!((psu.state.as_str(), psu.spare), ("redundant", 1));
+    let d = psu.domains.as_ref().expect("domains");
+    assert_eq!(d.effective_spare, Some(0));
+    assert_eq!(
+        (d.shared[0].kind.as_str(), d.shared[0].id.as_str()),
+        ("feed", "A")
+    );
+    let t = text(&s);
+    assert!(t.contains("sparewatch_member_failure_domain_info{group=\"psu:chassis\",kind=\"psu\",member=\"powersupply0\",domain_kind=\"feed\",domain=\"A\"} 1"), "{t}");
+
+    c.feeds
+        .get_mut("psu:chassis")
+        .expect("map")
+        .insert("powersupply1".into(), "B".into());
+    let s = rig.cycle(&mut c, INTERVAL);
+    let d = gview(&s, "psu:chassis").domains.clone().expect("domains");
+    assert_eq!(d.effective_spare, Some(1));
+}
