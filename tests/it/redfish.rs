@@ -686,6 +686,18 @@ fn chassis_consumed_watts_is_the_load_and_a_missing_rating_is_unknown() {
     );
 }
 
+/// `psu:chassis` is redundant by count, with effective spare 0 from the shared `feed`.
+fn redundant_but_feed_shared(s: &Snapshot, feed: &str) {
+    let psu = gview(s, "psu:chassis");
+    assert_eq!((psu.state.as_str(), psu.spare), ("redundant", 1));
+    let d = psu.domains.as_ref().expect("domains");
+    assert_eq!(d.effective_spare, Some(0));
+    assert_eq!(
+        (d.shared[0].kind.as_str(), d.shared[0].id.as_str()),
+        ("feed", feed)
+    );
+}
+
 /// `collectors.redfish.feeds` makes `feed` failure domains: both PSUs on feed A leave
 /// effective spare 0 while the spare is 1.
 #[test]
@@ -701,14 +713,7 @@ fn two_psus_on_one_configured_feed_have_no_effective_spare() {
     );
     let mut rig = rig();
     let s = rig.cycle(&mut c, INTERVAL);
-    let psu = gview(&s, "psu:chassis");
-    assert_eq!((psu.state.as_str(), psu.spare), ("redundant", 1));
-    let d = psu.domains.as_ref().expect("domains");
-    assert_eq!(d.effective_spare, Some(0));
-    assert_eq!(
-        (d.shared[0].kind.as_str(), d.shared[0].id.as_str()),
-        ("feed", "A")
-    );
+    redundant_but_feed_shared(&s, "A");
     let t = text(&s);
     assert!(t.contains("sparewatch_member_failure_domain_info{group=\"psu:chassis\",kind=\"psu\",member=\"powersupply0\",domain_kind=\"feed\",domain=\"A\"} 1"), "{t}");
 
@@ -719,4 +724,46 @@ fn two_psus_on_one_configured_feed_have_no_effective_spare() {
     let s = rig.cycle(&mut c, INTERVAL);
     let d = gview(&s, "psu:chassis").domains.clone().expect("domains");
     assert_eq!(d.effective_spare, Some(1));
+}
+
+/// Issue 11: both PSUs lose their input in one cycle (one feed, no feed map): once they are
+/// back, the group reads redundant by count with effective spare 0 and the suspected shared
+/// feed named; the SparewatchHiddenSinglePointOfFailure inputs carry it.
+#[test]
+fn two_psus_losing_input_together_are_a_suspected_shared_feed() {
+    let bmc = Sushy::mockup("openbmc-subsystems", false);
+    let mut c = collector(&bmc);
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    assert_eq!(
+        gview(&s, "psu:chassis")
+            .domains
+            .as_ref()
+            .and_then(|d| d.effective_spare),
+        None
+    );
+    for p in ["powersupply0", "powersupply1"] {
+        bmc.edit(
+            &format!("Chassis/chassis/PowerSubsystem/PowerSupplies/{p}"),
+            |v| {
+                v["LineInputStatus"] = json!("LossOfInput");
+            },
+        );
+    }
+    let s = rig.cycle(&mut c, INTERVAL);
+    assert_eq!(gview(&s, "psu:chassis").state, "failed");
+    for p in ["powersupply0", "powersupply1"] {
+        bmc.edit(
+            &format!("Chassis/chassis/PowerSubsystem/PowerSupplies/{p}"),
+            |v| {
+                v["LineInputStatus"] = json!("Normal");
+            },
+        );
+    }
+    // Recovered members are held down for one hold-down period first.
+    rig.cycle(&mut c, INTERVAL);
+    let s = rig.cycle(&mut c, INTERVAL);
+    redundant_but_feed_shared(&s, "suspected:powersupply0+powersupply1");
+    let t = text(&s);
+    assert!(t.contains("sparewatch_group_failure_domain_shared_members{group=\"psu:chassis\",kind=\"psu\",domain_kind=\"feed\",domain=\"suspected:powersupply0+powersupply1\"} 2"), "{t}");
 }

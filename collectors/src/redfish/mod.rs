@@ -338,6 +338,8 @@ pub struct Bmc {
     known: Vec<GroupReading>,
     /// The service advertised `$expand` but refused it once.
     expand_refused: bool,
+    /// PSUs of a chassis losing input together: a suspected shared feed.
+    feed_watch: crate::topology::FeedWatch,
     requests: u64,
     logins: u64,
     walks: u64,
@@ -364,6 +366,7 @@ impl Bmc {
             cycles_since_walk: 0,
             known: Vec::new(),
             expand_refused: false,
+            feed_watch: crate::topology::FeedWatch::default(),
             requests: 0,
             logins: 0,
             walks: 0,
@@ -713,6 +716,13 @@ impl Bmc {
                     &parse::capacity_supplies(&supplies, consumed),
                     margin_percent,
                 );
+                let lost = supplies
+                    .iter()
+                    .filter(|p| parse::input_lost(p))
+                    .map(|p| p.id.clone())
+                    .collect();
+                self.feed_watch
+                    .observe(std::time::Instant::now(), &mut g, &lost);
                 out.groups.push(g);
             }
             if !fans.is_empty() {

@@ -449,6 +449,16 @@ pub fn capacity_supplies(
     out
 }
 
+/// The supply has lost its AC input (`LineInputStatus` `NoInput`/`LossOfInput`/`OutOfRange`,
+/// or `LineInputVoltage` 0 where there is no status): what [`crate::topology::FeedWatch`]
+/// compares between supplies.
+pub fn input_lost(p: &Supply) -> bool {
+    match p.line_input.as_deref() {
+        Some(li) => matches!(li, "NoInput" | "LossOfInput" | "OutOfRange"),
+        None => p.line_input_voltage == Some(0.0),
+    }
+}
+
 /// Role and health of a PSU.
 pub fn supply_health(p: &Supply) -> (Role, MemberHealth) {
     let role = match state_of(&p.status) {
