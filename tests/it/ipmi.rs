@@ -1398,3 +1398,35 @@ fn psu_rated_watts_from_the_config_file() {
     let err = s.collectors[0].last_error.clone().unwrap_or_default();
     assert!(err.contains("psu_rated_watts must be above 0"), "{err}");
 }
+
+/// Issue 11: both PSUs assert "AC lost" in one cycle: once back (after the hold-down) the
+/// group is redundant by count with effective spare 0, the suspected shared feed named.
+#[test]
+fn both_psus_losing_ac_together_are_a_suspected_shared_feed() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    let mut rig = Rig::new();
+    rig.cycle(&mut c, Duration::ZERO);
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x11 3 1 1",
+        "sensor_set_bit 0x20 0 0x12 3 1 1",
+    ]);
+    assert_eq!(
+        gview(&rig.cycle(&mut c, Duration::from_secs(15)), "psu:chassis").state,
+        "failed"
+    );
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x11 3 0 1",
+        "sensor_set_bit 0x20 0 0x12 3 0 1",
+    ]);
+    rig.cycle(&mut c, Duration::from_secs(15));
+    let s = rig.cycle(&mut c, Duration::from_secs(15));
+    let g = gview(&s, "psu:chassis");
+    assert_eq!((g.state.as_str(), g.spare), ("redundant", 1));
+    let d = g.domains.as_ref().expect("domains");
+    assert_eq!(d.effective_spare, Some(0));
+    assert_eq!(
+        (d.shared[0].kind.as_str(), d.shared[0].id.as_str()),
+        ("feed", "suspected:PSU1+PSU2")
+    );
+}

@@ -228,6 +228,22 @@ pub fn psu_capacity(groups: &mut [GroupReading], samples: &[Sample], rating: Psu
     }
 }
 
+/// PSU members whose status sensor asserts an input loss (offsets 3 "AC lost", 4 "input
+/// lost or out of range", 5 "input out of range"): what [`crate::topology::FeedWatch`]
+/// compares between supplies.
+pub fn psu_input_lost(samples: &[Sample]) -> std::collections::BTreeSet<String> {
+    samples
+        .iter()
+        .filter(|s| is_psu_status(&s.record))
+        .filter(|s| {
+            s.reading
+                .as_ref()
+                .is_ok_and(|r| r.valid() && (3..=5).any(|bit| r.asserted(bit)))
+        })
+        .filter_map(|s| psu_member(&s.record).map(|(_, name)| name))
+        .collect()
+}
+
 /// The groups of one BMC.
 pub fn build_groups(naming: &Naming, samples: &[Sample]) -> Vec<GroupReading> {
     // PSU members by entity instance, in instance order.

@@ -381,6 +381,8 @@ impl InBand {
 /// One BMC, its session and its SDR cache.
 pub struct Bmc {
     pub naming: Naming,
+    /// PSUs losing input together: a suspected shared feed (failure-domains.md).
+    feed_watch: crate::topology::FeedWatch,
     session: Session,
     chunk: u8,
     cache: Option<((u32, u32, u16), Vec<SensorRecord>)>,
@@ -505,6 +507,7 @@ impl Bmc {
     pub fn new(naming: Naming, session: Session, chunk: u8) -> Self {
         Bmc {
             naming,
+            feed_watch: crate::topology::FeedWatch::default(),
             session,
             chunk,
             cache: None,
@@ -949,6 +952,11 @@ fn run_bmc(b: &mut Bmc, rating: groups::PsuRating) -> (Result<BmcCycle, RequestE
         Ok(cycle) => {
             c.groups = groups::build_groups(&b.naming, &cycle.samples);
             groups::psu_capacity(&mut c.groups, &cycle.samples, rating);
+            let lost = groups::psu_input_lost(&cycle.samples);
+            let now = std::time::Instant::now();
+            for g in c.groups.iter_mut().filter(|g| g.kind == "psu") {
+                b.feed_watch.observe(now, g, &lost);
+            }
             groups::sensor_readings(&b.naming, &cycle.samples, &mut c.readings);
             b.bmc_readings(true, cycle.skipped, &mut c.readings);
         }
