@@ -366,8 +366,7 @@ impl Engine {
                     .config
                     .overrides
                     .get(&reading.name)
-                    .and_then(|o| o.accept_shared_domains.as_deref())
-                    .unwrap_or_default();
+                    .and_then(|o| o.accept_shared_domains.as_deref());
                 view.domains = Some(crate::domains::evaluate(&reading, &view, accept));
                 entry.state = view.state.as_str().to_string();
                 entry.since = view.since;

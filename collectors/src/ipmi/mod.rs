@@ -75,6 +75,12 @@ pub struct IpmiConfig {
     /// Remote BMCs watched besides (or instead of) the host's own.
     #[serde(default)]
     pub bmcs: Vec<BmcConfig>,
+    /// Rated watts of each PSU, for the capacity check (IPMI does not say it).
+    #[serde(default)]
+    pub psu_rated_watts: Option<f64>,
+    /// Headroom the surviving PSUs must keep in the capacity check (default 0).
+    #[serde(default)]
+    pub psu_capacity_margin_percent: f64,
 }
 
 /// One remote BMC of `collectors.ipmi.bmcs`.
@@ -297,11 +303,25 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             chunk,
         ));
     }
+    let psu_rating = groups::PsuRating {
+        rated_watts: config.psu_rated_watts,
+        margin_percent: config.psu_capacity_margin_percent,
+    };
+    if psu_rating
+        .rated_watts
+        .is_some_and(|w| !(w.is_finite() && w > 0.0))
+        || !(0.0..100.0).contains(&psu_rating.margin_percent)
+    {
+        return Err(config_error(
+            "psu_rated_watts must be above 0; psu_capacity_margin_percent at least 0 and below 100",
+        ));
+    }
     Ok(Box::new(IpmiCollector {
         bmcs,
         in_band,
         sel_poll,
         wake: None,
+        psu_rating,
     }))
 }
 
@@ -361,6 +381,8 @@ impl InBand {
 /// One BMC, its session and its SDR cache.
 pub struct Bmc {
     pub naming: Naming,
+    /// PSUs losing input together: a suspected shared feed (failure-domains.md).
+    feed_watch: crate::topology::FeedWatch,
     session: Session,
     chunk: u8,
     cache: Option<((u32, u32, u16), Vec<SensorRecord>)>,
@@ -485,6 +507,7 @@ impl Bmc {
     pub fn new(naming: Naming, session: Session, chunk: u8) -> Self {
         Bmc {
             naming,
+            feed_watch: crate::topology::FeedWatch::default(),
             session,
             chunk,
             cache: None,
@@ -896,6 +919,8 @@ pub struct IpmiCollector {
     sel_poll: Duration,
     /// Set by `watch`: SEL followers run only in the agent, not in `status`/`check`.
     wake: Option<Wake>,
+    /// `psu_rated_watts` / `psu_capacity_margin_percent` of the capacity check.
+    pub psu_rating: groups::PsuRating,
 }
 
 impl IpmiCollector {
@@ -905,6 +930,7 @@ impl IpmiCollector {
             in_band: None,
             sel_poll: DEFAULT_SEL_POLL,
             wake: None,
+            psu_rating: groups::PsuRating::default(),
         }
     }
 
@@ -919,12 +945,18 @@ impl IpmiCollector {
     }
 }
 
-fn run_bmc(b: &mut Bmc) -> (Result<BmcCycle, RequestError>, Collection) {
+fn run_bmc(b: &mut Bmc, rating: groups::PsuRating) -> (Result<BmcCycle, RequestError>, Collection) {
     let res = b.pass();
     let mut c = Collection::present();
     match &res {
         Ok(cycle) => {
             c.groups = groups::build_groups(&b.naming, &cycle.samples);
+            groups::psu_capacity(&mut c.groups, &cycle.samples, rating);
+            let lost = groups::psu_input_lost(&cycle.samples);
+            let now = std::time::Instant::now();
+            for g in c.groups.iter_mut().filter(|g| g.kind == "psu") {
+                b.feed_watch.observe(now, g, &lost);
+            }
             groups::sensor_readings(&b.naming, &cycle.samples, &mut c.readings);
             b.bmc_readings(true, cycle.skipped, &mut c.readings);
         }
@@ -983,7 +1015,7 @@ impl IpmiCollector {
             (0, Some(e)) => Err(CollectError::Other(e)),
             (1, None) => {
                 let b = &mut self.bmcs[0];
-                let (res, c) = run_bmc(b);
+                let (res, c) = run_bmc(b, self.psu_rating);
                 match res {
                     Ok(_) => Ok(c),
                     Err(e) => Err(CollectError::Other(format!(
@@ -995,12 +1027,13 @@ impl IpmiCollector {
             }
             (_, probe_error) => {
                 // Every BMC on its own thread: a hung one costs its timeout, not the others'.
+                let rating = self.psu_rating;
                 let results: Vec<(Result<BmcCycle, RequestError>, Collection)> =
                     std::thread::scope(|s| {
                         let handles: Vec<_> = self
                             .bmcs
                             .iter_mut()
-                            .map(|b| s.spawn(move || run_bmc(b)))
+                            .map(|b| s.spawn(move || run_bmc(b, rating)))
                             .collect();
                         handles
                             .into_iter()
