@@ -124,6 +124,8 @@ echo "systemd-analyze security exposure: $exposure" >&2
 awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 3.0) }' || fail "exposure $exposure above 3.0"
 
 log "the installed agent runs as user sparewatch with the shipped config"
+# mktemp -d is 0700: the service user must be able to reach its state directory.
+chmod 755 "$work"
 state="$work/state"; mkdir "$state"; chown sparewatch:sparewatch "$state"
 port=$((20000 + RANDOM % 20000))
 setpriv --reuid sparewatch --regid sparewatch --init-groups \
