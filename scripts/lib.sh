@@ -50,12 +50,14 @@ install_listed_deps() {
 
 # need_sushy_tools: sushy-tools (PyPI: sushy-static, sushy-emulator) in a venv under
 # target/ for the redfish tests (tests/it/redfish.rs), created once and reused. The tests
-# find it there, or at $SPAREWATCH_SUSHY_VENV.
+# find it there, or at $SPAREWATCH_SUSHY_VENV. A venv whose scripts do not run (copied from
+# another checkout: their #! names the old path) is rebuilt.
 need_sushy_tools() {
   local venv=${SPAREWATCH_SUSHY_VENV:-$ROOT/target/sushy-venv}
-  [ -x "$venv/bin/sushy-static" ] && [ -x "$venv/bin/sushy-emulator" ] && return 0
+  "$venv/bin/sushy-static" --help >/dev/null 2>&1 \
+    && "$venv/bin/sushy-emulator" --help >/dev/null 2>&1 && return 0
   need_apt python3 python3-venv
   log "installing sushy-tools into $venv (pip)"
-  python3 -m venv "$venv" || die "python3 -m venv $venv failed (Debian package python3-venv)"
+  python3 -m venv --clear "$venv" || die "python3 -m venv $venv failed (Debian package python3-venv)"
   "$venv/bin/pip" install -q sushy-tools || die "pip install sushy-tools failed"
 }

@@ -3,11 +3,21 @@
 //! against the output of every golden fixture.
 //!
 //! Version 1 is the snapshot's own JSON (`generated_at`, `groups`, `collectors`, unchanged) plus
-//! `api_version`, `host`, `verdict`, and per group `reasons` and `advice`. Fields are only
-//! ever added within a version; a renamed or removed field means `/api/v2/`.
+//! `api_version`, `host`, `verdict`, and per group `reasons`, `advice` and `last_drill`. Fields
+//! are only ever added within a version; a renamed or removed field means `/api/v2/`.
+//!
+//! The last drill comes from the drill history in `--state.dir` (src/drill/store.rs), read
+//! only: the agent and a one-shot `status`/`explain` name the directory once
+//! ([`set_state_dir`]); the file is re-read only when it changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::drill::store::{parse_history, History, HISTORY_FILE};
 use crate::snapshot::{CollectorView, GroupView, Snapshot};
 
 pub const API_VERSION: u32 = 1;
@@ -89,6 +99,137 @@ pub struct Group<'a> {
     pub reasons: Vec<String>,
     /// What the group needs, in words ("bring eth1 back ...").
     pub advice: String,
+    /// The newest drill of the group in the drill history; `null` when it never had one
+    /// (or no `--state.dir` is set).
+    pub last_drill: Option<LastDrill>,
+}
+
+/// The newest drill of a group, as the drill history keeps it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LastDrill {
+    /// `passed`, `failed` or `aborted`.
+    pub result: String,
+    /// The drill's kind (`bond`, `multipath`, `md`, ...).
+    pub kind: String,
+    /// Unix seconds when it ended.
+    pub finished: f64,
+    pub failover_seconds: Option<f64>,
+    pub failback_seconds: Option<f64>,
+    pub probes_lost: Option<u64>,
+    /// What the drill said about its outcome (may be empty).
+    pub detail: String,
+}
+
+/// The last drill per group name.
+pub type Drills = BTreeMap<String, LastDrill>;
+
+/// The results a drill records; a record with any other (a damaged file) is not shown.
+pub const DRILL_RESULTS: [&str; 3] = ["passed", "failed", "aborted"];
+
+/// A duration from the file as shown: finite and not negative, or nothing.
+fn seconds(v: Option<f64>) -> Option<f64> {
+    v.filter(|s| s.is_finite() && *s >= 0.0)
+}
+
+/// The newest record of each group in a drill history.
+pub fn last_drills(h: &History) -> Drills {
+    let mut out = Drills::new();
+    for r in &h.records {
+        if !DRILL_RESULTS.contains(&r.result.as_str()) {
+            continue;
+        }
+        if out
+            .get(&r.group)
+            .is_some_and(|d: &LastDrill| d.finished > r.finished)
+        {
+            continue;
+        }
+        out.insert(
+            r.group.clone(),
+            LastDrill {
+                result: r.result.clone(),
+                kind: r.kind.clone(),
+                finished: r.finished,
+                failover_seconds: seconds(r.failover_seconds),
+                failback_seconds: seconds(r.failback_seconds),
+                probes_lost: r.probes_lost,
+                detail: r.detail.clone(),
+            },
+        );
+    }
+    out
+}
+
+struct DrillCache {
+    path: PathBuf,
+    seen: Option<(SystemTime, u64)>,
+    drills: Drills,
+}
+
+static DRILLS: Mutex<Option<DrillCache>> = Mutex::new(None);
+
+/// Shows the drill results of `dir`'s history from now on (`None`: no drills shown).
+pub fn set_state_dir(dir: Option<&Path>) {
+    if let Ok(mut c) = DRILLS.lock() {
+        *c = dir.map(|d| DrillCache {
+            path: d.join(HISTORY_FILE),
+            seen: None,
+            drills: Drills::new(),
+        });
+    }
+}
+
+/// The last drill per group from the directory given to [`set_state_dir`]; re-reads the
+/// history only when its modification time or size changed. A missing or damaged file
+/// shows no drills (damage is logged once per change), never an error.
+pub fn drills() -> Drills {
+    let Ok(mut guard) = DRILLS.lock() else {
+        return Drills::new();
+    };
+    let Some(cache) = guard.as_mut() else {
+        return Drills::new();
+    };
+    let stamp = std::fs::metadata(&cache.path)
+        .ok()
+        .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+    if stamp != cache.seen {
+        cache.seen = stamp;
+        let history = match std::fs::read(&cache.path) {
+            Ok(b) => parse_history(&b).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "corrupt drill history: no last drill shown");
+                History::default()
+            }),
+            Err(_) => History::default(),
+        };
+        cache.drills = last_drills(&history);
+    }
+    cache.drills.clone()
+}
+
+/// "passed 3d ago (failover 0.42s, failback 0.40s)", or "never".
+pub fn drill_words(d: Option<&LastDrill>, now: f64) -> String {
+    let Some(d) = d else {
+        return "never".to_string();
+    };
+    let ago = std::time::Duration::from_secs((now - d.finished).max(0.0) as u64);
+    let ago = humantime::format_duration(ago)
+        .to_string()
+        .split(' ')
+        .next()
+        .unwrap_or("0s")
+        .to_string();
+    let mut s = format!("{} {ago} ago", d.result);
+    let times: Vec<String> = [
+        ("failover", d.failover_seconds),
+        ("failback", d.failback_seconds),
+    ]
+    .into_iter()
+    .filter_map(|(p, v)| v.map(|v| format!("{p} {v:.2}s")))
+    .collect();
+    if !times.is_empty() {
+        s.push_str(&format!(" ({})", times.join(", ")));
+    }
+    s
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -156,8 +297,13 @@ pub fn verdict(snap: &Snapshot) -> Verdict {
     }
 }
 
-/// The status of `snap` as API version 1.
+/// The status of `snap` as API version 1, with the drills of [`set_state_dir`].
 pub fn status<'a>(snap: &'a Snapshot, host: &'a Host) -> Status<'a> {
+    status_with(snap, host, &drills())
+}
+
+/// The status of `snap` as API version 1, with these last drills.
+pub fn status_with<'a>(snap: &'a Snapshot, host: &'a Host, drills: &Drills) -> Status<'a> {
     Status {
         api_version: API_VERSION,
         host,
@@ -170,6 +316,7 @@ pub fn status<'a>(snap: &'a Snapshot, host: &'a Host) -> Status<'a> {
                 view: g,
                 reasons: g.reasons(),
                 advice: crate::explain::advice(g),
+                last_drill: drills.get(&g.name).cloned(),
             })
             .collect(),
         collectors: &snap.collectors,
@@ -178,7 +325,12 @@ pub fn status<'a>(snap: &'a Snapshot, host: &'a Host) -> Status<'a> {
 
 /// The JSON text of [`status`], pretty or compact.
 pub fn to_json(snap: &Snapshot, host: &Host, pretty: bool) -> String {
-    let s = status(snap, host);
+    to_json_with(snap, host, &drills(), pretty)
+}
+
+/// The JSON text of [`status_with`], pretty or compact.
+pub fn to_json_with(snap: &Snapshot, host: &Host, drills: &Drills, pretty: bool) -> String {
+    let s = status_with(snap, host, drills);
     let r = if pretty {
         serde_json::to_string_pretty(&s)
     } else {
@@ -276,5 +428,79 @@ mod tests {
         assert_eq!(v["api_version"], 1);
         assert_eq!(v["host"]["hostname"], "h1");
         assert!(v["groups"][0]["advice"].as_str().is_some());
+    }
+
+    fn record(group: &str, result: &str, finished: f64) -> crate::drill::store::Record {
+        crate::drill::store::Record {
+            group: group.into(),
+            kind: "bond".into(),
+            result: result.into(),
+            finished,
+            failover_seconds: Some(0.4213),
+            failback_seconds: None,
+            probes_lost: Some(0),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn last_drill_is_the_newest_per_group() {
+        let h = History {
+            version: 1,
+            records: vec![
+                record("bond:bond0", "passed", 2000.0),
+                record("bond:bond0", "failed", 1000.0),
+                record("md:md0", "aborted", 1500.0),
+                record("md:md0", "exploded", 1600.0),
+            ],
+        };
+        let d = last_drills(&h);
+        assert_eq!(d["bond:bond0"].result, "passed");
+        assert_eq!(d["md:md0"].result, "aborted");
+        assert_eq!(
+            drill_words(d.get("bond:bond0"), 2000.0 + 3.0 * 86400.0),
+            "passed 3days ago (failover 0.42s)"
+        );
+        assert_eq!(drill_words(None, 0.0), "never");
+        let snap = Snapshot {
+            groups: vec![
+                group("bond:bond0", "redundant", false),
+                group("bond:bond1", "redundant", false),
+            ],
+            ..Snapshot::default()
+        };
+        let host = Host {
+            hostname: "h".into(),
+            agent_version: "0".into(),
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&to_json_with(&snap, &host, &d, false)).expect("json");
+        assert_eq!(v["groups"][0]["last_drill"]["result"], "passed");
+        assert_eq!(
+            v["groups"][0]["last_drill"]["failback_seconds"],
+            serde_json::Value::Null
+        );
+        assert_eq!(v["groups"][1]["last_drill"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn drills_follow_the_history_file_and_survive_garbage() {
+        use crate::drill::store::{DrillStore, FileStore};
+        let dir = tempfile::tempdir().expect("tempdir");
+        set_state_dir(Some(dir.path()));
+        assert!(drills().is_empty(), "no history yet");
+        let store = FileStore::new(dir.path());
+        store
+            .append_history(record("md:md9", "failed", 1000.0))
+            .expect("append");
+        assert_eq!(drills()["md:md9"].result, "failed");
+        store
+            .append_history(record("md:md9", "passed", 1100.0))
+            .expect("append");
+        assert_eq!(drills()["md:md9"].result, "passed");
+        std::fs::write(store.history_path(), b"{not json at all").expect("write");
+        assert!(drills().is_empty());
+        set_state_dir(None);
+        assert!(drills().is_empty());
     }
 }

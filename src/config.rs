@@ -29,7 +29,7 @@ pub enum ConfigError {
 struct RawConfig {
     hold_down: Option<String>,
     #[serde(default)]
-    collectors: BTreeMap<String, serde_yaml::Value>,
+    collectors: BTreeMap<String, serde_norway::Value>,
     #[serde(default)]
     groups: BTreeMap<String, GroupOverride>,
 }
@@ -45,7 +45,7 @@ pub struct Schedule {
 pub struct Config {
     pub hold_down: Option<Duration>,
     /// `collectors.<name>` without the scheduler keys: handed to the collector's `build`.
-    pub collectors: BTreeMap<String, serde_yaml::Value>,
+    pub collectors: BTreeMap<String, serde_norway::Value>,
     pub schedules: BTreeMap<String, Schedule>,
     pub groups: BTreeMap<String, GroupOverride>,
 }
@@ -260,11 +260,11 @@ impl<'de> serde::de::Visitor<'de> for NodeBudget<'_> {
 pub fn from_yaml_limited<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     check_yaml_nesting(text)?;
     let left = Cell::new(MAX_YAML_NODES);
-    for doc in serde_yaml::Deserializer::from_str(text) {
+    for doc in serde_norway::Deserializer::from_str(text) {
         serde::de::DeserializeSeed::deserialize(NodeBudget(&left), doc)
             .map_err(|e| e.to_string())?;
     }
-    serde_yaml::from_str(text).map_err(|e| e.to_string())
+    serde_norway::from_str(text).map_err(|e| e.to_string())
 }
 
 impl Config {
@@ -289,13 +289,13 @@ fn collector_names() -> Vec<&'static str> {
 }
 
 fn duration_key(
-    map: &mut serde_yaml::Mapping,
+    map: &mut serde_norway::Mapping,
     key: &str,
     section: &str,
 ) -> Result<Option<Duration>, String> {
     match map.remove(key) {
         None => Ok(None),
-        Some(serde_yaml::Value::String(s)) => parse_duration(&s)
+        Some(serde_norway::Value::String(s)) => parse_duration(&s)
             .map(Some)
             .map_err(|e| format!("collectors.{section}.{key}: {e}")),
         Some(other) => Err(format!(
@@ -332,8 +332,8 @@ pub fn parse(text: &str, known: Vec<&'static str>) -> Result<Config, String> {
             ));
         }
         let mut map = match value {
-            serde_yaml::Value::Mapping(m) => m,
-            serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+            serde_norway::Value::Mapping(m) => m,
+            serde_norway::Value::Null => serde_norway::Mapping::new(),
             other => {
                 return Err(format!(
                     "collectors.{name}: expected a mapping, got {other:?}"
@@ -352,20 +352,21 @@ pub fn parse(text: &str, known: Vec<&'static str>) -> Result<Config, String> {
         }
         unique_group_names(&map, &name)?;
         cfg.schedules.insert(name.clone(), schedule);
-        cfg.collectors.insert(name, serde_yaml::Value::Mapping(map));
+        cfg.collectors
+            .insert(name, serde_norway::Value::Mapping(map));
     }
     Ok(cfg)
 }
 
 /// `collectors.<name>.groups` lists groups by `name`; two with one name would export the
 /// same series twice.
-fn unique_group_names(section: &serde_yaml::Mapping, collector: &str) -> Result<(), String> {
-    let Some(serde_yaml::Value::Sequence(groups)) = section.get("groups") else {
+fn unique_group_names(section: &serde_norway::Mapping, collector: &str) -> Result<(), String> {
+    let Some(serde_norway::Value::Sequence(groups)) = section.get("groups") else {
         return Ok(());
     };
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, g) in groups.iter().enumerate() {
-        if let Some(serde_yaml::Value::String(n)) = g.get("name") {
+        if let Some(serde_norway::Value::String(n)) = g.get("name") {
             if let Some(first) = seen.insert(n.as_str(), i) {
                 return Err(format!(
                     "collectors.{collector}.groups[{i}].name: duplicate group name {n:?} \

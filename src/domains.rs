@@ -98,9 +98,40 @@ pub fn effective_spare(
     (effective, shared, unknown)
 }
 
+/// What a group accepts when the config says nothing for it: md arrays accept a shared
+/// `hba`. Nearly every md mirror is a boot or data mirror on the board's one AHCI/SATA
+/// controller, so a shared `hba` is true of almost every md array and says nothing an
+/// operator can act on; paging on it would teach people to ignore the alert. A shared
+/// `disk` (two partitions of one disk) stays counted, and multipath keeps `hba` (a second
+/// HBA is the point of multipath). A group's own `accept_shared_domains` replaces this
+/// default (`[]` counts the HBA again). The domain is still exported.
+pub fn default_accept(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "md" => &[sparewatch_collectors::topology::HBA],
+        _ => &[],
+    }
+}
+
 /// The domains of one evaluated group. `view.members` are in the order of
 /// `reading.members` (the engine builds them so); health is taken after hysteresis.
-pub fn evaluate(reading: &GroupReading, view: &GroupView, accept: &[String]) -> GroupDomains {
+/// `accept`: the group's `accept_shared_domains` from the config, `None` when it has none
+/// (then [`default_accept`] applies).
+pub fn evaluate(
+    reading: &GroupReading,
+    view: &GroupView,
+    accept: Option<&[String]>,
+) -> GroupDomains {
+    let defaults: Vec<String>;
+    let accept = match accept {
+        Some(a) => a,
+        None => {
+            defaults = default_accept(reading.kind)
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            &defaults
+        }
+    };
     let members: Vec<(bool, &[FailureDomain])> = reading
         .members
         .iter()

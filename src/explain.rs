@@ -119,8 +119,122 @@ fn state_words(s: &str) -> &'static str {
     }
 }
 
-/// The explanation of one group, or an error naming the groups there are.
+/// The explanation of one group, or an error naming the groups there are, with the drills
+/// of [`crate::api::set_state_dir`].
 pub fn explain(snap: &Snapshot, name: &str, hold_down: Duration) -> Result<String, String> {
+    explain_with(snap, name, hold_down, &crate::api::drills())
+}
+
+/// The failure-domain section: the effective spare, the shared domains, what is unknown.
+fn domains_section(out: &mut String, g: &GroupView) {
+    let _ = writeln!(out, "\nFailure domains");
+    let Some(d) = g.domains.as_ref() else {
+        let _ = writeln!(
+            out,
+            "  None collected for this group: members that share a card, switch, HBA or feed are not detected, so the spare above may overstate what survives."
+        );
+        return;
+    };
+    match d.effective_spare {
+        Some(e) if e == g.spare => {
+            let _ = writeln!(
+                out,
+                "  Effective spare {e}, the same as the spare: no resolved domain is shared by two healthy members."
+            );
+        }
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "  Effective spare {e}, lower than the spare {}: members share a domain whose one failure takes them all.",
+                g.spare
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  No member's domain could be resolved: no effective spare is claimed, and the spare above may overstate what survives."
+            );
+        }
+    }
+    for s in &d.shared {
+        let _ = writeln!(
+            out,
+            "  {} healthy members share {} {}.",
+            s.healthy_members, s.kind, s.id
+        );
+    }
+    for (kind, n) in &d.unknown {
+        let _ = writeln!(
+            out,
+            "  {n} healthy member{} with an unknown {kind}: counted neither independent nor shared.",
+            if *n == 1 { "" } else { "s" }
+        );
+    }
+    let width = d
+        .members
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, doms) in &d.members {
+        if doms.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = doms
+            .iter()
+            .map(|f| format!("{} {}", f.kind, f.id))
+            .collect();
+        let _ = writeln!(out, "  {name:<width$}  {}", list.join(", "));
+    }
+    if let Some(c) = &d.capacity {
+        let _ = writeln!(out, "  Power capacity: {}", c.reason);
+    }
+}
+
+/// The last-drill section.
+fn drill_section(out: &mut String, g: &GroupView, d: Option<&crate::api::LastDrill>, now: f64) {
+    let _ = writeln!(out, "\nLast drill");
+    let Some(d) = d else {
+        let _ = writeln!(
+            out,
+            "  None recorded: that the standby takes over is not proven. `sparewatch drill {} --plan` shows what a drill would do (or why this kind has none).",
+            g.name
+        );
+        return;
+    };
+    let _ = write!(
+        out,
+        "  {} drill {}, ended {}",
+        d.kind,
+        d.result,
+        crate::status::format_since(d.finished, now)
+    );
+    let mut facts = Vec::new();
+    if let Some(v) = d.failover_seconds {
+        facts.push(format!("takeover {v:.3}s"));
+    }
+    if let Some(v) = d.failback_seconds {
+        facts.push(format!("failback {v:.3}s"));
+    }
+    if let Some(v) = d.probes_lost {
+        facts.push(format!("{v} probes lost"));
+    }
+    if !facts.is_empty() {
+        let _ = write!(out, ": {}", facts.join(", "));
+    }
+    out.push_str(".\n");
+    if !d.detail.is_empty() {
+        let _ = writeln!(out, "  {}", d.detail);
+    }
+}
+
+/// [`explain`] with these last drills.
+pub fn explain_with(
+    snap: &Snapshot,
+    name: &str,
+    hold_down: Duration,
+    drills: &crate::api::Drills,
+) -> Result<String, String> {
     let Some(g) = snap.groups.iter().find(|g| g.name == name) else {
         let known: Vec<&str> = snap.groups.iter().map(|g| g.name.as_str()).collect();
         return Err(if known.is_empty() {
@@ -244,11 +358,8 @@ pub fn explain(snap: &Snapshot, name: &str, hold_down: Duration) -> Result<Strin
     if !held.is_empty() {
         let _ = writeln!(out, "  Held down right now: {}.", held.join(", "));
     }
-    let _ = writeln!(out, "\nFailure domains");
-    let _ = writeln!(
-        out,
-        "  Not known to this version: members that share a card, switch, HBA or feed are not detected, so the spare above may overstate what survives."
-    );
+    domains_section(&mut out, g);
+    drill_section(&mut out, g, drills.get(&g.name), snap.generated_at);
     let _ = writeln!(out, "\nWhat to do");
     let _ = writeln!(out, "  {}", advice(g));
     Ok(out)
@@ -347,5 +458,74 @@ mod tests {
         let a = advice(&snap.groups[0]);
         assert!(!a.contains("replace"), "{a}");
         assert!(a.contains("eth1 (standby) healthy again"), "{a}");
+    }
+
+    #[test]
+    fn names_the_shared_domain_and_the_last_drill() {
+        use sparewatch_collectors::FailureDomain;
+        let mut snap = bond(
+            "redundant",
+            vec![
+                member("eth0", "active", true, None),
+                member("eth1", "standby", true, None),
+            ],
+        );
+        let card = FailureDomain::new("card", "0000:3b:00");
+        snap.groups[0].domains = Some(crate::domains::GroupDomains {
+            effective_spare: Some(0),
+            shared: vec![crate::domains::SharedDomain {
+                kind: "card".into(),
+                id: "0000:3b:00".into(),
+                healthy_members: 2,
+            }],
+            unknown: [("switch".to_string(), 2)].into_iter().collect(),
+            members: vec![
+                (
+                    "eth0".into(),
+                    vec![card.clone(), FailureDomain::unknown("switch")],
+                ),
+                ("eth1".into(), vec![card, FailureDomain::unknown("switch")]),
+            ],
+            capacity: None,
+        });
+        let none = crate::api::Drills::new();
+        let text =
+            explain_with(&snap, "bond:bond0", Duration::from_secs(5), &none).expect("explains");
+        assert!(
+            text.contains("Effective spare 0, lower than the spare 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 healthy members share card 0000:3b:00."),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 healthy members with an unknown switch"),
+            "{text}"
+        );
+        assert!(
+            text.contains("eth1  card 0000:3b:00, switch unknown"),
+            "{text}"
+        );
+        assert!(text.contains("None recorded"), "{text}");
+        let mut drills = crate::api::Drills::new();
+        drills.insert(
+            "bond:bond0".into(),
+            crate::api::LastDrill {
+                result: "passed".into(),
+                kind: "bond".into(),
+                finished: 940.0,
+                failover_seconds: Some(0.25),
+                failback_seconds: Some(0.5),
+                probes_lost: Some(1),
+                detail: String::new(),
+            },
+        );
+        let text =
+            explain_with(&snap, "bond:bond0", Duration::from_secs(5), &drills).expect("explains");
+        assert!(
+            text.contains("bond drill passed, ended 1970-01-01T00:15:40Z (1m ago): takeover 0.250s, failback 0.500s, 1 probes lost."),
+            "{text}"
+        );
     }
 }

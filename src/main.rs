@@ -38,6 +38,8 @@ fn init_logging(level: &str, format: LogFormat) {
 
 fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
     let roots = app::roots(parsed);
+    // The last drill per group (status API, page, status table, explain), read only.
+    api::set_state_dir(parsed.cli.common.state_dir.as_deref());
     match &parsed.cli.command {
         None | Some(Command::Run) => {
             sparewatch::drill::recover(parsed.cli.common.state_dir.as_deref(), &roots);

@@ -23,7 +23,8 @@ pub fn format_since(since: f64, now: f64) -> String {
     )
 }
 
-/// "2/2 need 1 +1 spare": hot spares are shown apart, since they do not count as healthy.
+/// "2/2 need 1 +1 spare": hot spares are shown apart, since they do not count as healthy;
+/// "+1/3 spare" when only one of three attached spares works.
 fn healthy_column(g: &crate::snapshot::GroupView) -> String {
     let spares = g.spares();
     let counted = g.members.len() - spares;
@@ -31,8 +32,16 @@ fn healthy_column(g: &crate::snapshot::GroupView) -> String {
         "{}/{} need {}",
         g.members_healthy, counted, g.members_required
     );
-    if spares > 0 {
+    // A faulty device still attached as a spare is no spare: "+1/3 spare" says so.
+    let working = g
+        .members
+        .iter()
+        .filter(|m| m.role == sparewatch_collectors::Role::Spare && m.healthy)
+        .count();
+    if spares > 0 && working == spares {
         s.push_str(&format!(" +{spares} spare"));
+    } else if spares > 0 {
+        s.push_str(&format!(" +{working}/{spares} spare"));
     }
     s
 }
@@ -78,13 +87,21 @@ pub fn table(snap: &Snapshot) -> String {
     table_with(snap, TableOptions::default())
 }
 
+/// The table with the last drills of [`crate::api::set_state_dir`].
 pub fn table_with(snap: &Snapshot, opts: TableOptions) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
+    table_drills(snap, opts, &crate::api::drills())
+}
+
+/// The `status` table: SPARE carries the effective spare and the domain that lowers it,
+/// LAST DRILL the newest drill of the group.
+pub fn table_drills(snap: &Snapshot, opts: TableOptions, drills: &crate::api::Drills) -> String {
+    let mut rows: Vec<[String; 7]> = vec![[
         "GROUP".into(),
         "STATE".into(),
         "SPARE".into(),
         "HEALTHY".into(),
         "SINCE".into(),
+        "LAST DRILL".into(),
         "WHY".into(),
     ]];
     for g in &snap.groups {
@@ -104,10 +121,11 @@ pub fn table_with(snap: &Snapshot, opts: TableOptions) -> String {
             crate::domains::spare_column(g),
             healthy_column(g),
             format_since(g.since, snap.generated_at),
+            crate::api::drill_words(drills.get(&g.name), snap.generated_at),
             why.join("; "),
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());

@@ -62,10 +62,10 @@ struct RawTls {
     client_ca_file: Option<PathBuf>,
     client_ca: Option<String>,
     // Known to the toolkit, refused here (see the module doc).
-    cipher_suites: Option<serde_yaml::Value>,
-    curve_preferences: Option<serde_yaml::Value>,
-    prefer_server_cipher_suites: Option<serde_yaml::Value>,
-    client_allowed_sans: Option<serde_yaml::Value>,
+    cipher_suites: Option<serde_norway::Value>,
+    curve_preferences: Option<serde_norway::Value>,
+    prefer_server_cipher_suites: Option<serde_norway::Value>,
+    client_allowed_sans: Option<serde_norway::Value>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

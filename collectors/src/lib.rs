@@ -52,7 +52,7 @@ pub struct BuildContext<'a> {
     pub matches: &'a clap::ArgMatches,
     /// The `collectors.<name>` section of the config file, if any, without the keys the
     /// scheduler owns (`interval`, `timeout`).
-    pub config: Option<&'a serde_yaml::Value>,
+    pub config: Option<&'a serde_norway::Value>,
     /// A one-shot run (`status`, `check`): persisted memory is read, never written.
     pub read_only: bool,
     /// The collector's section of the agent's store (see [`memory`]).
@@ -172,11 +172,11 @@ pub fn collector_without_args() -> Vec<clap::Arg> {
 /// Deserializes a collector's config section into its typed config, or its default.
 pub fn parse_config<T: serde::de::DeserializeOwned + Default>(
     collector: &'static str,
-    config: Option<&serde_yaml::Value>,
+    config: Option<&serde_norway::Value>,
 ) -> Result<T, BuildError> {
     match config {
         None => Ok(T::default()),
-        Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| BuildError::Config {
+        Some(v) => serde_norway::from_value(v.clone()).map_err(|e| BuildError::Config {
             collector,
             detail: e.to_string(),
         }),

@@ -170,6 +170,9 @@ pub struct Engine {
     persisted: Persisted,
     /// The image changed since [`Engine::take_changes`] last took it.
     dirty: bool,
+    /// Group names two collectors both reported (IPMI and Redfish on one OpenBMC chassis):
+    /// the first collector's group is kept, the clash is logged once per name.
+    clashes: std::collections::BTreeSet<String>,
 }
 
 fn age(now: Stamp, then: Stamp) -> Duration {
@@ -203,6 +206,7 @@ impl Engine {
             groups: BTreeMap::new(),
             persisted,
             dirty: false,
+            clashes: Default::default(),
         }
     }
 
@@ -320,6 +324,10 @@ impl Engine {
                     }
                 }
                 if !seen.insert(reading.name.clone()) {
+                    if self.clashes.insert(reading.name.clone()) {
+                        tracing::warn!(group = %reading.name, collector = c.info.name,
+                            "two collectors report this group: the first one's is kept, this one's is ignored (disable one of them for this chassis, see docs/collectors/redfish.md)");
+                    }
                     continue;
                 }
                 let was_remembered = self.persisted.groups.contains_key(&reading.name);
@@ -358,8 +366,7 @@ impl Engine {
                     .config
                     .overrides
                     .get(&reading.name)
-                    .and_then(|o| o.accept_shared_domains.as_deref())
-                    .unwrap_or_default();
+                    .and_then(|o| o.accept_shared_domains.as_deref());
                 view.domains = Some(crate::domains::evaluate(&reading, &view, accept));
                 entry.state = view.state.as_str().to_string();
                 entry.since = view.since;

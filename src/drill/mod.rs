@@ -270,6 +270,7 @@ pub fn plan_text(kind: &Kind, opts: &Options, probe_target: Option<&str>) -> Str
             format!("write `check` to {md}/md/sync_action (reads every member, idle halves and spares too, at no more than sync_speed_max; undo: `idle`)"),
             format!("wait until the check ends (at most {})", humantime::format_duration(opts.scrub_timeout)),
             "report mismatch_cnt and members' read errors: any → failed (the standby is not healthy)".to_string(),
+            "start a SMART short self-test (smartctl -t short) on the disks of hot spares and write-mostly members, which a check does not read or rarely does; the smart collector reads the result on a later pass".to_string(),
         ],
     };
     let mut s = format!("drill {} — plan:\n", opts.group);

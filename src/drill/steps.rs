@@ -91,6 +91,22 @@ fn read_attr(path: &Path) -> Result<String, String> {
         .map_err(|e| format!("reading {}: {e}", path.display()))
 }
 
+/// The whole disk a block device is on: `sdb` for `sdb1`, itself for a whole disk (or when
+/// sysfs does not say).
+fn whole_disk(roots: &Roots, dev: &str) -> String {
+    let link = roots.sys(&format!("class/block/{dev}"));
+    if link.join("partition").exists() {
+        if let Some(parent) = std::fs::canonicalize(&link).ok().and_then(|p| {
+            p.parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        }) {
+            return parent;
+        }
+    }
+    dev.to_string()
+}
+
 /// Undoes one journaled change.
 pub fn undo(roots: &Roots, u: &Undo) -> Result<(), String> {
     match u {
@@ -453,6 +469,36 @@ impl<'a> Ctx<'a> {
         ))
     }
 
+    /// Starts a SMART short self-test (`smartctl -t short`) on the whole disk under each
+    /// member; says what was started and what could not be. Nothing to undo: the test only
+    /// reads, and the drive ends it by itself within its short-test time (about 2 minutes).
+    fn selftests(&self, members: &[&str]) -> String {
+        let mut started = Vec::new();
+        let mut not = Vec::new();
+        for m in members {
+            let disk = whole_disk(self.roots, m);
+            let dev = format!("/dev/{disk}");
+            match cmd(self.roots, "smartctl", &["-t", "short", "-d", "auto", &dev]) {
+                Ok(_) => started.push(format!("{disk} ({m})")),
+                Err(e) => not.push(format!("{disk} ({m}): {e}")),
+            }
+        }
+        let mut s = String::new();
+        if !started.is_empty() {
+            s.push_str(&format!(
+                "SMART short self-test started on {} (result in sparewatch_smart_selftest_last_result after it ends)",
+                started.join(", ")
+            ));
+        }
+        if !not.is_empty() {
+            if !s.is_empty() {
+                s.push_str("; ");
+            }
+            s.push_str(&format!("no self-test on {}", not.join(", ")));
+        }
+        s
+    }
+
     fn md_scrub(&mut self, md: &str) -> StepResult<String> {
         let dir = self.roots.sys(&format!("block/{md}/md"));
         let action = dir.join("sync_action");
@@ -522,7 +568,23 @@ impl<'a> Ctx<'a> {
                 findings.push(format!("{dev}: {state}"));
             }
         }
-        let summary = format!("check of {md} took {took:.1} s at sync_speed_max {speed}");
+        let mut summary = format!("check of {md} took {took:.1} s at sync_speed_max {speed}");
+        // A check reads only the in-sync members: hot spares hold no data and are not read,
+        // and a write-mostly half is the one that idles. Their disks get a SMART short
+        // self-test, which the drive runs on its own; the smart collector reads the result
+        // back from the self-test log on a later pass.
+        let idle: Vec<&str> = after
+            .iter()
+            .filter(|(_, _, state)| {
+                state
+                    .split(',')
+                    .any(|s| s == "spare" || s == "write_mostly")
+            })
+            .map(|(dev, _, _)| dev.as_str())
+            .collect();
+        if !idle.is_empty() {
+            summary.push_str(&format!("; {}", self.selftests(&idle)));
+        }
         if findings.is_empty() {
             Ok(format!("{summary}: mismatch_cnt 0, no read errors"))
         } else {

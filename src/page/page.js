@@ -37,14 +37,37 @@ function health(m) {
   return ["unhealthy", "unhealthy"];
 }
 
-// The history of a group. What exists now: how often the group and each member changed
-// state, and since when the group is in its state. The last transitions kept in the store
-// and the last drill go here once the agent records them (the API has no field for them yet).
+// The history of a group: since when it is in its state, how often it changed state, and its
+// last drill (from the drill history the agent reads in its --state.dir).
 function history(g, now) {
   const p = el("p", "history");
-  const parts = ["in this state since " + since(g.since, now), g.transitions + " state changes"];
-  p.textContent = parts.join(" · ");
+  p.append(el("span", "since", "in this state since " + since(g.since, now)), " · ",
+    el("span", "state-changes", g.transitions + (g.transitions === 1 ? " state change" : " state changes")), " · ");
+  const d = g.last_drill;
+  const drill = el("span", "drill " + (d ? d.result : "never"));
+  if (d) {
+    let t = "last drill: " + d.kind + " " + d.result + " " + ago(now - d.finished) + " ago";
+    const times = [];
+    if (d.failover_seconds !== null) times.push("takeover " + d.failover_seconds.toFixed(2) + "s");
+    if (d.failback_seconds !== null) times.push("failback " + d.failback_seconds.toFixed(2) + "s");
+    if (d.probes_lost !== null) times.push(d.probes_lost + " probes lost");
+    if (times.length) t += " (" + times.join(", ") + ")";
+    drill.textContent = t;
+    if (d.detail) drill.title = d.detail;
+  } else {
+    drill.textContent = "never drilled";
+  }
+  p.append(drill);
   return p;
+}
+
+// "effective 0: card 0000:3b:00 shared" when failure domains lower the spare; "" otherwise.
+function effective(g) {
+  const d = g.domains;
+  if (!d || d.effective_spare === null) return "";
+  let t = "effective " + d.effective_spare;
+  if (d.shared.length) t += " (" + d.shared[0].kind + " " + d.shared[0].id + " shared by " + d.shared[0].healthy_members + ")";
+  return t;
 }
 
 function groupCard(g, now) {
@@ -56,11 +79,18 @@ function groupCard(g, now) {
   if (g.by_design) h.append(el("span", "muted", "single by design"));
   card.append(h);
   const spares = g.members.filter(m => m.role === "spare").length;
-  let facts = "spare " + g.spare + " · " + g.members_healthy + "/" + (g.members.length - spares) +
-    " healthy, needs " + g.members_required;
-  if (spares) facts += " · +" + spares + " hot spare";
-  if (g.stated_state) facts += " · hardware says " + g.stated_state + (g.evidence_disagreement ? " (disagrees)" : "");
-  card.append(el("p", "facts", facts));
+  const facts = el("p", "facts");
+  facts.append(el("span", "spare", "spare " + g.spare));
+  const eff = effective(g);
+  if (eff) {
+    const lower = g.domains.effective_spare < g.spare;
+    facts.append(" · ", el("span", "effective" + (lower ? " lower" : ""), eff));
+  }
+  let rest = " · " + g.members_healthy + "/" + (g.members.length - spares) + " healthy, needs " + g.members_required;
+  if (spares) rest += " · +" + spares + " hot spare";
+  if (g.stated_state) rest += " · hardware says " + g.stated_state + (g.evidence_disagreement ? " (disagrees)" : "");
+  facts.append(rest);
+  card.append(facts);
   if (g.state !== "redundant") card.append(el("p", "advice", g.advice));
   const t = el("table");
   const head = el("tr");

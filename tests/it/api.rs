@@ -9,9 +9,15 @@ use crate::support::{fixed_now, fixture_args, repo};
 
 /// The collectors a golden scenario is made for, from its name.
 fn collectors_for(scenario: &str) -> Option<&'static [&'static str]> {
-    let prefix = scenario.split('-').next()?;
+    let mut parts = scenario.split('-');
+    let mut prefix = parts.next()?;
+    if prefix == "domains" {
+        // domains-bond-*, domains-md-*, domains-psu-*: by the kind that follows.
+        prefix = parts.next()?;
+    }
     Some(match prefix {
-        "net" => &["net"],
+        "net" | "bond" => &["net"],
+        "psu" => &["hwmon"],
         "md" => &["md"],
         "mpath" | "nvme" => &["multipath"],
         "hwmon" => &["hwmon"],
@@ -62,7 +68,109 @@ fn golden_documents() -> Map<String, Value> {
         "constructed-collector-down".into(),
         serde_json::from_str(&text).expect("api json"),
     );
+    // A drilled group whose two members share a card, and a PSU group with a capacity check:
+    // the failure domains and the last drill in every shape they take.
+    let (snap, drills) = drilled_snapshot();
+    let text = sparewatch::api::to_json_with(&snap, &host, &drills, false);
+    docs.insert(
+        "constructed-domains-drill".into(),
+        serde_json::from_str(&text).expect("api json"),
+    );
+    // The example in docs/api.md is held to the same schema.
+    let md = std::fs::read_to_string(repo().join("docs/api.md")).expect("docs/api.md");
+    let example = md
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a json example in docs/api.md");
+    docs.insert(
+        "docs-api-example".into(),
+        serde_json::from_str(example).expect("docs/api.md example is JSON"),
+    );
     docs
+}
+
+/// Two groups with failure domains (one shared card, one PSU capacity check) and the
+/// drill history of a `--state.dir`: one passed bond drill, one aborted scrub.
+fn drilled_snapshot() -> (sparewatch::snapshot::Snapshot, sparewatch::api::Drills) {
+    use sparewatch::domains::{CapacityView, GroupDomains, SharedDomain};
+    use sparewatch::drill::store::{DrillStore, FileStore, Record};
+    use sparewatch_collectors::FailureDomain;
+    let mut snap = unknown_snapshot();
+    let mut bond = snap.groups[0].clone();
+    bond.name = "bond:bond0".into();
+    bond.kind = "bond".into();
+    bond.collector = "net".into();
+    bond.state = sparewatch_collectors::GroupState::Redundant;
+    bond.members[0].unknown = false;
+    bond.members[0].healthy = true;
+    bond.members[0].reason = None;
+    let mut standby = bond.members[0].clone();
+    standby.name = "eth1".into();
+    standby.role = sparewatch_collectors::Role::Standby;
+    bond.members[0].name = "eth0".into();
+    bond.members.push(standby);
+    bond.members_total = 2;
+    bond.members_healthy = 2;
+    bond.spare = 1;
+    let card = FailureDomain::new("card", "0000:3b:00");
+    bond.domains = Some(GroupDomains {
+        effective_spare: Some(0),
+        shared: vec![SharedDomain {
+            kind: "card".into(),
+            id: "0000:3b:00".into(),
+            healthy_members: 2,
+        }],
+        unknown: [("switch".to_string(), 2)].into_iter().collect(),
+        members: vec![
+            (
+                "eth0".into(),
+                vec![card.clone(), FailureDomain::unknown("switch")],
+            ),
+            ("eth1".into(), vec![card, FailureDomain::unknown("switch")]),
+        ],
+        capacity: None,
+    });
+    let mut psu = bond.clone();
+    psu.name = "psu:chassis".into();
+    psu.kind = "psu".into();
+    psu.collector = "ipmi".into();
+    psu.domains = Some(GroupDomains {
+        effective_spare: None,
+        shared: vec![],
+        unknown: Default::default(),
+        members: vec![],
+        capacity: Some(CapacityView {
+            sufficient: Some(false),
+            load_watts: Some(1100.0),
+            after_loss_watts: Some(800.0),
+            reason: "one PSU left carries 800 W of a 1100 W load".into(),
+        }),
+    });
+    snap.groups.extend([bond, psu]);
+    // The history as a drill writes it, through the drill store's own API.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FileStore::new(dir.path());
+    for (group, kind, result, over, back) in [
+        ("bond:bond0", "bond", "passed", Some(0.42), Some(0.38)),
+        ("md:md0", "md", "aborted", None, None),
+    ] {
+        store
+            .append_history(Record {
+                group: group.into(),
+                kind: kind.into(),
+                result: result.into(),
+                finished: 1_767_220_000.0,
+                failover_seconds: over,
+                failback_seconds: back,
+                probes_lost: over.map(|_| 0),
+                detail: String::new(),
+            })
+            .expect("append");
+    }
+    let drills = sparewatch::api::last_drills(&store.load_history());
+    assert_eq!(drills.len(), 2);
+    (snap, drills)
 }
 
 /// A group whose collector went down: state unknown, member unknown with the reason.
@@ -132,7 +240,9 @@ fn validate(docs: &Map<String, Value>) -> (bool, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("docs.json");
     std::fs::write(&file, serde_json::to_vec(docs).expect("json")).expect("write");
-    let out = Command::new("python3")
+    // Debian's interpreter, where the package python3-jsonschema installs (a python3 earlier
+    // on PATH, such as a pyenv one, would not see it).
+    let out = Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(VALIDATE)
         .arg(repo().join("docs/api/status-v1.schema.json"))
@@ -171,6 +281,15 @@ fn schema_matches_every_golden_fixture() {
             "no member is {r}"
         );
     }
+    // ... and the failure domains (a shared one, a capacity check) and a last drill.
+    for key in [
+        "\"effective_spare\"",
+        "\"shared\":[{",
+        "\"capacity\":{",
+        "\"last_drill\":{",
+    ] {
+        assert!(all.contains(key), "no fixture has {key}");
+    }
     let (ok, out) = validate(&docs);
     assert!(ok, "{out}");
     eprintln!("{}", out.trim());
@@ -190,6 +309,20 @@ fn schema_rejects_what_it_does_not_describe() {
     let mut extra = doc.clone();
     extra["groups"][0]["undocumented"] = json!(1);
     bad.insert(format!("{name}-extra"), extra);
+    // Inside the new objects too: a domain and a drill take no unknown field either.
+    let drilled = &docs["constructed-domains-drill"];
+    let at = drilled["groups"]
+        .as_array()
+        .and_then(|g| {
+            g.iter()
+                .position(|g| !g["last_drill"].is_null() && !g["domains"].is_null())
+        })
+        .expect("a drilled group with domains");
+    let mut extra = drilled.clone();
+    extra["groups"][at]["last_drill"]["undocumented_drill"] = json!(1);
+    extra["groups"][at]["domains"]["undocumented_domain"] = json!(1);
+    extra["groups"][at]["last_drill"]["result"] = json!("probably_fine");
+    bad.insert("drill-extra".into(), extra);
     let mut missing = doc.clone();
     missing["verdict"]
         .as_object_mut()
@@ -198,7 +331,14 @@ fn schema_rejects_what_it_does_not_describe() {
     bad.insert(format!("{name}-missing"), missing);
     let (ok, out) = validate(&bad);
     assert!(!ok, "{out}");
-    for want in ["mostly_fine", "undocumented", "summary"] {
+    for want in [
+        "mostly_fine",
+        "undocumented",
+        "summary",
+        "undocumented_drill",
+        "undocumented_domain",
+        "probably_fine",
+    ] {
         assert!(out.contains(want), "{want} not reported: {out}");
     }
 }

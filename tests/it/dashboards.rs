@@ -98,3 +98,63 @@ fn fleet_dashboard_is_portable() {
 fn host_dashboard_is_portable() {
     check("sparewatch-host.json", "sparewatch-host", true);
 }
+
+/// Every series a panel reads exists: agent metrics are documented in docs/metrics.md,
+/// recording-rule names (with a colon) are recorded by a shipped rule file. Catches a
+/// renamed metric in a dashboard before a Prometheus does.
+#[test]
+fn every_series_a_panel_reads_is_documented_or_recorded() {
+    let metrics_md =
+        std::fs::read_to_string(repo().join("docs/metrics.md")).expect("read docs/metrics.md");
+    let mut rules = String::new();
+    for e in std::fs::read_dir(repo().join("dashboards/prometheus")).expect("rules dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "yml") {
+            rules.push_str(&std::fs::read_to_string(&p).expect("read rules"));
+        }
+    }
+    let mut missing = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for name in ["sparewatch-fleet.json", "sparewatch-host.json"] {
+        let d = load(name);
+        let exprs = d["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .chain(
+                d["annotations"]["list"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+            .filter_map(|t| t["expr"].as_str().map(String::from));
+        for expr in exprs {
+            for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            {
+                let is_rule = token.contains(':') && token.contains("sparewatch");
+                let is_metric = token.starts_with("sparewatch_") && token != "sparewatch_";
+                if !(is_rule || is_metric) || !seen.insert(token.to_string()) {
+                    continue;
+                }
+                let found = if is_rule {
+                    rules.contains(&format!("record: {token}\n"))
+                } else {
+                    metrics_md.contains(&format!("`{token}`"))
+                };
+                if !found {
+                    missing.push(format!("{name}: {token}"));
+                }
+            }
+        }
+    }
+    assert!(
+        seen.iter().any(|t| t.starts_with("sparewatch_ups_"))
+            && seen.iter().any(|t| t.starts_with("sparewatch_redfish_")),
+        "the dashboards read no UPS or Redfish series: {seen:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "undocumented or unrecorded: {missing:?}"
+    );
+}

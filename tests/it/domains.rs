@@ -95,15 +95,39 @@ fn md_mirror_of_two_partitions_of_one_disk_has_no_effective_spare() {
         Some(2.0),
         "{text}"
     );
-    // Both partitions also hang off one AHCI controller.
-    assert_eq!(
-        metric_value(
-            &text,
-            "sparewatch_group_failure_domain_shared_members{group=\"md:md0\",kind=\"md\",domain_kind=\"hba\",domain=\"0000:00:1f.2\"}"
-        ),
-        Some(2.0),
+    // Both partitions also hang off one AHCI controller: exported, but for md a shared
+    // hba is accepted by default (docs/failure-domains.md).
+    let hba_shared = "sparewatch_group_failure_domain_shared_members{group=\"md:md0\",kind=\"md\",domain_kind=\"hba\",domain=\"0000:00:1f.2\"}";
+    assert_eq!(metric_value(&text, hba_shared), None, "{text}");
+    assert!(
+        text.contains("member=\"sdb1\",domain_kind=\"hba\",domain=\"0000:00:1f.2\"} 1"),
         "{text}"
     );
+    // The group's own (empty) accept list replaces the default: the hba counts again.
+    let text = with_config(
+        "domains-md-one-disk",
+        "--collector.md",
+        "groups:\n  \"md:md0\":\n    accept_shared_domains: []\n",
+    );
+    assert_eq!(metric_value(&text, hba_shared), Some(2.0), "{text}");
+}
+
+/// One collection of fixture `name` with one collector and a config file.
+fn with_config(name: &str, collector: &str, yaml: &str) -> String {
+    let dir = fixture(name);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("config.yml");
+    std::fs::write(&cfg, yaml).expect("config");
+    let mut args = vec![
+        "sparewatch".to_string(),
+        "--collector.disable-defaults".into(),
+        collector.into(),
+        "--config.file".into(),
+        cfg.display().to_string(),
+    ];
+    args.extend(fixture_args(&dir));
+    let snap = sparewatch::collect_with_args(args, fixed_now()).expect("collects");
+    String::from_utf8_lossy(&snap.metrics_text).into_owned()
 }
 
 #[test]
@@ -139,22 +163,7 @@ fn two_800w_psus_at_1100w_are_not_redundant() {
 /// The per-group opt-out: a shared card accepted by design leaves the effective spare alone.
 #[test]
 fn an_accepted_shared_domain_does_not_lower_the_effective_spare() {
-    let dir = fixture("domains-bond-one-card");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = tmp.path().join("config.yml");
-    let run = |yaml: &str| {
-        std::fs::write(&cfg, yaml).expect("config");
-        let mut args = vec![
-            "sparewatch".to_string(),
-            "--collector.disable-defaults".into(),
-            "--collector.net".into(),
-            "--config.file".into(),
-            cfg.display().to_string(),
-        ];
-        args.extend(fixture_args(&dir));
-        let snap = sparewatch::collect_with_args(args, fixed_now()).expect("collects");
-        String::from_utf8_lossy(&snap.metrics_text).into_owned()
-    };
+    let run = |yaml: &str| with_config("domains-bond-one-card", "--collector.net", yaml);
     let text =
         run("groups:\n  \"bond:bond0\":\n    accept_shared_domains: [\"card:0000:3b:00\"]\n");
     assert_eq!(effective(&text, "bond:bond0", "bond"), Some(1.0), "{text}");

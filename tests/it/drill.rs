@@ -63,11 +63,16 @@ fn host(bond1_broken: bool) -> (tempfile::TempDir, SysTree) {
 }
 
 fn args(root: &Path, state: &Path, extra: &[&str]) -> Vec<String> {
+    args_with("--collector.net", root, state, extra)
+}
+
+/// [`args`] with another collector than net.
+fn args_with(collector: &str, root: &Path, state: &Path, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     a.extend(
         [
             "--collector.disable-defaults",
-            "--collector.net",
+            collector,
             "--path.sysfs",
             &root.join("sys").display().to_string(),
             "--path.procfs",
@@ -536,4 +541,79 @@ fn a_silence_covers_the_drill_and_is_expired_after_it() {
     let all = silences();
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0]["status"]["state"], "expired", "{all:?}");
+}
+
+// ---- md: the scrub, then SMART short self-tests of the spare and the idle half ---------
+
+/// The md-spare tree (md0: sda1, sdb1 and the spare sdu), sdb1 made write-mostly and a
+/// partition of sdb, with a `smartctl` in the rootfs that logs its arguments.
+fn md_host() -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("tempdir");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(fixture("md-spare").join("."))
+        .arg(d.path())
+        .status()
+        .expect("cp");
+    assert!(ok.success());
+    let md = d.path().join("sys/block/md0/md");
+    std::fs::write(md.join("dev-sdb1/state"), "in_sync,write_mostly\n").expect("state");
+    let part = d.path().join("sys/devices/pci0/host1/block/sdb/sdb1");
+    std::fs::create_dir_all(&part).expect("mkdir");
+    std::fs::write(part.join("partition"), "1\n").expect("partition");
+    let class = d.path().join("sys/class/block");
+    std::fs::create_dir_all(&class).expect("mkdir");
+    std::os::unix::fs::symlink(
+        "../../devices/pci0/host1/block/sdb/sdb1",
+        class.join("sdb1"),
+    )
+    .expect("symlink");
+    let sbin = d.path().join("usr/sbin");
+    std::fs::create_dir_all(&sbin).expect("mkdir");
+    let p = sbin.join("smartctl");
+    std::fs::write(
+        &p,
+        "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/../../smartctl.log\"\nexit 0\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    d
+}
+
+#[test]
+fn md_scrub_self_tests_the_spare_and_the_write_mostly_half() {
+    let d = md_host();
+    let root = d.path();
+    let state = tempfile::tempdir().expect("state");
+    let child = Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(args_with(
+            "--collector.md",
+            root,
+            state.path(),
+            &["drill", "md:md0", "--yes", "--force"],
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drill");
+    // The tree's sync_action is a plain file: the check "ends" when the test says so.
+    let action = root.join("sys/block/md0/md/sync_action");
+    let read = || std::fs::read_to_string(&action).unwrap_or_default();
+    wait_for("the check to start", Duration::from_secs(30), || {
+        read().trim() == "check"
+    });
+    std::fs::write(&action, "idle\n").expect("idle");
+    let out = child.wait_with_output().expect("drill");
+    let so = exit_with(&out, 0);
+    assert!(so.contains("drill md:md0: passed"), "{so}");
+    assert!(
+        so.contains("SMART short self-test started on sdb (sdb1), sdu (sdu)"),
+        "{so}"
+    );
+    let log = std::fs::read_to_string(root.join("smartctl.log")).expect("smartctl ran");
+    assert_eq!(
+        log, "-t short -d auto /dev/sdb\n-t short -d auto /dev/sdu\n",
+        "only the idle half and the spare, as whole disks"
+    );
 }

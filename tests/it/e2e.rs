@@ -10,6 +10,12 @@
 //! too (failed → page), then both come back (resolved). The time from each fault to each
 //! notification is printed for both paths. Finally every panel query of the shipped Grafana
 //! dashboards runs against this Prometheus and must parse and return data.
+//!
+//! The power panels get their data from real parts too: the agent also reads a real NUT
+//! upsd with two dummy-ups UPSes (one is put on battery before the dashboards are checked)
+//! and a real Redfish service (sushy-static serving the iDRAC-shaped deprecated-schema
+//! mockup: two PSUs, stated redundancy, capacity and load; stopped with SIGSTOP at the end,
+//! so the fleet's "Hosts on battery" and "BMCs down" are seen counting, not only at 0).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,9 +23,11 @@ use serde_json::Value;
 
 use crate::monitoring::{
     alertmanager_test_config, am_alerts, fixture_copy, free_port, get_json, rules_test_copy,
-    set_link, start_agent, start_alertmanager, urlencode, wait_for, Proc, Webhook,
+    set_link, start_agent_with, start_alertmanager, urlencode, wait_for, Proc, Webhook,
 };
+use crate::redfish::sushy::Sushy;
 use crate::support::{metric_value, promtool_check_metrics, repo};
+use crate::ups::upsd::Upsd;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -55,13 +63,27 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
         &alertmanager_test_config(webhook.port, "push"),
     );
 
+    // The power parts: upsd with two UPSes on line, a Redfish BMC with two redundant PSUs.
+    let upsd = Upsd::start(&["ups-a", "ups-b"]);
+    let bmc = Sushy::mockup("idrac-power-thermal", false);
+
     // The agent: the net collector polls the fixture every 500 ms, 1 s hold-down, posts to
-    // the "push" Alertmanager and re-posts every 2 s.
-    let (mut agent, agent_port) = start_agent(
+    // the "push" Alertmanager and re-posts every 2 s; ups and redfish every second.
+    let (mut agent, agent_port) = start_agent_with(
         dir,
         &tree,
         &[&format!("http://127.0.0.1:{am_push_port}")],
         "2s",
+        "  ups:\n    interval: 1s\n    timeout: 1s\n\
+         \x20 redfish:\n    interval: 1s\n    timeout: 2s\n    request_timeout: 1s\n    retries: 0\n",
+        &[
+            "--collector.ups".into(),
+            "--ups.nut-address".into(),
+            upsd.address(),
+            "--collector.redfish".into(),
+            "--redfish.url".into(),
+            bmc.url(),
+        ],
     );
 
     // Prometheus: scrape and evaluate every second, alerts to both Alertmanagers.
@@ -283,12 +305,100 @@ fn fault_to_notification_through_prometheus_and_alertmanager() {
     });
     promtool_check_metrics(&metrics);
 
+    // --- Power: the BMC's PSUs redundant, then ups-b loses its utility (the alert checks
+    // above are done: its ticket does not mix with bond0's).
+    wait_for(
+        "Prometheus to see psu:System.Embedded.1 redundant",
+        DEADLINE,
+        || {
+            let r = prom_query(
+                prom_port,
+                r#"sparewatch:group_state:current{group="psu:System.Embedded.1",state="redundant"}"#,
+            )?;
+            (!r.is_empty()).then_some(())
+        },
+    );
+    upsd.set(
+        "ups-b",
+        "ups.status: OB DISCHRG\nbattery.charge: 80\nbattery.runtime: 1200\nups.load: 40\ninput.voltage: 0\n",
+    );
+    let t4 = Instant::now();
+    wait_for(
+        "Prometheus to see ups:ups-b no_redundancy",
+        DEADLINE,
+        || {
+            prom.assert_running();
+            let r = prom_query(
+                prom_port,
+                r#"sparewatch:group_state:current{group="ups:ups-b",state="no_redundancy"}"#,
+            )?;
+            (!r.is_empty()).then_some(())
+        },
+    );
+    println!(
+        "e2e: ups-b on battery (dev file rewritten) -> no_redundancy in Prometheus: {}",
+        ms(t4.elapsed())
+    );
+    let a = prom_query(
+        prom_port,
+        r#"sparewatch:group_state:current{group="ups:ups-a",state="redundant"}"#,
+    );
+    assert!(
+        a.is_some_and(|r| !r.is_empty()),
+        "ups-a must stay redundant"
+    );
+    wait_for(
+        "the fleet's \"Hosts on battery\" to count this host",
+        DEADLINE,
+        || (fleet_stat(prom_port, "Hosts on battery")? == 1.0).then_some(()),
+    );
+
+    // The BMC stops answering (SIGSTOP): with its only BMC silent the redfish collector is
+    // down and its series gone; the fleet's "BMCs down" still counts it.
+    assert_eq!(fleet_stat(prom_port, "BMCs down"), Some(0.0));
+    bmc.signal("-STOP");
+    let t5 = Instant::now();
+    wait_for(
+        "the fleet's \"BMCs down\" to count the stopped BMC",
+        DEADLINE,
+        || {
+            prom.assert_running();
+            (fleet_stat(prom_port, "BMCs down")? == 1.0).then_some(())
+        },
+    );
+    println!(
+        "e2e: BMC stopped (SIGSTOP) -> counted in the fleet's BMCs down: {}",
+        ms(t5.elapsed())
+    );
+    bmc.signal("-CONT");
+
     // --- Every dashboard query against this Prometheus, over the whole test.
     check_dashboards(prom_port, &format!("127.0.0.1:{agent_port}"), started);
 
     am_rules.assert_running();
     am_push.assert_running();
     agent.assert_running();
+    drop(bmc);
+    drop(upsd);
+}
+
+/// The value of a single-target stat panel of the fleet dashboard, evaluated now.
+fn fleet_stat(prom_port: u16, title: &str) -> Option<f64> {
+    let path = repo().join("dashboards/grafana/sparewatch-fleet.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read"))
+        .expect("dashboard JSON parses");
+    let panel = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("no fleet panel {title:?}"));
+    let expr = panel["targets"][0]["expr"]
+        .as_str()
+        .expect("expr")
+        .replace("$job", "sparewatch");
+    let r = prom_query(prom_port, &expr)?;
+    r.first()?["value"][1].as_str()?.parse().ok()
 }
 
 /// Runs every panel target and every variable query of the shipped dashboards, variables

@@ -7,7 +7,7 @@
 //! Needs the Debian packages `openipmi`, `ipmitool`, `freeipmi-tools`
 //! (scripts/deps/apt-ipmi.txt): a missing one fails the test, naming the package.
 
-mod sim;
+pub mod sim;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -1355,5 +1355,109 @@ fn sel_pass_rereads_one_sensor_and_replays_a_state_that_came_and_went() {
         ),
         Some(2.0),
         "{t}"
+    );
+}
+
+/// Issue 11: the simulator's PSU input-power sensors (200 W + 180 W) against a configured
+/// rating. 300 W each: losing one leaves 300 W for 380 W, `no_redundancy` with the reason;
+/// the load dropping to 160 W makes it redundant again; no rating, nothing is claimed.
+#[test]
+fn psu_watts_sensors_and_a_configured_rating_feed_the_capacity_check() {
+    use sparewatch_collectors::ipmi::groups::PsuRating;
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    let mut rig = Rig::new();
+    let s = rig.cycle(&mut c, Duration::ZERO);
+    assert!(
+        !text(&s).contains("sparewatch_group_power_capacity_known"),
+        "{}",
+        text(&s)
+    );
+
+    c.psu_rating = PsuRating {
+        rated_watts: Some(300.0),
+        margin_percent: 0.0,
+    };
+    let s = rig.cycle(&mut c, Duration::from_secs(15));
+    let g = gview(&s, "psu:chassis");
+    assert_eq!((g.state.as_str(), g.spare), ("no_redundancy", 1));
+    assert_eq!(
+        sparewatch::domains::capacity_reason(g).as_deref(),
+        Some("load 380 W > 300 W left after losing PSU1")
+    );
+
+    sim.cmd(&[
+        "sensor_set_value 0x20 0 0x15 20 0",
+        "sensor_set_value 0x20 0 0x16 20 0",
+    ]);
+    let s = rig.cycle(&mut c, Duration::from_secs(15));
+    let g = gview(&s, "psu:chassis");
+    assert_eq!(g.state.as_str(), "redundant");
+    let t = text(&s);
+    assert_eq!(
+        metric(
+            &t,
+            "sparewatch_group_power_capacity_sufficient",
+            &[("group", "psu:chassis")]
+        ),
+        Some(1.0),
+        "{t}"
+    );
+}
+
+/// The rating comes from `collectors.ipmi.psu_rated_watts` in the config file.
+#[test]
+fn psu_rated_watts_from_the_config_file() {
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, "collectors:\n  ipmi:\n    psu_rated_watts: 300\n").expect("config");
+    let mut extra = sim.flags();
+    extra.extend(
+        ["--ipmi.cipher-suite", "3", "--config.file"]
+            .map(String::from)
+            .into_iter()
+            .chain([cfg.display().to_string()]),
+    );
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let s = status(dir.path(), &extra);
+    let g = gview(&s, "psu:chassis");
+    assert_eq!(g.state.as_str(), "no_redundancy");
+    // A rating that is no rating: that collector is refused with the key named.
+    std::fs::write(&cfg, "collectors:\n  ipmi:\n    psu_rated_watts: -1\n").expect("config");
+    let s = status(dir.path(), &extra);
+    let err = s.collectors[0].last_error.clone().unwrap_or_default();
+    assert!(err.contains("psu_rated_watts must be above 0"), "{err}");
+}
+
+/// Issue 11: both PSUs assert "AC lost" in one cycle: once back (after the hold-down) the
+/// group is redundant by count with effective spare 0, the suspected shared feed named.
+#[test]
+fn both_psus_losing_ac_together_are_a_suspected_shared_feed() {
+    let sim = Sim::start();
+    let mut c = sim.collector();
+    let mut rig = Rig::new();
+    rig.cycle(&mut c, Duration::ZERO);
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x11 3 1 1",
+        "sensor_set_bit 0x20 0 0x12 3 1 1",
+    ]);
+    assert_eq!(
+        gview(&rig.cycle(&mut c, Duration::from_secs(15)), "psu:chassis").state,
+        "failed"
+    );
+    sim.cmd(&[
+        "sensor_set_bit 0x20 0 0x11 3 0 1",
+        "sensor_set_bit 0x20 0 0x12 3 0 1",
+    ]);
+    rig.cycle(&mut c, Duration::from_secs(15));
+    let s = rig.cycle(&mut c, Duration::from_secs(15));
+    let g = gview(&s, "psu:chassis");
+    assert_eq!((g.state.as_str(), g.spare), ("redundant", 1));
+    let d = g.domains.as_ref().expect("domains");
+    assert_eq!(d.effective_spare, Some(0));
+    assert_eq!(
+        (d.shared[0].kind.as_str(), d.shared[0].id.as_str()),
+        ("feed", "suspected:PSU1+PSU2")
     );
 }

@@ -266,7 +266,8 @@ fn serve_webhook(conn: TcpStream, store: &Mutex<Vec<Notification>>) {
 pub fn alertmanager_test_config(webhook: u16, prefix: &str) -> String {
     let path = repo().join("dashboards/alertmanager/alertmanager.yml");
     let text = std::fs::read_to_string(&path).expect("read alertmanager.yml");
-    let mut cfg: serde_yaml::Value = serde_yaml::from_str(&text).expect("alertmanager.yml parses");
+    let mut cfg: serde_norway::Value =
+        serde_norway::from_str(&text).expect("alertmanager.yml parses");
     shorten_route(&mut cfg["route"]);
     if let Some(receivers) = cfg["receivers"].as_sequence_mut() {
         for r in receivers {
@@ -278,10 +279,10 @@ pub fn alertmanager_test_config(webhook: u16, prefix: &str) -> String {
             }
         }
     }
-    serde_yaml::to_string(&cfg).expect("yaml")
+    serde_norway::to_string(&cfg).expect("yaml")
 }
 
-fn shorten_route(route: &mut serde_yaml::Value) {
+fn shorten_route(route: &mut serde_norway::Value) {
     if let Some(m) = route.as_mapping_mut() {
         for key in ["group_wait", "group_interval"] {
             m.insert(key.into(), "1s".into());
@@ -339,7 +340,7 @@ pub fn rules_test_copy(dir: &Path, for_: &str) -> Vec<PathBuf> {
         "sparewatch-settings.yml",
     ] {
         let text = std::fs::read_to_string(src.join(name)).expect("read rules");
-        let mut rules: serde_yaml::Value = serde_yaml::from_str(&text).expect("rules parse");
+        let mut rules: serde_norway::Value = serde_norway::from_str(&text).expect("rules parse");
         if let Some(groups) = rules["groups"].as_sequence_mut() {
             for g in groups {
                 if let Some(rs) = g["rules"].as_sequence_mut() {
@@ -354,7 +355,7 @@ pub fn rules_test_copy(dir: &Path, for_: &str) -> Vec<PathBuf> {
             }
         }
         let path = dir.join(name);
-        std::fs::write(&path, serde_yaml::to_string(&rules).expect("yaml")).expect("write rules");
+        std::fs::write(&path, serde_norway::to_string(&rules).expect("yaml")).expect("write rules");
         out.push(path);
     }
     out
@@ -406,10 +407,26 @@ pub fn start_agent(
     alertmanager_urls: &[&str],
     resend: &str,
 ) -> (Proc, u16) {
+    start_agent_with(dir, tree, alertmanager_urls, resend, "", &[])
+}
+
+/// `start_agent` with more collectors: `config_extra` is appended under `collectors:` of the
+/// agent's config file (indented two spaces), `extra` to its arguments.
+pub fn start_agent_with(
+    dir: &Path,
+    tree: &Path,
+    alertmanager_urls: &[&str],
+    resend: &str,
+    config_extra: &str,
+    extra: &[String],
+) -> (Proc, u16) {
     let port = free_port();
     let config = dir.join("agent.yml");
-    std::fs::write(&config, "collectors:\n  net:\n    interval: 500ms\n")
-        .expect("write agent config");
+    std::fs::write(
+        &config,
+        format!("collectors:\n  net:\n    interval: 500ms\n{config_extra}"),
+    )
+    .expect("write agent config");
     let args: Vec<String> = [
         "run",
         "--web.listen-address",
@@ -441,6 +458,7 @@ pub fn start_agent(
             .iter()
             .flat_map(|u| ["--alertmanager.url".to_string(), u.to_string()]),
     )
+    .chain(extra.iter().cloned())
     .collect();
     let agent = Proc::spawn(
         "sparewatch",

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::monitoring::{copy_tree, get_json, set_link, start_agent, wait_for, Proc};
 use crate::support::{fixture, repo};
+use sparewatch::drill::store::{DrillStore, FileStore, Record};
 
 const CHROMIUM: &str = "chromium";
 
@@ -230,6 +231,12 @@ fn page_shows_the_failed_standby_and_turns_green_on_its_own() {
     let tree = dir.path().join("tree");
     copy_tree(&fixture("net-healthy"), &tree);
     set_link(&tree, "eth1", false); // bond0's standby (active-backup, eth0 active)
+                                    // A drill of bond0 last week, in the agent's --state.dir, as the drill records it.
+    let drills = FileStore::new(&dir.path().join("state"));
+    let week_ago = sparewatch::snapshot::unix(std::time::SystemTime::now()) - 7.0 * 86400.0;
+    drills
+        .append_history(drill_record("passed", week_ago, Some(0.42)))
+        .expect("drill history");
     let (_agent, port) = agent(dir.path(), &tree);
     let mut b = Browser::start(dir.path().join("chromium.log"));
     b.open(&format!("http://127.0.0.1:{port}/"));
@@ -260,6 +267,21 @@ fn page_shows_the_failed_standby_and_turns_green_on_its_own() {
         "{text}"
     );
     assert!(text.contains("net — up"), "{text}");
+    // The group's history: its transitions and its last drill, from the state dir.
+    let drill = format!("{bond0}.querySelector('.drill').textContent");
+    assert_eq!(
+        b.eval(&drill),
+        json!("last drill: bond passed 7d ago (takeover 0.42s, 0 probes lost)")
+    );
+    let transitions = b.eval(&format!(
+        "{bond0}.querySelector('.history .state-changes').textContent"
+    ));
+    assert!(
+        transitions
+            .as_str()
+            .is_some_and(|t| t.ends_with("state change") || t.ends_with("state changes")),
+        "{transitions}"
+    );
     // The host name and version the API reports are in the heading.
     let api = get_json(port, "/api/v1/status").expect("api");
     let heading = b.eval("document.querySelector('h1').textContent");
@@ -295,6 +317,34 @@ fn page_shows_the_failed_standby_and_turns_green_on_its_own() {
     let colour = b.eval(&format!("getComputedStyle({bond0}).borderLeftColor"));
     assert_eq!(colour, json!("rgb(30, 123, 52)"));
     eprintln!("page turned green {took:?} after the fixture recovered (hold-down 1 s, poll 2 s)");
+    // A drill that fails while the page is open shows without a reload too.
+    drills
+        .append_history(drill_record("failed", week_ago + 86400.0, None))
+        .expect("drill history");
+    let took = b.wait_until(
+        "the new drill result",
+        &format!("{drill}.startsWith('last drill: bond failed 6d ago')"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        b.eval(&format!("{bond0}.querySelector('.drill').className")),
+        json!("drill failed")
+    );
+    assert_eq!(b.eval("window.__sparewatchNoReload === true"), json!(true));
+    eprintln!("page showed the new drill result {took:?} after it was recorded (poll 2 s)");
+}
+
+fn drill_record(result: &str, finished: f64, takeover: Option<f64>) -> Record {
+    Record {
+        group: "bond:bond0".into(),
+        kind: "bond".into(),
+        result: result.into(),
+        finished,
+        failover_seconds: takeover,
+        failback_seconds: None,
+        probes_lost: takeover.map(|_| 0),
+        detail: "probe through bond0 to the gateway".into(),
+    }
 }
 
 #[test]
@@ -336,5 +386,37 @@ fn hardware_strings_are_shown_as_text() {
     assert!(
         text.as_str().is_some_and(|t| t.contains("<script> (")),
         "{text}"
+    );
+}
+
+#[test]
+fn page_shows_the_effective_spare_next_to_the_spare() {
+    // Both slaves of bond0 on one network card: spare 1, effective spare 0.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("tree");
+    copy_tree(&fixture("domains-bond-one-card"), &tree);
+    let (_agent, port) = agent(dir.path(), &tree);
+    let mut b = Browser::start(dir.path().join("chromium.log"));
+    b.open(&format!("http://127.0.0.1:{port}/"));
+    let bond0 = "document.querySelector('article[data-group=\"bond:bond0\"]')";
+    b.wait_until(
+        "bond:bond0's facts",
+        &format!("!!{bond0} && !!{bond0}.querySelector('.facts .effective')"),
+        Duration::from_secs(15),
+    );
+    assert_eq!(
+        b.eval(&format!("{bond0}.querySelector('.facts').textContent")),
+        json!("spare 1 · effective 0 (card 0000:3b:00 shared by 2) · 2/2 healthy, needs 1")
+    );
+    // Lower than the spare: drawn in the colour of no redundancy, not as plain text.
+    assert_eq!(
+        b.eval(&format!(
+            "getComputedStyle({bond0}.querySelector('.effective')).color"
+        )),
+        json!("rgb(194, 84, 0)")
+    );
+    assert_eq!(
+        b.eval(&format!("{bond0}.querySelector('.drill').textContent")),
+        json!("never drilled")
     );
 }

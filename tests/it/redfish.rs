@@ -5,7 +5,7 @@
 //! so the session login falls back). A BMC stopped with SIGSTOP is tested with the built
 //! agent: the collector goes down, the scrape does not wait.
 
-mod sushy;
+pub mod sushy;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -606,4 +606,234 @@ fn demo_story_power_steps() {
             want("redundant", "redundant"),
         ]
     );
+}
+
+/// IPMI and Redfish reading the same OpenBMC chassis (docs/collectors/redfish.md, "IPMI and
+/// Redfish on one host"): both name the PSU group `psu:chassis`, only one collector's group
+/// is kept (ipmi's, by the collector table's order); `--no-collector.ipmi`, the documented
+/// pick, gives Redfish's, also after `--collector.ipmi`.
+#[test]
+fn ipmi_and_redfish_on_one_openbmc_chassis_pick_one_with_no_collector_ipmi() {
+    let sim = crate::ipmi::sim::Sim::start();
+    let bmc = Sushy::mockup("openbmc-subsystems", false);
+    let root = tempfile::tempdir().expect("tmp");
+    let run = |extra: &[&str]| -> Snapshot {
+        let mut args: Vec<String> = [
+            "sparewatch",
+            "status",
+            "--collector.disable-defaults",
+            "--collector.ipmi",
+            "--collector.redfish",
+            "--ipmi.cipher-suite",
+            "3",
+            "--path.rootfs",
+            root.path().to_str().expect("utf-8"),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(sim.flags());
+        args.extend(["--redfish.url".to_string(), bmc.url()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        sparewatch::collect_with_args(args, std::time::SystemTime::now()).expect("collects")
+    };
+    let members = |g: &GroupView| -> Vec<String> {
+        let mut m: Vec<String> = g.members.iter().map(|m| m.name.clone()).collect();
+        m.sort();
+        m
+    };
+
+    let both = run(&[]);
+    for name in ["ipmi", "redfish"] {
+        let c = both
+            .collectors
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert!(c.present && c.up, "{name}: {c:?}");
+    }
+    let psu: Vec<&GroupView> = both
+        .groups
+        .iter()
+        .filter(|g| g.name == "psu:chassis")
+        .collect();
+    assert_eq!(psu.len(), 1, "one group per name: {psu:?}");
+    assert_eq!(psu[0].collector, "ipmi", "{psu:?}");
+
+    let picked = run(&["--no-collector.ipmi"]);
+    assert!(
+        picked
+            .collectors
+            .iter()
+            .all(|c| c.name != "ipmi" || !c.present),
+        "{:?}",
+        picked.collectors
+    );
+    let g = gview(&picked, "psu:chassis");
+    assert_eq!(g.collector, "redfish");
+    assert_eq!(members(g), ["powersupply0", "powersupply1"]);
+    assert_ne!(
+        members(psu[0]),
+        members(g),
+        "the two name their members apart"
+    );
+}
+
+/// Issue 11: the deprecated-schema mockup turned into two 800 W supplies delivering 550 W
+/// each (`LastPowerOutputWatts`): redundant by count, `no_redundancy` by capacity, with the
+/// reason; back under the rating, the count decides again.
+#[test]
+fn two_800w_psus_at_1100w_are_no_redundancy_with_the_reason() {
+    let bmc = Sushy::mockup("idrac-power-thermal", false);
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        for i in 0..2 {
+            v["PowerSupplies"][i]["PowerCapacityWatts"] = json!(800);
+            v["PowerSupplies"][i]["LastPowerOutputWatts"] = json!(550);
+        }
+    });
+    let mut c = collector(&bmc);
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!((psu.state.as_str(), psu.spare), ("no_redundancy", 1));
+    assert_eq!(
+        sparewatch::domains::capacity_reason(psu).as_deref(),
+        Some("load 1100 W > 800 W left after losing PSU.Slot.1")
+    );
+    let t = text(&s);
+    assert!(t.contains("sparewatch_group_power_capacity_sufficient{group=\"psu:System.Embedded.1\",kind=\"psu\"} 0"), "{t}");
+
+    // 300 W each: the survivor carries 600 W.
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        for i in 0..2 {
+            v["PowerSupplies"][i]["LastPowerOutputWatts"] = json!(300);
+        }
+    });
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!(psu.state.as_str(), "redundant");
+    assert_eq!(sparewatch::domains::capacity_reason(psu), None);
+}
+
+/// No per-supply load, only the chassis' `PowerConsumedWatts`: that is the load. No rating
+/// on one supply: capacity unknown, said, and the count decides.
+#[test]
+fn chassis_consumed_watts_is_the_load_and_a_missing_rating_is_unknown() {
+    let bmc = Sushy::mockup("idrac-power-thermal", false);
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        v["PowerControl"][0]["PowerConsumedWatts"] = json!(1100);
+        for i in 0..2 {
+            let p = v["PowerSupplies"][i].as_object_mut().expect("object");
+            p.remove("LastPowerOutputWatts");
+            p.remove("PowerInputWatts");
+            p.insert("PowerCapacityWatts".into(), json!(800));
+        }
+    });
+    let mut c = collector(&bmc);
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!(psu.state.as_str(), "no_redundancy");
+    assert_eq!(
+        sparewatch::domains::capacity_reason(psu).as_deref(),
+        Some("load 1100 W > 800 W left after losing PSU.Slot.1")
+    );
+
+    bmc.edit("Chassis/System.Embedded.1/Power", |v| {
+        v["PowerSupplies"][1]
+            .as_object_mut()
+            .expect("object")
+            .remove("PowerCapacityWatts");
+    });
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:System.Embedded.1");
+    assert_eq!(psu.state.as_str(), "redundant");
+    let t = text(&s);
+    assert!(
+        t.contains(
+            "sparewatch_group_power_capacity_known{group=\"psu:System.Embedded.1\",kind=\"psu\"} 0"
+        ),
+        "{t}"
+    );
+}
+
+/// `psu:chassis` is redundant by count, with effective spare 0 from the shared `feed`.
+fn redundant_but_feed_shared(s: &Snapshot, feed: &str) {
+    let psu = gview(s, "psu:chassis");
+    assert_eq!((psu.state.as_str(), psu.spare), ("redundant", 1));
+    let d = psu.domains.as_ref().expect("domains");
+    assert_eq!(d.effective_spare, Some(0));
+    assert_eq!(
+        (d.shared[0].kind.as_str(), d.shared[0].id.as_str()),
+        ("feed", feed)
+    );
+}
+
+/// `collectors.redfish.feeds` makes `feed` failure domains: both PSUs on feed A leave
+/// effective spare 0 while the spare is 1.
+#[test]
+fn two_psus_on_one_configured_feed_have_no_effective_spare() {
+    let bmc = Sushy::mockup("openbmc-subsystems", false);
+    let mut c = collector(&bmc);
+    c.feeds.insert(
+        "psu:chassis".into(),
+        [("powersupply0", "A"), ("powersupply1", "A")]
+            .into_iter()
+            .map(|(m, f)| (m.to_string(), f.to_string()))
+            .collect(),
+    );
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    redundant_but_feed_shared(&s, "A");
+    let t = text(&s);
+    assert!(t.contains("sparewatch_member_failure_domain_info{group=\"psu:chassis\",kind=\"psu\",member=\"powersupply0\",domain_kind=\"feed\",domain=\"A\"} 1"), "{t}");
+
+    c.feeds
+        .get_mut("psu:chassis")
+        .expect("map")
+        .insert("powersupply1".into(), "B".into());
+    let s = rig.cycle(&mut c, INTERVAL);
+    let d = gview(&s, "psu:chassis").domains.clone().expect("domains");
+    assert_eq!(d.effective_spare, Some(1));
+}
+
+/// Issue 11: both PSUs lose their input in one cycle (one feed, no feed map): once they are
+/// back, the group reads redundant by count with effective spare 0 and the suspected shared
+/// feed named; the SparewatchHiddenSinglePointOfFailure inputs carry it.
+#[test]
+fn two_psus_losing_input_together_are_a_suspected_shared_feed() {
+    let bmc = Sushy::mockup("openbmc-subsystems", false);
+    let mut c = collector(&bmc);
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    assert_eq!(
+        gview(&s, "psu:chassis")
+            .domains
+            .as_ref()
+            .and_then(|d| d.effective_spare),
+        None
+    );
+    for p in ["powersupply0", "powersupply1"] {
+        bmc.edit(
+            &format!("Chassis/chassis/PowerSubsystem/PowerSupplies/{p}"),
+            |v| {
+                v["LineInputStatus"] = json!("LossOfInput");
+            },
+        );
+    }
+    let s = rig.cycle(&mut c, INTERVAL);
+    assert_eq!(gview(&s, "psu:chassis").state, "failed");
+    for p in ["powersupply0", "powersupply1"] {
+        bmc.edit(
+            &format!("Chassis/chassis/PowerSubsystem/PowerSupplies/{p}"),
+            |v| {
+                v["LineInputStatus"] = json!("Normal");
+            },
+        );
+    }
+    // Recovered members are held down for one hold-down period first.
+    rig.cycle(&mut c, INTERVAL);
+    let s = rig.cycle(&mut c, INTERVAL);
+    redundant_but_feed_shared(&s, "suspected:powersupply0+powersupply1");
+    let t = text(&s);
+    assert!(t.contains("sparewatch_group_failure_domain_shared_members{group=\"psu:chassis\",kind=\"psu\",domain_kind=\"feed\",domain=\"suspected:powersupply0+powersupply1\"} 2"), "{t}");
 }

@@ -22,7 +22,7 @@ fn every_alert_links_its_runbook_through_the_site_base_url() {
         base,
         "the agent's push links the same default"
     );
-    let rules: serde_yaml::Value = serde_yaml::from_str(
+    let rules: serde_norway::Value = serde_norway::from_str(
         &std::fs::read_to_string(repo().join("dashboards/prometheus/sparewatch-alerts.yml"))
             .expect("alerts"),
     )

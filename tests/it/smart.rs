@@ -298,11 +298,10 @@ fn smart_real_smartctl() {
     assert_eq!(col.present, !devices.is_empty(), "scan: {devices:?}");
 }
 
-#[test]
-fn smart_failing_disk_degrades_md_arrays_built_on_it() {
-    // md arrays from the storage fixtures, disks as smart-failing's smartctl sees them:
-    // sdb (under md0's sdb1) fails SMART, nvme0 (md3's nvme0n1p1) has a critical warning.
-    let md = fixture("md-healthy");
+/// The md and smart collectors: md arrays from `md`'s tree, disks as `smart`'s smartctl
+/// sees them.
+fn md_with_smart(md: &str, smart: &str) -> String {
+    let md = fixture(md);
     let args = vec![
         "sparewatch".to_string(),
         "--collector.disable-defaults".into(),
@@ -313,10 +312,17 @@ fn smart_failing_disk_degrades_md_arrays_built_on_it() {
         "--path.procfs".into(),
         md.join("proc").display().to_string(),
         "--path.rootfs".into(),
-        fixture("smart-failing").display().to_string(),
+        fixture(smart).display().to_string(),
     ];
     let snap = sparewatch::collect_with_args(args, fixed_now()).expect("collects");
-    let text = normalized_metrics(&snap);
+    normalized_metrics(&snap)
+}
+
+#[test]
+fn smart_failing_disk_degrades_md_arrays_built_on_it() {
+    // md arrays from the storage fixtures, disks as smart-failing's smartctl sees them:
+    // sdb (under md0's sdb1) fails SMART, nvme0 (md3's nvme0n1p1) has a critical warning.
+    let text = md_with_smart("md-healthy", "smart-failing");
     let state = |g: &str| crate::hwmon::group_state(&text, g);
     assert_eq!(state("md:md0").as_deref(), Some("degraded"), "{text}");
     assert_eq!(state("md:md3").as_deref(), Some("degraded"));
@@ -328,4 +334,57 @@ fn smart_failing_disk_degrades_md_arrays_built_on_it() {
         ),
         Some(1.0)
     );
+}
+
+/// Self-test logs in smartctl 7's JSON shapes (`ata_smart_self_test_log` as in scrutiny's
+/// smart-fail2.json capture, `nvme_self_test_log` as smartmontools' nvmeprint.cpp writes it):
+/// the newest entry is exported, and a failed one makes the disk at risk.
+#[test]
+fn smart_selftest() {
+    let text = check("smart-selftest", "smart", &[]);
+    let result = |d: &str, test: &str, result: &str| {
+        metric_value(
+            &text,
+            &format!("sparewatch_smart_selftest_last_result{{device=\"{d}\",test=\"{test}\",result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(
+        result("sdu", "Extended offline", "failed"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(result("sdv", "Short offline", "passed"), Some(1.0));
+    assert_eq!(result("nvme0", "Short", "passed"), Some(1.0));
+    let age = |d: &str| {
+        value(
+            &text,
+            "sparewatch_smart_selftest_last_age_power_on_seconds",
+            d,
+        )
+    };
+    assert_eq!(age("sdu"), Some(6.0 * 3600.0));
+    // sdv is past 65535 power-on hours: its log holds them modulo 65536.
+    assert_eq!(age("sdv"), Some(4.0 * 3600.0));
+    assert_eq!(age("nvme0"), Some(12.0 * 3600.0));
+    assert_eq!(value(&text, "sparewatch_smart_at_risk", "sdu"), Some(1.0));
+    assert_eq!(value(&text, "sparewatch_smart_at_risk", "sdv"), Some(0.0));
+    assert_eq!(value(&text, "sparewatch_smart_at_risk", "nvme0"), Some(0.0));
+}
+
+/// A hot spare whose last self-test failed is an unhealthy standby: md0's spare sdu is at
+/// risk, md1's spare sdv (an old failure a later test superseded) is not.
+#[test]
+fn smart_failed_selftest_marks_the_spare() {
+    let text = md_with_smart("md-spare", "smart-selftest");
+    let at_risk = |g: &str, m: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("sparewatch_member_at_risk{")
+                    && l.contains(&format!("group=\"{g}\""))
+                    && l.contains(&format!("member=\"{m}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+    };
+    assert_eq!(at_risk("md:md0", "sdu").as_deref(), Some("1"), "{text}");
+    assert_eq!(at_risk("md:md1", "sdv").as_deref(), Some("0"));
 }

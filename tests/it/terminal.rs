@@ -184,3 +184,94 @@ fn explain_says_why_bond0_has_no_redundancy() {
         "{err}"
     );
 }
+
+/// A drill history in a state dir, as `sparewatch drill` writes it (through its own store).
+fn state_with_drill(result: &str, ago_secs: f64) -> tempfile::TempDir {
+    use sparewatch::drill::store::{DrillStore, FileStore, Record};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = sparewatch::snapshot::unix(std::time::SystemTime::now());
+    FileStore::new(dir.path())
+        .append_history(Record {
+            group: "bond:bond0".into(),
+            kind: "bond".into(),
+            result: result.into(),
+            finished: now - ago_secs,
+            failover_seconds: Some(0.312),
+            failback_seconds: Some(0.298),
+            probes_lost: Some(0),
+            detail: String::new(),
+        })
+        .expect("drill history");
+    dir
+}
+
+#[test]
+fn status_shows_effective_spare_and_the_last_drill() {
+    // Both slaves of bond0 on one card: spare 1, effective 0.
+    let tree = fixture("domains-bond-one-card");
+    let state = state_with_drill("passed", 3.0 * 86400.0);
+    let history = state.path().join(sparewatch::drill::store::HISTORY_FILE);
+    let before = std::fs::read(&history).expect("history");
+    let state_arg = state.path().display().to_string();
+    let out = run(&net_args(&tree, &["status", "--state.dir", &state_arg]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let header = text.lines().next().expect("header");
+    assert!(
+        header.contains("SPARE") && header.contains("LAST DRILL"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("bond:bond0"))
+        .unwrap_or_else(|| panic!("bond0 row: {text}"));
+    assert!(row.contains("1 (effective 0: card 0000:3b:00)"), "{row}");
+    assert!(
+        row.contains("passed 3days ago (failover 0.31s, failback 0.30s)"),
+        "{row}"
+    );
+    // The same through the API shape.
+    let out = run(&net_args(
+        &tree,
+        &["status", "--format", "json", "--state.dir", &state_arg],
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let g = &v["groups"][0];
+    assert_eq!(g["name"], "bond:bond0");
+    assert_eq!(g["domains"]["effective_spare"], 0);
+    assert_eq!(g["domains"]["shared"][0]["id"], "0000:3b:00");
+    assert_eq!(g["last_drill"]["result"], "passed");
+    assert_eq!(g["last_drill"]["failover_seconds"], 0.312);
+    // `explain` says both.
+    let out = run(&net_args(
+        &tree,
+        &["explain", "bond:bond0", "--state.dir", &state_arg],
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "Effective spare 0, lower than the spare 1",
+        "2 healthy members share card 0000:3b:00.",
+        "Last drill",
+        "bond drill passed, ended ",
+        "takeover 0.312s, failback 0.298s, 0 probes lost.",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // Read only: the one-shot commands left the history as it was.
+    assert_eq!(std::fs::read(&history).expect("history"), before);
+    // Without a state dir there is no history: "never", and explain says so.
+    let out = run(&net_args(&tree, &["status"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("bond:bond0"))
+        .unwrap_or_else(|| panic!("bond0 row: {text}"));
+    assert!(row.contains("  never"), "{row}");
+    let out = run(&net_args(&tree, &["explain", "bond:bond0"]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("None recorded"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

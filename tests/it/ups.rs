@@ -2,7 +2,7 @@
 //! UPSes on line, on battery, on low battery, a driver lost, upsd stopped, cross-checked with
 //! `upsc`. Every daemon is killed when its guard drops, also when a test panics.
 
-mod upsd;
+pub mod upsd;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

@@ -25,6 +25,7 @@ pub const MODULE_SETS: &[(&str, &[&str])] = &[
     ),
     ("ipmi", &["ipmi_si", "ipmi_devintf"]),
     ("nvme", &["nvme"]),
+    ("ahci", &["ahci", "sd_mod"]),
     (
         "drill",
         &[

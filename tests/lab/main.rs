@@ -69,6 +69,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("ipmi", scenarios::ipmi::run),
     ("smart", scenarios::smart::run),
     ("drill", scenarios::drill::run),
+    ("selftest", scenarios::drill::selftest),
 ];
 
 /// Scenarios whose harness code exists but which are not run yet, and why. Printed in every

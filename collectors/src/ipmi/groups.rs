@@ -151,6 +151,99 @@ fn failed_reading(e: &str) -> MemberHealth {
     MemberHealth::Unknown(format!("sensor reading failed: {e}"))
 }
 
+/// The PSU member a sensor belongs to (its key in instance order, and its name), if any.
+fn psu_member(r: &SensorRecord) -> Option<((u8, u8), String)> {
+    if r.entity_id == ENTITY_POWER_SUPPLY {
+        let owner = if r.entity_instance >= 0x60 {
+            r.owner_id
+        } else {
+            0
+        };
+        Some((
+            (r.entity_instance, owner),
+            format!("PSU{}", instance_label(r)),
+        ))
+    } else if is_psu_status(r) {
+        // A status sensor on another entity: the sensor is the member.
+        Some(((0x80 | (r.number & 0x7f), r.owner_id), r.name.clone()))
+    } else {
+        None
+    }
+}
+
+/// The capacity check's inputs for IPMI: `collectors.ipmi.psu_rated_watts` (IPMI has no
+/// standard record of a supply's rating, so it is never taken from the BMC) and the margin.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PsuRating {
+    pub rated_watts: Option<f64>,
+    pub margin_percent: f64,
+}
+
+/// Each PSU member's power reading in watts: its first threshold sensor in watts with a
+/// valid reading (on most BMCs the supply's input power).
+pub fn psu_watts(samples: &[Sample]) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for s in samples {
+        let r = &s.record;
+        let Some((_, name)) = psu_member(r) else {
+            continue;
+        };
+        if out.contains_key(&name) || !r.is_threshold() || r.unit() != "watts" {
+            continue;
+        }
+        let watts = s
+            .reading
+            .as_ref()
+            .ok()
+            .filter(|x| x.valid())
+            .and_then(|x| r.conversion.as_ref()?.convert(x.raw))
+            .filter(|w| w.is_finite() && *w >= 0.0);
+        if let Some(w) = watts {
+            out.insert(name, w);
+        }
+    }
+    out
+}
+
+/// The capacity check on the psu group when a rating is configured: load the PSUs' watts
+/// sensors ([`psu_watts`]), capacity the configured rating of each. Without a rating
+/// nothing is said (no guess from thresholds or sensor ranges).
+pub fn psu_capacity(groups: &mut [GroupReading], samples: &[Sample], rating: PsuRating) {
+    let Some(rated) = rating.rated_watts else {
+        return;
+    };
+    let watts = psu_watts(samples);
+    for g in groups.iter_mut().filter(|g| g.kind == "psu") {
+        let supplies: Vec<crate::topology::power::Supply> = g
+            .members
+            .iter()
+            .map(|m| crate::topology::power::Supply {
+                name: m.name.clone(),
+                healthy: m.health.counts_healthy(),
+                load_watts: watts.get(&m.name).copied(),
+                capacity_watts: Some(rated),
+            })
+            .collect();
+        g.capacity = crate::topology::power::capacity(&supplies, rating.margin_percent);
+    }
+}
+
+/// PSU members whose status sensor asserts an input loss (offsets 3 "AC lost", 4 "input
+/// lost or out of range", 5 "input out of range"): what [`crate::topology::FeedWatch`]
+/// compares between supplies.
+pub fn psu_input_lost(samples: &[Sample]) -> std::collections::BTreeSet<String> {
+    samples
+        .iter()
+        .filter(|s| is_psu_status(&s.record))
+        .filter(|s| {
+            s.reading
+                .as_ref()
+                .is_ok_and(|r| r.valid() && (3..=5).any(|bit| r.asserted(bit)))
+        })
+        .filter_map(|s| psu_member(&s.record).map(|(_, name)| name))
+        .collect()
+}
+
 /// The groups of one BMC.
 pub fn build_groups(naming: &Naming, samples: &[Sample]) -> Vec<GroupReading> {
     // PSU members by entity instance, in instance order.
@@ -181,25 +274,7 @@ pub fn build_groups(naming: &Naming, samples: &[Sample]) -> Vec<GroupReading> {
             }
             continue;
         }
-        if r.entity_id == ENTITY_POWER_SUPPLY || is_psu_status(r) {
-            let key = if r.entity_id == ENTITY_POWER_SUPPLY {
-                (
-                    r.entity_instance,
-                    if r.entity_instance >= 0x60 {
-                        r.owner_id
-                    } else {
-                        0
-                    },
-                )
-            } else {
-                // A status sensor on another entity: the sensor is the member.
-                (0x80 | (r.number & 0x7f), r.owner_id)
-            };
-            let name = if r.entity_id == ENTITY_POWER_SUPPLY {
-                format!("PSU{}", instance_label(r))
-            } else {
-                r.name.clone()
-            };
+        if let Some((key, name)) = psu_member(r) {
             let m = psus.entry(key).or_insert_with(|| MemberAcc::new(name));
             if is_psu_status(r) {
                 let (h, role) = match &s.reading {

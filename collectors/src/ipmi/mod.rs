@@ -75,6 +75,12 @@ pub struct IpmiConfig {
     /// Remote BMCs watched besides (or instead of) the host's own.
     #[serde(default)]
     pub bmcs: Vec<BmcConfig>,
+    /// Rated watts of each PSU, for the capacity check (IPMI does not say it).
+    #[serde(default)]
+    pub psu_rated_watts: Option<f64>,
+    /// Headroom the surviving PSUs must keep in the capacity check (default 0).
+    #[serde(default)]
+    pub psu_capacity_margin_percent: f64,
 }
 
 /// One remote BMC of `collectors.ipmi.bmcs`.
@@ -297,12 +303,26 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             chunk,
         ));
     }
+    let psu_rating = groups::PsuRating {
+        rated_watts: config.psu_rated_watts,
+        margin_percent: config.psu_capacity_margin_percent,
+    };
+    if psu_rating
+        .rated_watts
+        .is_some_and(|w| !(w.is_finite() && w > 0.0))
+        || !(0.0..100.0).contains(&psu_rating.margin_percent)
+    {
+        return Err(config_error(
+            "psu_rated_watts must be above 0; psu_capacity_margin_percent at least 0 and below 100",
+        ));
+    }
     Ok(Box::new(IpmiCollector {
         bmcs,
         in_band,
         sel_poll,
         wake: None,
         alive: Arc::new(()),
+        psu_rating,
     }))
 }
 
@@ -362,6 +382,8 @@ impl InBand {
 /// One BMC, its session and its SDR cache.
 pub struct Bmc {
     pub naming: Naming,
+    /// PSUs losing input together: a suspected shared feed (failure-domains.md).
+    feed_watch: crate::topology::FeedWatch,
     session: Session,
     chunk: u8,
     cache: Option<((u32, u32, u16), Vec<SensorRecord>)>,
@@ -486,6 +508,7 @@ impl Bmc {
     pub fn new(naming: Naming, session: Session, chunk: u8) -> Self {
         Bmc {
             naming,
+            feed_watch: crate::topology::FeedWatch::default(),
             session,
             chunk,
             cache: None,
@@ -926,6 +949,8 @@ pub struct IpmiCollector {
     wake: Option<Wake>,
     /// Held while the collector lives; the in-band device watcher stops when it is gone.
     alive: Arc<()>,
+    /// `psu_rated_watts` / `psu_capacity_margin_percent` of the capacity check.
+    pub psu_rating: groups::PsuRating,
 }
 
 impl IpmiCollector {
@@ -936,6 +961,7 @@ impl IpmiCollector {
             sel_poll: DEFAULT_SEL_POLL,
             wake: None,
             alive: Arc::new(()),
+            psu_rating: groups::PsuRating::default(),
         }
     }
 
@@ -950,12 +976,18 @@ impl IpmiCollector {
     }
 }
 
-fn run_bmc(b: &mut Bmc) -> (Result<BmcCycle, RequestError>, Collection) {
+fn run_bmc(b: &mut Bmc, rating: groups::PsuRating) -> (Result<BmcCycle, RequestError>, Collection) {
     let res = b.pass();
     let mut c = Collection::present();
     match &res {
         Ok(cycle) => {
             c.groups = groups::build_groups(&b.naming, &cycle.samples);
+            groups::psu_capacity(&mut c.groups, &cycle.samples, rating);
+            let lost = groups::psu_input_lost(&cycle.samples);
+            let now = std::time::Instant::now();
+            for g in c.groups.iter_mut().filter(|g| g.kind == "psu") {
+                b.feed_watch.observe(now, g, &lost);
+            }
             groups::sensor_readings(&b.naming, &cycle.samples, &mut c.readings);
             b.bmc_readings(true, cycle.skipped, &mut c.readings);
         }
@@ -1022,7 +1054,7 @@ impl IpmiCollector {
             (0, Some(e)) => Err(CollectError::Other(e)),
             (1, None) => {
                 let b = &mut self.bmcs[0];
-                let (res, c) = run_bmc(b);
+                let (res, c) = run_bmc(b, self.psu_rating);
                 match res {
                     Ok(_) => Ok(c),
                     Err(e) => Err(CollectError::Other(format!(
@@ -1034,12 +1066,13 @@ impl IpmiCollector {
             }
             (_, probe_error) => {
                 // Every BMC on its own thread: a hung one costs its timeout, not the others'.
+                let rating = self.psu_rating;
                 let results: Vec<(Result<BmcCycle, RequestError>, Collection)> =
                     std::thread::scope(|s| {
                         let handles: Vec<_> = self
                             .bmcs
                             .iter_mut()
-                            .map(|b| s.spawn(move || run_bmc(b)))
+                            .map(|b| s.spawn(move || run_bmc(b, rating)))
                             .collect();
                         handles
                             .into_iter()
@@ -1097,15 +1130,15 @@ mod tests {
 
     #[test]
     fn config_keys_parse_and_unknown_keys_are_refused() {
-        let ok: serde_yaml::Value = serde_yaml::from_str(
+        let ok: serde_norway::Value = serde_norway::from_str(
             "request_timeout: 1s\nretries: 2\nsel_poll_interval: 500ms\nbmcs: [{name: a, host: h, password_env: P}]",
         )
         .expect("yaml");
         let c: IpmiConfig = crate::parse_config("ipmi", Some(&ok)).expect("parses");
         assert_eq!(c.bmcs[0].password_env.as_deref(), Some("P"));
         assert_eq!(c.sel_poll_interval.as_deref(), Some("500ms"));
-        let bad: serde_yaml::Value =
-            serde_yaml::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
+        let bad: serde_norway::Value =
+            serde_norway::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
         assert!(crate::parse_config::<IpmiConfig>("ipmi", Some(&bad)).is_err());
     }
 }

@@ -51,6 +51,10 @@ pub struct RedfishConfig {
     /// PSU group → member → power feed (`A`, `B`), exported as `sparewatch_psu_feed_info`.
     #[serde(default)]
     pub feeds: BTreeMap<String, BTreeMap<String, String>>,
+    /// Headroom the surviving PSUs must keep in the capacity check (10: the load must fit
+    /// in 90 % of what is left after losing the largest supply). Default 0.
+    #[serde(default)]
+    pub psu_capacity_margin_percent: f64,
 }
 
 /// One BMC of `collectors.redfish.bmcs`.
@@ -230,6 +234,13 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     }
     let mut c = RedfishCollector::new(specs).map_err(config_error)?;
     c.feeds = config.feeds;
+    let margin = config.psu_capacity_margin_percent;
+    if !(0.0..100.0).contains(&margin) {
+        return Err(config_error(format!(
+            "psu_capacity_margin_percent must be at least 0 and below 100, not {margin}"
+        )));
+    }
+    c.capacity_margin_percent = margin;
     Ok(Box::new(c))
 }
 
@@ -327,6 +338,8 @@ pub struct Bmc {
     known: Vec<GroupReading>,
     /// The service advertised `$expand` but refused it once.
     expand_refused: bool,
+    /// PSUs of a chassis losing input together: a suspected shared feed.
+    feed_watch: crate::topology::FeedWatch,
     requests: u64,
     logins: u64,
     walks: u64,
@@ -353,6 +366,7 @@ impl Bmc {
             cycles_since_walk: 0,
             known: Vec::new(),
             expand_refused: false,
+            feed_watch: crate::topology::FeedWatch::default(),
             requests: 0,
             logins: 0,
             walks: 0,
@@ -584,7 +598,7 @@ impl Bmc {
         Ok(out)
     }
 
-    fn cycle(&mut self, out: &mut Collection) -> Result<(), BmcError> {
+    fn cycle(&mut self, out: &mut Collection, margin_percent: f64) -> Result<(), BmcError> {
         if matches!(self.auth, Auth::Pending) {
             self.login()?;
         }
@@ -606,6 +620,7 @@ impl Bmc {
                     (k, v.to_string()),
                 ]
             };
+            let mut consumed = None;
             let (mut supplies, red): (Vec<Supply>, Vec<Redundancy>) = match &c.psu {
                 PsuSource::None => (Vec::new(), Vec::new()),
                 PsuSource::Subsystem {
@@ -634,6 +649,7 @@ impl Bmc {
                     let b = self.get(p)?;
                     let pw = parse::power(&b, p).map_err(BmcError)?;
                     let lbl = vec![("bmc", bmc.clone()), ("chassis", c.id.clone())];
+                    consumed = pw.consumed_watts;
                     if let Some(w) = pw.consumed_watts {
                         out.readings.push(Reading::gauge(
                             "sparewatch_redfish_chassis_power_consumed_watts",
@@ -695,7 +711,19 @@ impl Bmc {
                     }
                 }
                 let name = format!("psu:{}{}", self.spec.group_prefix, c.id);
-                out.groups.push(parse::psu_group(name, &supplies, &red));
+                let mut g = parse::psu_group(name, &supplies, &red);
+                g.capacity = crate::topology::power::capacity(
+                    &parse::capacity_supplies(&supplies, consumed),
+                    margin_percent,
+                );
+                let lost = supplies
+                    .iter()
+                    .filter(|p| parse::input_lost(p))
+                    .map(|p| p.id.clone())
+                    .collect();
+                self.feed_watch
+                    .observe(std::time::Instant::now(), &mut g, &lost);
+                out.groups.push(g);
             }
             if !fans.is_empty() {
                 for f in &fans {
@@ -756,6 +784,8 @@ pub struct RedfishCollector {
     bmcs: Vec<Bmc>,
     /// PSU group → member → feed.
     pub feeds: BTreeMap<String, BTreeMap<String, String>>,
+    /// `psu_capacity_margin_percent` of the capacity check.
+    pub capacity_margin_percent: f64,
 }
 
 impl RedfishCollector {
@@ -763,6 +793,7 @@ impl RedfishCollector {
         Ok(RedfishCollector {
             bmcs: specs.into_iter().map(Bmc::new).collect::<Result<_, _>>()?,
             feeds: BTreeMap::new(),
+            capacity_margin_percent: 0.0,
         })
     }
 }
@@ -772,6 +803,7 @@ impl Collector for RedfishCollector {
         if self.bmcs.is_empty() {
             return Ok(Collection::not_present());
         }
+        let margin = self.capacity_margin_percent;
         let results: Vec<(Collection, Result<(), BmcError>)> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .bmcs
@@ -779,7 +811,7 @@ impl Collector for RedfishCollector {
                 .map(|b| {
                     s.spawn(move || {
                         let mut c = Collection::present();
-                        let r = b.cycle(&mut c);
+                        let r = b.cycle(&mut c, margin);
                         if r.is_err() {
                             // Re-walk and re-decide the login after any failure.
                             b.layout = None;
@@ -815,6 +847,8 @@ impl Collector for RedfishCollector {
                     for g in &b.known {
                         let mut g = g.clone();
                         g.stated = None;
+                        // Watts of a BMC that does not answer are not known now.
+                        g.capacity = None;
                         for m in &mut g.members {
                             m.health = MemberHealth::Unknown(format!("BMC not answering: {why}"));
                         }
@@ -856,6 +890,13 @@ impl Collector for RedfishCollector {
         }
         if errors.len() == self.bmcs.len() {
             return Err(CollectError::Other(errors.join("; ")));
+        }
+        // The configured feed of each PSU is its `feed` failure domain (as hwmon's
+        // `psu_feeds`): two PSUs of one group on one feed leave effective spare 0.
+        for g in out.groups.iter_mut().filter(|g| g.kind == "psu") {
+            if let Some(members) = self.feeds.get(&g.name) {
+                crate::topology::annotate_psu_feeds(members, g);
+            }
         }
         for (group, members) in &self.feeds {
             let Some(g) = out.groups.iter().find(|g| &g.name == group) else {

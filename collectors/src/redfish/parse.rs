@@ -225,6 +225,9 @@ pub struct Supply {
     pub capacity_watts: Option<f64>,
     /// `PowerInputWatts` (deprecated schema).
     pub input_watts: Option<f64>,
+    /// `LastPowerOutputWatts` (deprecated schema): what it delivers, comparable with
+    /// `PowerCapacityWatts` (its rated output).
+    pub output_watts: Option<f64>,
 }
 
 pub fn supply(v: &Value, index: usize) -> Supply {
@@ -241,6 +244,7 @@ pub fn supply(v: &Value, index: usize) -> Supply {
         line_input_voltage: n(v, "LineInputVoltage"),
         capacity_watts: n(v, "PowerCapacityWatts"),
         input_watts: n(v, "PowerInputWatts"),
+        output_watts: n(v, "LastPowerOutputWatts"),
     }
 }
 
@@ -409,6 +413,52 @@ fn state_of(st: &Status) -> Result<Role, MemberHealth> {
     }
 }
 
+/// The PSUs of one chassis for the capacity check ([`crate::topology::power::capacity`]):
+/// rating `PowerCapacityWatts`; load `LastPowerOutputWatts`, else `PowerInputWatts` (input
+/// is larger than output by the losses: the check errs on the side of "too weak"). When no
+/// healthy supply reports its own load, the chassis' `PowerConsumedWatts` (`consumed`) is
+/// the total load, split evenly (only the sum is compared). Nothing is guessed: a rating
+/// or load still missing is reported as unknown by the check.
+pub fn capacity_supplies(
+    supplies: &[Supply],
+    consumed: Option<f64>,
+) -> Vec<crate::topology::power::Supply> {
+    let mut out: Vec<crate::topology::power::Supply> = supplies
+        .iter()
+        .map(|p| crate::topology::power::Supply {
+            name: p.id.clone(),
+            healthy: supply_health(p).1.counts_healthy(),
+            load_watts: p.output_watts.or(p.input_watts),
+            capacity_watts: p.capacity_watts,
+        })
+        .collect();
+    let healthy = out.iter().filter(|s| s.healthy).count();
+    let consumed = consumed.filter(|w| w.is_finite() && *w >= 0.0);
+    if let Some(total) = consumed {
+        if healthy > 0
+            && out
+                .iter()
+                .filter(|s| s.healthy)
+                .all(|s| s.load_watts.is_none())
+        {
+            for s in out.iter_mut().filter(|s| s.healthy) {
+                s.load_watts = Some(total / healthy as f64);
+            }
+        }
+    }
+    out
+}
+
+/// The supply has lost its AC input (`LineInputStatus` `NoInput`/`LossOfInput`/`OutOfRange`,
+/// or `LineInputVoltage` 0 where there is no status): what [`crate::topology::FeedWatch`]
+/// compares between supplies.
+pub fn input_lost(p: &Supply) -> bool {
+    match p.line_input.as_deref() {
+        Some(li) => matches!(li, "NoInput" | "LossOfInput" | "OutOfRange"),
+        None => p.line_input_voltage == Some(0.0),
+    }
+}
+
 /// Role and health of a PSU.
 pub fn supply_health(p: &Supply) -> (Role, MemberHealth) {
     let role = match state_of(&p.status) {
@@ -509,6 +559,35 @@ mod tests {
 
     fn sup(v: &str) -> Supply {
         supply(&serde_json::from_str::<Value>(v).unwrap(), 0)
+    }
+
+    #[test]
+    fn capacity_supplies_output_then_input_then_chassis() {
+        let mut a = sup(
+            r#"{"MemberId":"PS1","PowerCapacityWatts":800,"PowerInputWatts":600,"LastPowerOutputWatts":550,"Status":{"State":"Enabled","Health":"OK"}}"#,
+        );
+        let b = sup(
+            r#"{"MemberId":"PS2","PowerCapacityWatts":800,"PowerInputWatts":600,"Status":{"State":"Enabled","Health":"OK"}}"#,
+        );
+        let c = capacity_supplies(&[a.clone(), b.clone()], Some(2000.0));
+        // Own readings win over the chassis: output first, else input.
+        assert_eq!(
+            (c[0].load_watts, c[1].load_watts),
+            (Some(550.0), Some(600.0))
+        );
+        a.output_watts = None;
+        a.input_watts = None;
+        let mut b2 = b.clone();
+        b2.input_watts = None;
+        // No supply says its load: the chassis' consumed watts, split over the healthy ones.
+        let c = capacity_supplies(&[a.clone(), b2.clone()], Some(1100.0));
+        assert_eq!(
+            (c[0].load_watts, c[1].load_watts),
+            (Some(550.0), Some(550.0))
+        );
+        // Neither: unknown, never guessed.
+        let c = capacity_supplies(&[a, b2], None);
+        assert_eq!((c[0].load_watts, c[1].load_watts), (None, None));
     }
 
     #[test]

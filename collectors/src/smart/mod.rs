@@ -414,6 +414,26 @@ fn disk_readings(d: &Disk, at_risk: bool, out: &mut Vec<Reading>) {
             out.push(Reading::gauge(name, help, dev(&d.id), v));
         }
     }
+    if let Some(t) = &r.last_selftest {
+        out.push(Reading::gauge(
+            "sparewatch_smart_selftest_last_result",
+            "The newest entry of the disk's self-test log: its test and result (passed, failed, aborted, in_progress, unknown). A failed newest test makes the disk at risk.",
+            vec![
+                ("device", d.id.clone()),
+                ("test", t.test.clone()),
+                ("result", t.result.as_str().to_string()),
+            ],
+            1.0,
+        ));
+        if let Some(h) = t.power_on_hours_ago {
+            out.push(Reading::gauge(
+                "sparewatch_smart_selftest_last_age_power_on_seconds",
+                "Power-on time of the disk since its newest self-test ran (the drive logs power-on hours, not wall time).",
+                dev(&d.id),
+                h as f64 * 3600.0,
+            ));
+        }
+    }
 }
 
 impl Collector for SmartCollector {

@@ -101,6 +101,120 @@ pub struct DiskReport {
     pub nvme_available_spare_threshold: Option<f64>,
     pub nvme_percentage_used: Option<f64>,
     pub scsi_grown_defects: Option<u64>,
+    /// The newest entry of the drive's self-test log (ATA or NVMe), when it has one.
+    pub last_selftest: Option<SelfTest>,
+}
+
+/// How a self-test ended, from its status code (ATA: the high nibble of the log entry's
+/// status byte, ACS-3 "SMART self-test log"; NVMe: the result nibble of the Device
+/// Self-test log entry, NVMe base spec 5.14.1.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTestResult {
+    Passed,
+    /// The drive found a fault (read, servo, electrical, handling damage, fatal error).
+    Failed,
+    /// Aborted or interrupted by the host, a reset or a format: says nothing of the disk.
+    Aborted,
+    InProgress,
+    /// A code neither spec names.
+    Unknown,
+}
+
+impl SelfTestResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelfTestResult::Passed => "passed",
+            SelfTestResult::Failed => "failed",
+            SelfTestResult::Aborted => "aborted",
+            SelfTestResult::InProgress => "in_progress",
+            SelfTestResult::Unknown => "unknown",
+        }
+    }
+
+    fn ata(status: u64) -> Self {
+        match status >> 4 {
+            0 => SelfTestResult::Passed,
+            1 | 2 => SelfTestResult::Aborted,
+            3..=8 => SelfTestResult::Failed,
+            15 => SelfTestResult::InProgress,
+            _ => SelfTestResult::Unknown,
+        }
+    }
+
+    fn nvme(result: u64) -> Self {
+        match result & 0xf {
+            0 => SelfTestResult::Passed,
+            1..=4 | 8 | 9 => SelfTestResult::Aborted,
+            5..=7 => SelfTestResult::Failed,
+            _ => SelfTestResult::Unknown,
+        }
+    }
+}
+
+/// The newest self-test the drive logged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelfTest {
+    /// smartctl's name of the test: `Short offline`, `Extended offline`, `Short`.
+    pub test: String,
+    pub result: SelfTestResult,
+    /// smartctl's text of the status: `Completed: read failure`.
+    pub status: String,
+    /// Power-on hours since the test ran, when the drive's power-on time is known.
+    pub power_on_hours_ago: Option<u64>,
+    /// First failing LBA, when the drive logged one.
+    pub lba: Option<u64>,
+}
+
+/// ATA logs the power-on hours of a self-test in 16 bits: a drive past 65535 hours logs
+/// them modulo 65536 (seen in a scrutiny capture: 65592 power-on hours, newest test at 42).
+fn hours_ago(now: Option<f64>, at: u64, wraps_at_16_bits: bool) -> Option<u64> {
+    let now = now.filter(|h| *h >= 0.0)? as u64;
+    // Below 65536 power-on hours nothing has wrapped: a logged time after now is no answer
+    // (QEMU's emulated disk logs every test at 4660 hours, whatever its power-on time).
+    if wraps_at_16_bits && now > 0xffff && at <= 0xffff {
+        Some(now.wrapping_sub(at) & 0xffff)
+    } else {
+        now.checked_sub(at)
+    }
+}
+
+fn last_selftest(v: &Value, power_on_hours: Option<f64>) -> Option<SelfTest> {
+    if let Some(e) = v
+        .pointer("/ata_smart_self_test_log/standard/table")
+        .and_then(Value::as_array)
+        .and_then(|t| t.first())
+    {
+        let code = u64_at(e, "/status/value")?;
+        return Some(SelfTest {
+            test: str_at(e, "/type/string").unwrap_or_default(),
+            result: SelfTestResult::ata(code),
+            status: str_at(e, "/status/string").unwrap_or_default(),
+            power_on_hours_ago: u64_at(e, "/lifetime_hours")
+                .and_then(|at| hours_ago(power_on_hours, at, true)),
+            lba: u64_at(e, "/lba"),
+        });
+    }
+    let log = v.pointer("/nvme_self_test_log")?;
+    // A test running now is in the header, not the table.
+    if u64_at(log, "/current_self_test_operation/value").is_some_and(|op| op != 0) {
+        return Some(SelfTest {
+            test: str_at(log, "/current_self_test_operation/string").unwrap_or_default(),
+            result: SelfTestResult::InProgress,
+            status: "in progress".to_string(),
+            power_on_hours_ago: None,
+            lba: None,
+        });
+    }
+    let e = log.pointer("/table").and_then(Value::as_array)?.first()?;
+    let code = u64_at(e, "/self_test_result/value")?;
+    Some(SelfTest {
+        test: str_at(e, "/self_test_code/string").unwrap_or_default(),
+        result: SelfTestResult::nvme(code),
+        status: str_at(e, "/self_test_result/string").unwrap_or_default(),
+        power_on_hours_ago: u64_at(e, "/power_on_hours")
+            .and_then(|at| hours_ago(power_on_hours, at, false)),
+        lba: u64_at(e, "/lba/value").or_else(|| u64_at(e, "/lba")),
+    })
 }
 
 fn str_at(v: &Value, ptr: &str) -> Option<String> {
@@ -206,6 +320,7 @@ pub fn parse_report(bytes: &[u8], exit_status: i32) -> Result<DiskReport, Collec
         r.temperature_celsius = f64_at(&v, &format!("{nvme}/temperature"));
     }
     r.scsi_grown_defects = u64_at(&v, "/scsi_grown_defect_list");
+    r.last_selftest = last_selftest(&v, r.power_on_hours);
     Ok(r)
 }
 
@@ -307,6 +422,22 @@ pub fn risk_reasons(r: &DiskReport, limits: &Limits) -> Vec<String> {
         "media errors",
         &mut why,
     );
+    // Only the newest test counts: a failure a later passing test superseded is history.
+    if let Some(t) = r
+        .last_selftest
+        .as_ref()
+        .filter(|t| t.result == SelfTestResult::Failed)
+    {
+        why.push(format!(
+            "last self-test failed: {} ({}{}{})",
+            t.status,
+            t.test,
+            t.lba.map(|l| format!(", LBA {l}")).unwrap_or_default(),
+            t.power_on_hours_ago
+                .map(|h| format!(", {h} power-on hours ago"))
+                .unwrap_or_default()
+        ));
+    }
     why
 }
 
@@ -426,6 +557,110 @@ mod tests {
         assert_eq!(scsi_address_host("4:2:0:0"), Some(4));
         assert_eq!(scsi_address_host("4:2:0"), None);
         assert_eq!(megaraid_key(0, 12), "megaraid:0:12");
+    }
+
+    #[test]
+    fn ata_selftest_log_newest_entry_counts() {
+        // The shape smartctl 7 prints (seen in scrutiny's smart-fail2.json capture):
+        // newest entry first, status value and text, lifetime hours, LBA on a failure.
+        let j = br#"{"power_on_time":{"hours":1500},
+            "ata_smart_self_test_log":{"standard":{"revision":1,"table":[
+              {"type":{"value":2,"string":"Extended offline"},
+               "status":{"value":121,"string":"Completed: read failure","remaining_percent":90,"passed":false},
+               "lifetime_hours":1490,"lba":104870168},
+              {"type":{"value":1,"string":"Short offline"},
+               "status":{"value":0,"string":"Completed without error","passed":true},"lifetime_hours":1000}
+            ],"count":2,"error_count_total":1,"error_count_outdated":0}}}"#;
+        let r = parse_report(j, 0).expect("parses");
+        let t = r.last_selftest.clone().expect("a self-test");
+        assert_eq!(t.result, SelfTestResult::Failed);
+        assert_eq!(t.test, "Extended offline");
+        assert_eq!(t.power_on_hours_ago, Some(10));
+        assert_eq!(t.lba, Some(104870168));
+        assert_eq!(
+            risk_reasons(&r, &Limits::default()),
+            vec!["last self-test failed: Completed: read failure (Extended offline, LBA 104870168, 10 power-on hours ago)".to_string()]
+        );
+        // A failure superseded by a later passing test is history.
+        let j = br#"{"power_on_time":{"hours":1500},
+            "ata_smart_self_test_log":{"standard":{"table":[
+              {"type":{"value":1,"string":"Short offline"},"status":{"value":0,"string":"Completed without error","passed":true},"lifetime_hours":1499},
+              {"type":{"value":2,"string":"Extended offline"},"status":{"value":121,"string":"Completed: read failure","passed":false},"lifetime_hours":1490}
+            ]}}}"#;
+        let r = parse_report(j, 0).expect("parses");
+        assert_eq!(
+            r.last_selftest.as_ref().map(|t| t.result),
+            Some(SelfTestResult::Passed)
+        );
+        assert!(risk_reasons(&r, &Limits::default()).is_empty());
+    }
+
+    #[test]
+    fn ata_selftest_codes_and_16_bit_hours() {
+        for (code, want) in [
+            (0, SelfTestResult::Passed),
+            (16, SelfTestResult::Aborted),
+            (33, SelfTestResult::Aborted),
+            (48, SelfTestResult::Failed),
+            (121, SelfTestResult::Failed),
+            (130, SelfTestResult::Failed),
+            (249, SelfTestResult::InProgress),
+            (160, SelfTestResult::Unknown),
+        ] {
+            assert_eq!(SelfTestResult::ata(code), want, "{code}");
+        }
+        // 65592 power-on hours, the test logged at 42 (65578 modulo 65536): 14 hours ago.
+        assert_eq!(hours_ago(Some(65592.0), 42, true), Some(14));
+        assert_eq!(hours_ago(Some(100.0), 90, true), Some(10));
+        assert_eq!(hours_ago(None, 90, true), None);
+        assert_eq!(hours_ago(Some(100.0), 4660, true), None);
+        // NVMe logs 64-bit hours: a later value than now is no answer, not a wrap.
+        assert_eq!(hours_ago(Some(100.0), 190, false), None);
+        // An aborted or running test is no news of the disk.
+        let j = br#"{"ata_smart_self_test_log":{"standard":{"table":[
+              {"type":{"value":1,"string":"Short offline"},"status":{"value":33,"string":"Interrupted (host reset)","passed":false},"lifetime_hours":7}]}}}"#;
+        let r = parse_report(j, 0).expect("parses");
+        assert_eq!(
+            r.last_selftest.as_ref().map(|t| t.result),
+            Some(SelfTestResult::Aborted)
+        );
+        assert!(risk_reasons(&r, &Limits::default()).is_empty());
+        // An empty log (count 0, no table: netdata's device-hdd-sda.json) has no last test.
+        let j = br#"{"ata_smart_self_test_log":{"standard":{"revision":1,"count":0}}}"#;
+        assert_eq!(parse_report(j, 0).expect("parses").last_selftest, None);
+    }
+
+    #[test]
+    fn nvme_selftest_log() {
+        let j = br#"{"power_on_time":{"hours":300},
+            "nvme_self_test_log":{"current_self_test_operation":{"value":0,"string":"No self-test in progress"},
+              "table":[{"self_test_code":{"value":1,"string":"Short"},
+                        "self_test_result":{"value":7,"string":"Completed: failed segments"},
+                        "power_on_hours":295,"segment":2,"lba":{"value":4096}},
+                       {"self_test_code":{"value":1,"string":"Short"},
+                        "self_test_result":{"value":0,"string":"Completed without error"},"power_on_hours":10}]}}"#;
+        let r = parse_report(j, 0).expect("parses");
+        let t = r.last_selftest.clone().expect("a self-test");
+        assert_eq!(t.result, SelfTestResult::Failed);
+        assert_eq!((t.power_on_hours_ago, t.lba), (Some(5), Some(4096)));
+        assert_eq!(risk_reasons(&r, &Limits::default()).len(), 1);
+        let j = br#"{"nvme_self_test_log":{"current_self_test_operation":{"value":1,"string":"Short self-test in progress"},
+              "current_self_test_completion_percent":30,"table":[]}}"#;
+        let r = parse_report(j, 0).expect("parses");
+        assert_eq!(
+            r.last_selftest.map(|t| t.result),
+            Some(SelfTestResult::InProgress)
+        );
+        for (code, want) in [
+            (0, SelfTestResult::Passed),
+            (2, SelfTestResult::Aborted),
+            (5, SelfTestResult::Failed),
+            (6, SelfTestResult::Failed),
+            (9, SelfTestResult::Aborted),
+            (15, SelfTestResult::Unknown),
+        ] {
+            assert_eq!(SelfTestResult::nvme(code), want, "{code}");
+        }
     }
 
     #[test]

@@ -291,6 +291,83 @@ pub fn annotate_psu_feeds(feeds: &BTreeMap<String, String>, g: &mut GroupReading
     }
 }
 
+/// "Two PSUs losing AC within seconds of each other": the sign of two supplies on one feed
+/// that the config does not know about (or maps wrongly). The collector tells, per cycle,
+/// which PSUs of a group have lost their input (Redfish `LineInputStatus`
+/// `NoInput`/`LossOfInput`/`OutOfRange` or `LineInputVoltage` 0); a PSU is *newly* lost at
+/// the first cycle it is seen so. Two PSUs of one group newly lost at most
+/// [`FeedWatch::WINDOW`] apart (which includes "in the same cycle": a poll cannot tell closer
+/// apart) are a suspected shared feed: both get the `feed` domain
+/// `suspected:<first>+<second>` for [`FeedWatch::HOLD`] after the event, so once they are
+/// healthy again the effective spare is 0 and the hidden-single-point alert names them.
+/// Kept in memory: a restart forgets the suspicion.
+#[derive(Debug, Default)]
+pub struct FeedWatch {
+    /// (group, member) → when it was first seen without input, while it stays so.
+    lost: BTreeMap<(String, String), std::time::Instant>,
+    /// group → (when, first member, second member) of each suspicion.
+    suspected: BTreeMap<String, Vec<(std::time::Instant, String, String)>>,
+}
+
+impl FeedWatch {
+    pub const WINDOW: Duration = Duration::from_secs(10);
+    pub const HOLD: Duration = Duration::from_secs(24 * 3600);
+
+    /// One cycle of group `g`: `ac_lost` names its members without input now.
+    pub fn observe(
+        &mut self,
+        now: std::time::Instant,
+        g: &mut GroupReading,
+        ac_lost: &std::collections::BTreeSet<String>,
+    ) {
+        let group = g.name.clone();
+        self.lost
+            .retain(|(gr, m), _| gr != &group || ac_lost.contains(m));
+        let mut newly = Vec::new();
+        for m in ac_lost {
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                self.lost.entry((group.clone(), m.clone()))
+            {
+                e.insert(now);
+                newly.push(m.clone());
+            }
+        }
+        for m in &newly {
+            for ((gr, other), at) in &self.lost {
+                if gr != &group || other == m {
+                    continue;
+                }
+                // A pair newly lost in one cycle is recorded once, in name order.
+                if newly.contains(other) && other > m {
+                    continue;
+                }
+                if now.saturating_duration_since(*at) <= Self::WINDOW {
+                    let (a, b) = if other < m { (other, m) } else { (m, other) };
+                    let list = self.suspected.entry(group.clone()).or_default();
+                    list.retain(|(_, x, y)| !(x == a && y == b));
+                    list.push((now, a.clone(), b.clone()));
+                }
+            }
+        }
+        if let Some(list) = self.suspected.get_mut(&group) {
+            list.retain(|(at, _, _)| now.saturating_duration_since(*at) <= Self::HOLD);
+            for (_, a, b) in list.iter() {
+                let d = FailureDomain::new(FEED, format!("suspected:{a}+{b}"));
+                for m in g
+                    .members
+                    .iter_mut()
+                    .filter(|m| &m.name == a || &m.name == b)
+                {
+                    m.add_domains([d.clone()]);
+                }
+            }
+            if list.is_empty() {
+                self.suspected.remove(&group);
+            }
+        }
+    }
+}
+
 /// LLDP neighbours asked from lldpd at most once per [`LldpCache::MAX_AGE`]: a link event
 /// re-collects the net collector at once, and must not wait for lldpcli (tens of ms) each
 /// time; switches send LLDP every 30 s anyway, so a neighbour cannot be fresher than that.
@@ -391,6 +468,78 @@ mod tests {
             "sys/class/fc_host/host3/fabric_name",
             "0x100000051e0c5f21",
         );
+    }
+
+    fn psu_group(names: &[&str]) -> GroupReading {
+        let mut g = GroupReading::new("psu:chassis", "psu", 1);
+        for n in names {
+            g.members.push(crate::MemberReading::new(
+                (*n).to_string(),
+                crate::Role::Active,
+                crate::MemberHealth::Healthy,
+            ));
+        }
+        g
+    }
+
+    fn feeds_of(g: &GroupReading, member: &str) -> Vec<String> {
+        g.members
+            .iter()
+            .find(|m| m.name == member)
+            .map(|m| {
+                m.domains
+                    .iter()
+                    .filter(|d| d.kind == FEED)
+                    .map(|d| d.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn two_psus_losing_input_together_are_a_suspected_shared_feed() {
+        let t0 = std::time::Instant::now();
+        let lost = |v: &[&str]| -> std::collections::BTreeSet<String> {
+            v.iter().map(|s| s.to_string()).collect()
+        };
+        // Both in one cycle.
+        let mut w = FeedWatch::default();
+        let mut g = psu_group(&["PS1", "PS2", "PS3"]);
+        w.observe(t0, &mut g, &lost(&["PS1", "PS2"]));
+        assert_eq!(feeds_of(&g, "PS1"), ["suspected:PS1+PS2"]);
+        assert_eq!(feeds_of(&g, "PS3"), Vec::<String>::new());
+        // Back: still suspected, and effective-spare-relevant now that they are healthy.
+        let mut g = psu_group(&["PS1", "PS2", "PS3"]);
+        w.observe(t0 + Duration::from_secs(60), &mut g, &lost(&[]));
+        assert_eq!(feeds_of(&g, "PS2"), ["suspected:PS1+PS2"]);
+        // Forgotten after the hold.
+        let mut g = psu_group(&["PS1", "PS2", "PS3"]);
+        w.observe(
+            t0 + FeedWatch::HOLD + Duration::from_secs(1),
+            &mut g,
+            &lost(&[]),
+        );
+        assert_eq!(feeds_of(&g, "PS1"), Vec::<String>::new());
+
+        // Five seconds apart: suspected; a minute apart: not (a feed and then another).
+        let mut w = FeedWatch::default();
+        let mut g = psu_group(&["PS1", "PS2"]);
+        w.observe(t0, &mut g, &lost(&["PS2"]));
+        assert!(feeds_of(&g, "PS2").is_empty());
+        w.observe(t0 + Duration::from_secs(5), &mut g, &lost(&["PS1", "PS2"]));
+        assert_eq!(feeds_of(&g, "PS1"), ["suspected:PS1+PS2"]);
+        let mut w = FeedWatch::default();
+        let mut g = psu_group(&["PS1", "PS2"]);
+        w.observe(t0, &mut g, &lost(&["PS1"]));
+        w.observe(t0 + Duration::from_secs(60), &mut g, &lost(&["PS1", "PS2"]));
+        assert!(feeds_of(&g, "PS1").is_empty() && feeds_of(&g, "PS2").is_empty());
+        // One PSU losing input twice is not a pair.
+        let mut w = FeedWatch::default();
+        let mut g = psu_group(&["PS1", "PS2"]);
+        w.observe(t0, &mut g, &lost(&["PS1"]));
+        w.observe(t0 + Duration::from_secs(1), &mut g, &lost(&[]));
+        w.observe(t0 + Duration::from_secs(2), &mut g, &lost(&["PS1"]));
+        assert!(feeds_of(&g, "PS1").is_empty());
     }
 
     #[test]

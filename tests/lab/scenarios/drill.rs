@@ -361,3 +361,95 @@ fn result_detail(out: &str) -> String {
         .map(|(_, d)| d.to_string())
         .unwrap_or_default()
 }
+
+/// Scenario `selftest`: md0, a RAID1 of two virtio disks with a hot spare on an AHCI disk
+/// (QEMU's emulated ATA disk implements SMART and logs self-tests, hw/ide/core.c). The md
+/// drill's check never reads the spare; the drill starts `smartctl -t short` on it, and the
+/// agent's smart collector, running the real smartctl, reads the result back from the log.
+pub fn selftest(lab: &Lab, report: &mut Report) -> Result<()> {
+    const T: &str = "selftest";
+    let dir = lab.dir.path().join("selftest-disks");
+    fs::create_dir_all(&dir)?;
+    let mut args = Vec::new();
+    for name in ["r1a", "r1b", "spare"] {
+        let p = dir.join(format!("{name}.img"));
+        fs::File::create(&p)?.set_len(DISK_MIB << 20)?;
+        args.extend([
+            "-drive".to_string(),
+            format!("if=none,id=d-{name},file={},format=raw", p.display()),
+        ]);
+    }
+    args.extend(
+        [
+            "-device",
+            "virtio-blk-pci,drive=d-r1a,serial=lab-r1a",
+            "-device",
+            "virtio-blk-pci,drive=d-r1b,serial=lab-r1b",
+            "-device",
+            "ahci,id=ahci",
+            "-device",
+            "ide-hd,drive=d-spare,bus=ahci.0,serial=LABSPARE0001",
+        ]
+        .map(String::from),
+    );
+    let result = (|| {
+        let mut vm = Vm::boot(lab, T, &["md", "ahci"], 256, &args)?;
+        vm.sh_ok(
+            "for i in $(seq 100); do [ -b /dev/sda ] && [ -b /dev/vda ] && [ -b /dev/vdb ] && break; sleep 0.1; done; \
+             [ -b /dev/sda ] && [ -b /dev/vda ] && [ -b /dev/vdb ]",
+        )
+        .context("the disks did not appear")?;
+        vm.sh_ok(
+            "mdadm --create /dev/md0 --run --quiet --metadata=1.2 --level=1 --raid-devices=2 \
+             --assume-clean /dev/vda /dev/vdb --spare-devices=1 /dev/sda",
+        )?;
+        vm.start_agent(&agent_config("collectors:\n  smart:\n    interval: 2s\n"))?;
+        vm.wait_state("md:md0", "redundant", STEP_TIMEOUT_S)?;
+        // The fresh disk's log is empty: no self-test result yet.
+        let (_, m) = vm
+            .wait_metric(
+                STEP_TIMEOUT_S,
+                "sparewatch_smart_at_risk",
+                0.0,
+                &[("device", "sda")],
+            )
+            .context("the smart collector never reported the AHCI disk")?;
+        ensure!(
+            m.value(
+                "sparewatch_smart_selftest_last_result",
+                &[("device", "sda"), ("result", "passed")]
+            )
+            .is_err(),
+            "a self-test result before any test ran"
+        );
+        report.step(
+            T,
+            "md0 over vda+vdb, spare sda (AHCI), log empty",
+            "redundant",
+            None,
+        );
+
+        vm.mark()?;
+        let (st, out) = drill(&mut vm, "md:md0", "")?;
+        ensure!(st == 0, "the md drill failed ({st}): {out}");
+        ensure!(
+            out.contains("SMART short self-test started on sda (sda)"),
+            "the drill did not self-test the spare: {out}"
+        );
+        let (ms, _) = vm.wait_metric(
+            STEP_TIMEOUT_S,
+            "sparewatch_smart_selftest_last_result",
+            1.0,
+            &[("device", "sda"), ("result", "passed")],
+        )?;
+        report.step(
+            T,
+            "md drill: scrub, then smartctl -t short on spare sda; agent reads the log",
+            "passed",
+            Some(ms),
+        );
+        vm.finish()
+    })();
+    fs::remove_dir_all(&dir)?;
+    result
+}
