@@ -240,9 +240,22 @@ fn one_link_event_among(interfaces: usize) {
     let (before, after, took) = std::thread::spawn(move || {
         nix::sched::setns(&netns_file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
         wait_for(REDUNDANT, Duration::from_secs(60));
-        // Let the start-up events (interfaces coming up) settle.
-        std::thread::sleep(Duration::from_millis(1500));
-        let before = get_metrics().expect("metrics");
+        // Let the start-up events (interfaces coming up, a full pass after a netlink
+        // overflow) settle: both counters unchanged over 2 s, on a loaded machine too.
+        let full = "sparewatch_net_full_passes_total";
+        let read = "sparewatch_net_interfaces_read_total";
+        let settle = Instant::now();
+        let mut before = get_metrics().expect("metrics");
+        loop {
+            std::thread::sleep(Duration::from_secs(2));
+            let now = get_metrics().expect("metrics");
+            let still = counter(&now, full) == counter(&before, full)
+                && counter(&now, read) == counter(&before, read);
+            before = now;
+            if still || settle.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+        }
         let t0 = Instant::now();
         ip(&["-n", &ns_name, "link", "set", "swa1", "down"]);
         let took = wait_for(NO_REDUNDANCY, Duration::from_secs(10)).duration_since(t0);
