@@ -124,6 +124,117 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// node_exporter scrapes at most this many times (each costs it ~40 ms at 500 NICs).
+const NE_SCRAPES: usize = 500;
+const ARRAYS: usize = 64;
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// One exporter, scraped `n` times after it is ready.
+struct ScrapeRun {
+    lat: Vec<Duration>,
+    bytes: usize,
+    cpu_per_scrape: Duration,
+    rss_kib: u64,
+    hwm_kib: u64,
+    /// RSS by mapping kind, from /proc/PID/smaps after the scrapes.
+    smaps: Vec<(&'static str, u64)>,
+}
+
+/// RSS (KiB) by kind of mapping: the executable's own pages, shared libraries, the brk
+/// heap, and anonymous maps (malloc arenas, thread stacks).
+fn smaps_breakdown(pid: u32) -> Vec<(&'static str, u64)> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut sums = [
+        ("binary", 0),
+        ("libraries", 0),
+        ("heap", 0),
+        ("anonymous", 0),
+    ];
+    let mut kind = 3;
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            let path = line.split_whitespace().nth(5).unwrap_or("");
+            kind = if !path.is_empty() && Path::new(path) == exe {
+                0
+            } else if path.starts_with('/') {
+                1
+            } else if path == "[heap]" {
+                2
+            } else {
+                3
+            };
+        } else if first == "Rss:" {
+            sums[kind].1 += f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    sums.to_vec()
+}
+
+impl ScrapeRun {
+    fn smaps_line(&self, who: &str) -> String {
+        let parts: Vec<String> = self
+            .smaps
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1} MiB", *v as f64 / 1024.0))
+            .collect();
+        format!(
+            "{who} RSS by mapping after the scrapes: {}.\n",
+            parts.join(", ")
+        )
+    }
+
+    fn row(&self, what: &str) -> String {
+        format!(
+            "| {what}, {} scrapes ({} KiB) | {} | {} | {} | {} | {:.1} MiB ({:.1} MiB) |\n",
+            self.lat.len(),
+            self.bytes / 1024,
+            fmt_ms(percentile(&self.lat, 0.5)),
+            fmt_ms(percentile(&self.lat, 0.99)),
+            fmt_ms(*self.lat.last().unwrap_or(&Duration::ZERO)),
+            fmt_ms(self.cpu_per_scrape),
+            self.rss_kib as f64 / 1024.0,
+            self.hwm_kib as f64 / 1024.0,
+        )
+    }
+}
+
+fn scrape_run(cmd: &mut Command, extra: &[&str], ready: &str, n: usize) -> ScrapeRun {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let p = Proc(
+        cmd.args(extra)
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("exporter starts"),
+    );
+    wait_ready(&addr, ready);
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = p.0.id();
+    let before = cpu_ticks(pid);
+    let (lat, bytes) = scrape_latencies(&addr, n);
+    let ticks = cpu_ticks(pid) - before;
+    let cpu_per_scrape =
+        Duration::from_secs_f64(ticks as f64 / ticks_per_second() / n.max(1) as f64);
+    let (rss_kib, hwm_kib) = (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"));
+    ScrapeRun {
+        lat,
+        bytes,
+        cpu_per_scrape,
+        rss_kib,
+        hwm_kib,
+        smaps: smaps_breakdown(pid),
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--large") {
         large_main();
@@ -140,30 +251,39 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tree = SysTree::new(dir.path()).expect("tree");
     build_tree(&tree, NICS, BONDS).expect("tree");
+    build_md(dir.path(), ARRAYS);
     let sys = dir.path().join("sys");
     let sys_s = sys.display().to_string();
-
-    // 1. One collection cycle in-process: read sysfs + evaluate + render.
-    let parsed = sparewatch::cli::parse_from([
-        "sparewatch",
+    let proc_s = dir.path().join("proc").display().to_string();
+    let agent_args = [
         "--collector.disable-defaults",
         "--collector.net",
+        "--collector.md",
+        "--collector.hwmon",
         "--path.sysfs",
         &sys_s,
-    ])
-    .expect("args");
+        "--path.procfs",
+        &proc_s,
+    ];
+
+    // 1. One collection cycle in-process: read sysfs + evaluate + render.
+    let mut argv = vec!["sparewatch"];
+    argv.extend(agent_args);
+    let parsed = sparewatch::cli::parse_from(argv).expect("args");
     let roots = sparewatch::app::roots(&parsed);
     let setup = sparewatch::app::setup(&parsed, &roots).expect("setup");
     let infos = setup.jobs.iter().map(|(_, i)| i.clone()).collect();
-    let mut jobs: Vec<_> = setup.jobs.into_iter().map(|(j, _)| j).collect();
+    let mut jobs: Vec<_> = setup.jobs.into_iter().map(|(j, i)| (j, i.name)).collect();
     let mut engine = sparewatch::engine::Engine::new(setup.engine_config, infos, None);
     let mut cycle = Vec::with_capacity(cycles);
     let mut groups = 0;
     let mut text_len = 0;
     for _ in 0..cycles {
         let t = Instant::now();
-        let c = jobs[0].collector.collect().expect("collect");
-        engine.finished("net", Ok(c), t.elapsed(), SystemTime::now());
+        for (j, name) in &mut jobs {
+            let c = j.collector.collect().expect("collect");
+            engine.finished(name, Ok(c), t.elapsed(), SystemTime::now());
+        }
         let snap =
             sparewatch::app::evaluate_and_render(&mut engine, SystemTime::now(), None, false);
         cycle.push(t.elapsed());
@@ -171,100 +291,79 @@ fn main() {
         text_len = snap.metrics_text.len();
     }
     cycle.sort();
+    drop(jobs);
+    drop(engine);
 
-    // 2. The real agent: scrape latency and memory.
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let agent = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sparewatch"))
-            .args([
-                "--collector.disable-defaults",
-                "--collector.net",
-                "--path.sysfs",
-                &sys_s,
-            ])
-            .args(["--web.listen-address", &addr, "--log.level", "error"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("agent"),
+    // 2. The real agent and node_exporter (Debian: prometheus-node-exporter) on the same
+    // tree, one after the other in this run: scrape latency, CPU per scrape, memory.
+    let agent = scrape_run(
+        Command::new(env!("CARGO_BIN_EXE_sparewatch")).args(agent_args),
+        &["--log.level", "error"],
+        "/healthz",
+        scrapes,
     );
-    wait_ready(&addr, "/healthz");
-    std::thread::sleep(Duration::from_millis(1500));
-    let (lat, bytes) = scrape_latencies(&addr, scrapes);
-    let pid = agent.0.id();
-    let (rss, hwm) = (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"));
-    drop(agent);
-
-    // 3. node_exporter on the same tree, when installed (Debian: prometheus-node-exporter).
-    let ne = ["prometheus-node-exporter", "node_exporter"]
-        .iter()
+    let ne_bin = ["prometheus-node-exporter", "node_exporter"]
+        .into_iter()
         .find(|b| {
             Command::new(b)
                 .arg("--version")
                 .output()
                 .is_ok_and(|o| o.status.success())
-        })
-        .map(|b| {
-            let port = free_port();
-            let addr = format!("127.0.0.1:{port}");
-            let _p = Proc(
-                Command::new(b)
-                    .args([
-                        "--collector.disable-defaults",
-                        "--collector.bonding",
-                        "--collector.netclass",
-                    ])
-                    .arg(format!("--path.sysfs={sys_s}"))
-                    .arg(format!("--web.listen-address={addr}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("node_exporter"),
-            );
-            wait_ready(&addr, "/metrics");
-            let (lat, bytes) = scrape_latencies(&addr, scrapes.min(500));
-            (lat, bytes)
         });
+    let ne = ne_bin.map(|b| {
+        scrape_run(
+            Command::new(b)
+                .args([
+                    "--collector.disable-defaults",
+                    "--collector.bonding",
+                    "--collector.netclass",
+                    "--collector.mdadm",
+                    "--collector.hwmon",
+                ])
+                .arg(format!("--path.sysfs={sys_s}"))
+                .arg(format!("--path.procfs={proc_s}"))
+                .stderr(Stdio::null()),
+            &[],
+            "/metrics",
+            scrapes.min(NE_SCRAPES),
+        )
+    });
 
     let mut report = String::new();
     report.push_str(&format!(
-        "Host: {} NICs, {} bonds of {} slaves ({} groups), {} KiB of metrics text.\n\
-         Machine: {} cores, `cargo bench --bench scale` (release profile), {}.\n\n\
-         | measure | p50 | p99 | max |\n|---|---|---|---|\n",
-        NICS,
-        BONDS,
-        SLAVES,
-        groups,
+        "Host: {NICS} NICs, {BONDS} bonds of {SLAVES} slaves, {ARRAYS} md RAID1 arrays ({groups} groups), {} KiB of metrics text.\n\
+         Machine: {} cores, `cargo bench --bench scale` (release profile), {}, load average {}{}.\n\n\
+         | measure | p50 | p99 | max | CPU per scrape | RSS after (peak) |\n|---|---|---|---|---|---|\n",
         text_len / 1024,
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         humantime::format_rfc3339_seconds(SystemTime::now()),
+        loadavg(),
+        std::env::var("MALLOC_ARENA_MAX")
+            .map(|v| format!(", MALLOC_ARENA_MAX={v}"))
+            .unwrap_or_default(),
     ));
     report.push_str(&format!(
-        "| collection cycle (read sysfs + evaluate + render), {cycles} runs | {} | {} | {} |\n",
+        "| collection cycle (read sysfs + evaluate + render), {cycles} runs | {} | {} | {} | – | – |\n",
         fmt_ms(percentile(&cycle, 0.5)),
         fmt_ms(percentile(&cycle, 0.99)),
         fmt_ms(*cycle.last().unwrap_or(&Duration::ZERO))
     ));
-    report.push_str(&format!(
-        "| sparewatch scrape, new connection each, {scrapes} scrapes ({} KiB) | {} | {} | {} |\n",
-        bytes / 1024,
-        fmt_ms(percentile(&lat, 0.5)),
-        fmt_ms(percentile(&lat, 0.99)),
-        fmt_ms(*lat.last().unwrap_or(&Duration::ZERO))
-    ));
-    if let Some((nl, nb)) = &ne {
-        report.push_str(&format!(
-            "| node_exporter 1.5 scrape (bonding + netclass, same tree), {} scrapes ({} KiB) | {} | {} | {} |\n",
-            nl.len(), nb / 1024, fmt_ms(percentile(nl, 0.5)), fmt_ms(percentile(nl, 0.99)), fmt_ms(*nl.last().unwrap_or(&Duration::ZERO))
-        ));
+    report.push_str(&agent.row("sparewatch scrape, new connection each"));
+    match &ne {
+        Some(r) => report.push_str(&r.row(
+            "node_exporter scrape (bonding, netclass, mdadm, hwmon; same tree)",
+        )),
+        None => report.push_str(
+            "| node_exporter: not installed (Debian package prometheus-node-exporter), not measured | | | | | |\n",
+        ),
     }
-    report.push_str(&format!(
-        "\nAgent memory after the scrapes: RSS {:.1} MiB, peak RSS {:.1} MiB.\n",
-        rss as f64 / 1024.0,
-        hwm as f64 / 1024.0
-    ));
+    report.push('\n');
+    report.push_str(&agent.smaps_line("sparewatch"));
+    if let Some(r) = &ne {
+        report.push_str(&r.smaps_line("node_exporter"));
+    }
     println!("{report}");
     write_section("scale", &report);
 }
@@ -300,10 +399,10 @@ fn write(root: &Path, rel: &str, value: &str) {
     std::fs::write(p, format!("{value}\n")).expect("write");
 }
 
-/// 5,000 RAID1 arrays of two members (one in eight degraded) and their /proc/mdstat.
-fn build_md(root: &Path) {
+/// `arrays` RAID1 arrays of two members (one in eight degraded) and their /proc/mdstat.
+fn build_md(root: &Path, arrays: usize) {
     let mut text = String::from("Personalities : [raid1] \n");
-    for a in 0..LARGE_ARRAYS {
+    for a in 0..arrays {
         let md = format!("sys/block/md{a}/md");
         let failed = a % 8 == 0;
         for (k, v) in [
@@ -440,6 +539,18 @@ fn measure(host: &str, args: &[String], collector: &str, idle: Duration) -> Row 
     }
 }
 
+/// The large trees hold ~200,000 small files, each written by write + rename: on a disk
+/// filesystem under load that took over 10 minutes; on tmpfs (`/dev/shm`) it takes seconds.
+fn large_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().expect("tempdir")
+}
+
 fn large_main() {
     let idle = Duration::from_secs(
         std::env::var("LARGE_IDLE_SECONDS")
@@ -449,9 +560,11 @@ fn large_main() {
     );
     let mut rows = Vec::new();
     {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = large_dir();
         let tree = SysTree::new(dir.path()).expect("tree");
+        let t = Instant::now();
         build_tree(&tree, LARGE_NICS, LARGE_NICS / SLAVES).expect("tree");
+        eprintln!("{LARGE_NICS}-NIC tree written in {:?}", t.elapsed());
         let sys = dir.path().join("sys").display().to_string();
         let args: Vec<String> = [
             "--collector.disable-defaults",
@@ -472,8 +585,10 @@ fn large_main() {
         ));
     }
     {
-        let dir = tempfile::tempdir().expect("tempdir");
-        build_md(dir.path());
+        let dir = large_dir();
+        let t = Instant::now();
+        build_md(dir.path(), LARGE_ARRAYS);
+        eprintln!("{LARGE_ARRAYS}-array tree written in {:?}", t.elapsed());
         let sys = dir.path().join("sys").display().to_string();
         let proc_ = dir.path().join("proc").display().to_string();
         let args: Vec<String> = [

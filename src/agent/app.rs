@@ -142,11 +142,11 @@ pub struct Agent {
     pub push: Option<(crate::alertmanager::PushConfig, String)>,
 }
 
-/// How often the engine re-evaluates without new data (hold-down expiry, staleness).
-const TICK: Duration = Duration::from_secs(1);
-/// With no new data and no hold-down expiring, the engine re-renders only this often (for
-/// staleness and the process metrics): an idle host costs ~0 CPU (issue 14).
-const IDLE_RENDER: Duration = Duration::from_secs(5);
+/// With no news and no deadline (hold-down, staleness, a pass's timeout) the engine still
+/// re-evaluates this often, so the served snapshot's timestamp and `/healthz` (which wants a
+/// snapshot younger than 30 s) tell a live engine from a stuck one. Everything else renders
+/// only on change: an idle host costs one render per collector pass (issue 14).
+const LIVENESS_RENDER: Duration = Duration::from_secs(20);
 
 /// Starts the collector threads and the engine thread.
 pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> anyhow::Result<Agent> {
@@ -184,13 +184,16 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     let mut last_render = std::time::Instant::now();
+    let mut last_eval = Stamp::now();
     thread::Builder::new()
         .name("engine".into())
         .spawn(move || loop {
-            let deadline = engine.next_deadline();
-            let wait = deadline
-                .map(|d| d.since(Stamp::now()))
-                .map_or(TICK, |d| d.min(TICK) + Duration::from_millis(1));
+            let deadline = engine.next_deadline(last_eval);
+            let liveness = LIVENESS_RENDER.saturating_sub(last_render.elapsed());
+            // 1 ms past a deadline: the checks it ends are strict (`age > stale_after`).
+            let wait = deadline.map_or(liveness, |d| {
+                (d.since(Stamp::now()) + Duration::from_millis(1)).min(liveness)
+            });
             match rx.recv_timeout(wait) {
                 Ok(ev) => {
                     apply(&mut engine, ev);
@@ -199,18 +202,13 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
                         apply(&mut engine, ev);
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    // Nothing arrived: render only for a hold-down that expired, or at
-                    // the idle bound (staleness, process metrics).
-                    let expired = deadline.is_some_and(|d| d.since(Stamp::now()).is_zero());
-                    if !expired && last_render.elapsed() < IDLE_RENDER {
-                        continue;
-                    }
-                }
+                // Nothing arrived: a deadline passed or the liveness bound did.
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
             last_render = std::time::Instant::now();
             let now = Stamp::now();
+            last_eval = now;
             let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics)
             }));

@@ -434,14 +434,28 @@ impl Engine {
         }
     }
 
-    /// The earliest moment a held-down member may be reported healthy again, so the engine
-    /// re-evaluates exactly then instead of on its next tick.
-    pub fn next_deadline(&self) -> Option<Stamp> {
+    /// The earliest moment the evaluation changes without new data: a held-down member may
+    /// be reported healthy again, a collector's data turns stale, or a running pass outlives
+    /// its timeout. The engine re-evaluates exactly then, and otherwise only on news. Only
+    /// moments after `after` (the last evaluation) count: a deadline already evaluated past
+    /// (data still stale, a pass still hung) must not wake the engine again.
+    pub fn next_deadline(&self, after: Stamp) -> Option<Stamp> {
         let hold_down = self.config.hold_down;
-        self.groups
+        let held = self
+            .groups
             .values()
             .flat_map(|g| g.members.values())
-            .filter_map(|m| m.healthy_since.map(|t| t.plus(hold_down)))
+            .filter_map(|m| m.healthy_since.map(|t| t.plus(hold_down)));
+        let collectors = self.collectors.iter().flat_map(|c| {
+            let stale = c
+                .last_success
+                .filter(|_| !c.last_attempt_failed)
+                .map(|t| t.plus(c.info.stale_after()));
+            let hung = c.running_since.map(|t| t.plus(c.info.timeout));
+            [stale, hung]
+        });
+        held.chain(collectors.flatten())
+            .filter(|d| *d > after)
             .min()
     }
 

@@ -1034,6 +1034,37 @@ fn in_band_device_appearing_later_is_picked_up_without_a_restart() {
     );
 }
 
+/// With the poll interval set to an hour (the lab's in-band scenario) the device would be
+/// found only an hour after the modules loaded: once `watch`ed, the collector stats it every
+/// SEL poll (1 s) and wakes itself when it appears, and only then.
+#[test]
+fn in_band_device_appearing_later_wakes_the_collector() {
+    let root = tempfile::tempdir().expect("tmp");
+    let parsed = sparewatch::cli::parse_from(ipmi_only(root.path(), &[])).expect("flags");
+    let roots = sparewatch::app::roots(&parsed);
+    let mut setup = sparewatch::app::setup(&parsed, &roots).expect("builds");
+    let c = &mut setup.jobs[0].0.collector;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let tx = std::sync::Mutex::new(tx);
+    c.watch(sparewatch_collectors::Wake::new(move || {
+        let _ = tx.lock().map(|t| t.send(()));
+    }))
+    .expect("watch");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(2500)).is_err(),
+        "woken while there is no device"
+    );
+    let dev_dir = root.path().join("dev");
+    std::fs::create_dir_all(&dev_dir).expect("dev");
+    std::fs::write(dev_dir.join("ipmi0"), "").expect("device stand-in");
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the device's appearance wakes the collector");
+    assert!(
+        c.collect().is_err(),
+        "the stand-in is attached on the woken pass (and is no IPMI device)"
+    );
+}
+
 #[test]
 fn unsupported_cipher_suite_marks_ipmi_down_with_a_clear_error() {
     let root = tempfile::tempdir().expect("tmp");

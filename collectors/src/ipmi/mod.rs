@@ -321,6 +321,7 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         in_band,
         sel_poll,
         wake: None,
+        alive: Arc::new(()),
         psu_rating,
     }))
 }
@@ -912,6 +913,33 @@ impl Bmc {
     }
 }
 
+/// Until the in-band device exists (modules loaded late, a BMC that came up slowly), one
+/// `stat` every `every` and a wake when it appears, so the collector attaches it then rather
+/// than at its next interval (which may be an hour once the SEL follower tells of events).
+/// The thread ends once the device was seen or the collector is gone.
+fn watch_device(device: PathBuf, every: Duration, alive: Weak<()>, wake: Wake) {
+    if every.is_zero() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("ipmi-device".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            if alive.upgrade().is_none() {
+                return;
+            }
+            if std::fs::metadata(&device).is_ok() {
+                tracing::debug!(device = %device.display(), "in-band IPMI device appeared");
+                wake.wake();
+                return;
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot watch for the in-band IPMI device; the interval finds it");
+    }
+}
+
 /// The collector: the host's own BMC (in-band or `--ipmi.host`) and the config file's BMCs.
 pub struct IpmiCollector {
     bmcs: Vec<Bmc>,
@@ -919,6 +947,8 @@ pub struct IpmiCollector {
     sel_poll: Duration,
     /// Set by `watch`: SEL followers run only in the agent, not in `status`/`check`.
     wake: Option<Wake>,
+    /// Held while the collector lives; the in-band device watcher stops when it is gone.
+    alive: Arc<()>,
     /// `psu_rated_watts` / `psu_capacity_margin_percent` of the capacity check.
     pub psu_rating: groups::PsuRating,
 }
@@ -930,6 +960,7 @@ impl IpmiCollector {
             in_band: None,
             sel_poll: DEFAULT_SEL_POLL,
             wake: None,
+            alive: Arc::new(()),
             psu_rating: groups::PsuRating::default(),
         }
     }
@@ -973,6 +1004,14 @@ impl Collector for IpmiCollector {
     fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
         for b in &mut self.bmcs {
             b.start_sel(self.sel_poll, wake.clone());
+        }
+        if let Some(ib) = self.in_band.as_ref().filter(|ib| !ib.attached) {
+            watch_device(
+                ib.device.clone(),
+                self.sel_poll,
+                Arc::downgrade(&self.alive),
+                wake.clone(),
+            );
         }
         self.wake = Some(wake);
         Ok(())

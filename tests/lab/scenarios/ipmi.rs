@@ -181,8 +181,10 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
 fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     vm.sh_ok("test ! -e /dev/ipmi0")
         .context("/dev/ipmi0 exists before the IPMI modules were loaded")?;
-    // The shipped default interval: IPMI has no event the agent could wait on.
-    vm.start_agent(&agent_config(""))?;
+    // The full-pass interval set to an hour: whatever reaches the metric within the
+    // scenario came through the device watcher (late module load) or the SEL follower
+    // (1 s Get SEL Info), never through the poll.
+    vm.start_agent(&agent_config("collectors:\n  ipmi:\n    interval: 1h\n"))?;
     vm.wait_metric(
         STEP_TIMEOUT_S,
         "sparewatch_collector_present",
@@ -206,7 +208,7 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     ensure!(members == 2, "the agent sees {members} PSUs, expected 2");
     report.step(
         S,
-        "ipmi_si + ipmi_devintf loaded after the agent started (polled, 15 s)",
+        "ipmi_si + ipmi_devintf loaded after the agent started (device watcher, interval 1 h)",
         "redundant",
         Some(ms),
     );
@@ -216,7 +218,7 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     let (ms, _) = vm.wait_state(GROUP, "no_redundancy", STEP_TIMEOUT_S)?;
     report.step(
         S,
-        "PSU2 failure asserted on the BMC (polled, 15 s)",
+        "PSU2 failure asserted on the BMC (SEL follower, interval 1 h)",
         "no_redundancy",
         Some(ms),
     );
@@ -227,7 +229,7 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     check_hold_down(ms)?;
     report.step(
         S,
-        "PSU2 failure cleared (after hold-down)",
+        "PSU2 failure cleared (SEL follower, after hold-down)",
         "redundant",
         Some(ms),
     );
