@@ -548,8 +548,14 @@ impl Collector for NetCollector {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let shared = Arc::clone(&pending);
         crate::events::spawn_link_change_watcher("net", move |change| {
+            // Wake only when the pending set turns non-empty: names added to a non-empty set
+            // are taken by the pass that set's wake brings. A wake per message could leave a
+            // wake behind whose names an earlier pass already took, and a pass without names
+            // is a full pass.
+            let was_idle;
             {
                 let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+                was_idle = g.names.is_empty() && !g.all;
                 match change {
                     crate::events::LinkChange::All => g.all = true,
                     crate::events::LinkChange::Named(n) if n.is_empty() => return,
@@ -562,7 +568,9 @@ impl Collector for NetCollector {
                     }
                 }
             }
-            wake.wake();
+            if was_idle {
+                wake.wake();
+            }
         })
         .map_err(|e| CollectError::Other(format!("rtnetlink link events: {e}")))?;
         self.pending = Some(pending);
