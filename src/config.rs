@@ -32,6 +32,8 @@ struct RawConfig {
     collectors: BTreeMap<String, serde_norway::Value>,
     #[serde(default)]
     groups: BTreeMap<String, GroupOverride>,
+    #[serde(default)]
+    drills: crate::drill::schedule::RawDrills,
 }
 
 /// Scheduler settings of one collector, taken out of its section.
@@ -48,6 +50,8 @@ pub struct Config {
     pub collectors: BTreeMap<String, serde_norway::Value>,
     pub schedules: BTreeMap<String, Schedule>,
     pub groups: BTreeMap<String, GroupOverride>,
+    /// `drills`: scheduled drills (empty: off).
+    pub drills: crate::drill::schedule::Drills,
 }
 
 /// Largest config file read (the packaged one is about 4 KiB).
@@ -322,6 +326,7 @@ pub fn parse(text: &str, known: Vec<&'static str>) -> Result<Config, String> {
     let mut cfg = Config {
         hold_down: raw.hold_down.as_deref().map(parse_duration).transpose()?,
         groups: raw.groups,
+        drills: crate::drill::schedule::parse(raw.drills)?,
         ..Config::default()
     };
     for (name, value) in raw.collectors {

@@ -45,6 +45,10 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
             sparewatch::drill::recover(parsed.cli.common.state_dir.as_deref(), &roots);
             sparewatch::drill::metrics::set_state_dir(parsed.cli.common.state_dir.as_deref());
             let setup = app::setup(parsed, &roots)?;
+            if let Some(file) = &parsed.cli.common.config_file {
+                let drills = sparewatch::config::Config::load(file)?.drills;
+                sparewatch::drill::schedule::start(drills, roots.clone());
+            }
             app::serve(&parsed.cli.common, setup)?;
             Ok(ExitCode::SUCCESS)
         }

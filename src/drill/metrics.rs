@@ -31,6 +31,7 @@ pub fn set_state_dir(dir: Option<&std::path::Path>) {
 
 /// The hook in `render::render`.
 pub fn render(f: &mut Families) {
+    super::schedule::render(f);
     let Ok(mut guard) = CACHE.lock() else {
         return;
     };

@@ -12,6 +12,7 @@
 
 pub mod metrics;
 pub mod probe;
+pub mod schedule;
 pub mod silence;
 pub mod steps;
 pub mod store;
@@ -293,7 +294,12 @@ pub fn interrupted() -> bool {
 
 /// SIGINT/SIGTERM set a flag that every step checks, instead of killing the process
 /// half-way: the drill then rolls back at once.
+/// Once per process: the agent's scheduled drills call it for every drill.
 fn catch_signals() -> anyhow::Result<()> {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -404,12 +410,44 @@ pub fn run(
     opts: &Options,
 ) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
+    match attempt(parsed, roots, opts, Caller::Cli)? {
+        Attempt::Refused(why) => {
+            eprintln!("sparewatch drill: refused: {why}. Nothing was changed.");
+            Ok(ExitCode::from(EXIT_REFUSED))
+        }
+        Attempt::Ran(code) => Ok(ExitCode::from(code)),
+    }
+}
+
+/// Who runs a drill: the `drill` subcommand (plan printed, confirmation asked) or the
+/// agent's schedule ([`schedule`]; always confirmed, plan and result logged).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Caller {
+    Cli,
+    Schedule,
+}
+
+/// What one attempt came to.
+#[derive(Debug, PartialEq)]
+pub enum Attempt {
+    /// Nothing was changed.
+    Refused(String),
+    /// The drill ran (or only its plan was printed); the `sparewatch drill` exit code.
+    Ran(u8),
+}
+
+/// One drill, the guardrails first: the one code path of `sparewatch drill` and of the
+/// agent's scheduled drills.
+pub fn attempt(
+    parsed: &crate::cli::Parsed,
+    roots: &Roots,
+    opts: &Options,
+    caller: Caller,
+) -> anyhow::Result<Attempt> {
     let state_dir = parsed.cli.common.state_dir.clone();
     recover(state_dir.as_deref(), roots);
-    let refuse = |why: &str| {
-        eprintln!("sparewatch drill: refused: {why}. Nothing was changed.");
-        Ok(ExitCode::from(EXIT_REFUSED))
-    };
+    let refuse = |why: &str| Ok(Attempt::Refused(why.to_string()));
+
     // PSU and fan groups are named by kind (`psu:…`, `fan:…`): refused before anything is
     // collected, so not even a collector's memory file is written.
     if let Some(why) = opts
@@ -445,9 +483,13 @@ pub fn run(
             .or_else(|| probe::default_gateway(roots, bond)),
         _ => None,
     };
-    print!("{}", plan_text(&kind, opts, target.as_deref()));
+    let plan = plan_text(&kind, opts, target.as_deref());
+    match caller {
+        Caller::Cli => print!("{plan}"),
+        Caller::Schedule => tracing::info!(group = %opts.group, %plan, "scheduled drill starts"),
+    }
     if opts.plan_only {
-        return Ok(ExitCode::from(EXIT_PASSED));
+        return Ok(Attempt::Ran(EXIT_PASSED));
     }
     let Some(dir) = state_dir else {
         return refuse("a drill needs --state.dir: its journal is what rolls a crashed drill back");
@@ -461,7 +503,7 @@ pub fn run(
             "no probe target: the bond has no default gateway; pass --drill.probe-target",
         );
     }
-    if !opts.yes && !confirm()? {
+    if caller == Caller::Cli && !opts.yes && !confirm()? {
         return refuse("not confirmed (answer `yes`, or pass --yes)");
     }
     let store = FileStore::new(&dir);
@@ -519,13 +561,17 @@ pub fn run(
         probes_lost: ctx.m.probes_sent.map(|_| ctx.m.probes_lost),
         detail: detail.clone(),
     };
-    println!("{}", result_line(&rec, &ctx.m));
+    let line = result_line(&rec, &ctx.m);
+    match caller {
+        Caller::Cli => println!("{line}"),
+        Caller::Schedule => tracing::info!(group = %opts.group, result = %rec.result, "{line}"),
+    }
     if let Err(e) = store.append_history(rec) {
         eprintln!("sparewatch drill: cannot record the result: {e}");
     }
     if failed_undo.is_empty() {
         store.remove_journal()?;
-        Ok(ExitCode::from(if result == "passed" {
+        Ok(Attempt::Ran(if result == "passed" {
             EXIT_PASSED
         } else {
             EXIT_FAILED
@@ -534,7 +580,7 @@ pub fn run(
         eprintln!(
             "sparewatch drill: the journal is kept; the next start of sparewatch retries the rollback"
         );
-        Ok(ExitCode::from(EXIT_ERROR))
+        Ok(Attempt::Ran(EXIT_ERROR))
     }
 }
 

@@ -617,3 +617,147 @@ fn md_scrub_self_tests_the_spare_and_the_write_mostly_half() {
         "only the idle half and the spare, as whole disks"
     );
 }
+
+// Scheduled drills (`drills.schedule` in the config file): the agent, started by the test,
+// runs a due drill inside its window through the drill's own code path.
+
+/// One `drills.schedule` entry (YAML) of `group` in `window`, due after 7 days.
+fn entry(group: &str, window: &str) -> String {
+    format!(
+        "    - group: {group}\n      window: \"{window}\"\n      every: 7d\n      hold: 1s\n      probe_target: 192.0.2.1\n"
+    )
+}
+
+/// The agent with `drills` from `schedule` (YAML), checking every second; its stderr piped.
+fn scheduled_agent(root: &Path, state: &Path, schedule: &str) -> (std::process::Child, u16) {
+    let cfg = state.join("sparewatch-sched.yml");
+    std::fs::write(
+        &cfg,
+        format!("drills:\n  check_interval: 1s\n  schedule:\n{schedule}"),
+    )
+    .expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let agent = Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        .args(args(
+            root,
+            state,
+            &[
+                "run",
+                "--web.listen-address",
+                &listen,
+                "--config.file",
+                &cfg.display().to_string(),
+            ],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    (agent, port)
+}
+
+fn metrics(port: u16) -> String {
+    crate::monitoring::http("GET", port, "/metrics", None)
+        .map(|(_, b)| b)
+        .unwrap_or_default()
+}
+
+fn stop(agent: std::process::Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status();
+    let out = agent.wait_with_output().expect("agent output");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_scheduled_drill_runs_once_inside_its_window_and_is_recorded() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state_dir = tempfile::tempdir().expect("state");
+    let state = state_dir.path();
+    let (agent, port) = scheduled_agent(d.path(), state, &entry("bond:bond0", "* 00:00-24:00"));
+    wait_for(
+        "the scheduled drill in /metrics",
+        Duration::from_secs(60),
+        || {
+            metrics(port).contains(
+            "sparewatch_drill_last_timestamp_seconds{group=\"bond:bond0\",kind=\"bond\",result=\"passed\"}",
+        )
+        },
+    );
+    // Several more checks: the drill passed within `every`, so it does not run again.
+    std::thread::sleep(Duration::from_secs(4));
+    let err = stop(agent);
+    let h = history(state);
+    let records = h["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "ran more than once: {h}\n{err}");
+    assert_eq!(records[0]["group"], "bond:bond0");
+    assert_eq!(records[0]["result"], "passed");
+    assert_eq!(active(d.path()), "eth0", "not switched back");
+    assert!(!state.join("drill-journal.json").exists());
+    assert!(err.contains("scheduled drill starts"), "{err}");
+}
+
+#[test]
+fn a_scheduled_drill_outside_its_window_does_not_run() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state_dir = tempfile::tempdir().expect("state");
+    let state = state_dir.path();
+    // Every day but today (UTC; 1970-01-01 was a Thursday), the whole day.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let today = ((now / 86_400 + 4) % 7) as usize;
+    let days: Vec<&str> = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != today && *i != (today + 1) % 7)
+        .map(|(_, d)| *d)
+        .collect();
+    let (agent, port) = scheduled_agent(
+        d.path(),
+        state,
+        &entry("bond:bond0", &format!("{} 00:00-24:00", days.join(","))),
+    );
+    wait_for("the agent", Duration::from_secs(30), || {
+        metrics(port).contains("sparewatch_group_state")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let m = metrics(port);
+    let err = stop(agent);
+    assert!(err.contains("scheduled drills on"), "{err}");
+    assert!(!err.contains("scheduled drill starts"), "{err}");
+    assert!(!m.contains("sparewatch_drill_"), "{m}");
+    assert!(!state.join("drill-history.json").exists());
+    assert_eq!(active(d.path()), "eth0");
+}
+
+#[test]
+fn a_scheduled_drill_of_a_group_not_redundant_is_refused_and_counted() {
+    let (d, _t) = host(true);
+    answering_arping(d.path());
+    let state_dir = tempfile::tempdir().expect("state");
+    let state = state_dir.path();
+    let before = tree(d.path());
+    let (agent, port) = scheduled_agent(d.path(), state, &entry("bond:bond1", "* 00:00-24:00"));
+    let series =
+        "sparewatch_drill_schedule_refusals_total{group=\"bond:bond1\",reason=\"guardrail\"} 1";
+    wait_for("the refusal in /metrics", Duration::from_secs(60), || {
+        metrics(port).contains(series)
+    });
+    // Tried once per window: still one refusal a few checks later.
+    std::thread::sleep(Duration::from_secs(3));
+    let m = metrics(port);
+    let err = stop(agent);
+    assert!(m.contains(series), "{m}");
+    assert!(err.contains("not redundant"), "{err}");
+    assert!(!state.join("drill-history.json").exists());
+    assert_eq!(tree(d.path()), before, "the host tree was written to");
+}
