@@ -761,3 +761,25 @@ fn a_scheduled_drill_of_a_group_not_redundant_is_refused_and_counted() {
     assert!(!state.join("drill-history.json").exists());
     assert_eq!(tree(d.path()), before, "the host tree was written to");
 }
+
+#[test]
+fn a_bad_schedule_is_refused_by_check_config_naming_the_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = dir.path().join("sparewatch.yml");
+    for (schedule, key) in [
+        (
+            entry("bond:bond0", "Sun 04:00-02:00"),
+            "drills.schedule[0].window",
+        ),
+        (
+            entry("bond0", "Sun 02:00-04:00"),
+            "drills.schedule[0].group",
+        ),
+    ] {
+        std::fs::write(&cfg, format!("drills:\n  schedule:\n{schedule}")).expect("config");
+        let out = sparewatch(&["check-config", &cfg.display().to_string()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(key), "expected {key} in: {err}");
+    }
+}
