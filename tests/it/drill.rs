@@ -238,12 +238,10 @@ fn stale_agent_data_is_refused_even_with_force() {
     );
 }
 
-#[test]
-fn another_drill_running_is_refused() {
-    let (d, _t) = host(false);
-    let state = tempfile::tempdir().expect("state");
-    // A journal owned by a live process (a `sleep` started here).
-    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
+/// A drill journal in `state` owned by a live process (a `sleep` started here, to be
+/// killed by the caller), as a manual drill running in another process leaves it.
+fn live_journal(state: &Path) -> (std::process::Child, String) {
+    let sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
     let pid = sleeper.id();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let start: u64 = stat
@@ -254,8 +252,16 @@ fn another_drill_running_is_refused() {
         r#"{{"version":1,"pid":{pid},"pid_start":{start},"group":"bond:bond1","kind":"bond","started":1.0,
             "undo":[{{"undo":"active_slave","bond":"bond1","slave":"eth2"}}]}}"#
     );
+    std::fs::write(state.join("drill-journal.json"), &journal).expect("journal");
+    (sleeper, journal)
+}
+
+#[test]
+fn another_drill_running_is_refused() {
+    let (d, _t) = host(false);
+    let state = tempfile::tempdir().expect("state");
+    let (mut sleeper, journal) = live_journal(state.path());
     let jpath = state.path().join("drill-journal.json");
-    std::fs::write(&jpath, &journal).expect("journal");
     let before = tree(d.path());
     let a = args(d.path(), state.path(), &["drill", "bond:bond0", "--yes"]);
     let refs: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -782,4 +788,61 @@ fn a_bad_schedule_is_refused_by_check_config_naming_the_key() {
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(key), "expected {key} in: {err}");
     }
+}
+
+#[test]
+fn a_scheduled_drill_waits_for_a_manual_drill_and_is_counted() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state_dir = tempfile::tempdir().expect("state");
+    let state = state_dir.path();
+    let (mut sleeper, journal) = live_journal(state);
+    let before = tree(d.path());
+    let (agent, port) = scheduled_agent(d.path(), state, &entry("bond:bond0", "* 00:00-24:00"));
+    let series =
+        "sparewatch_drill_schedule_refusals_total{group=\"bond:bond0\",reason=\"drill_running\"} 1";
+    wait_for("the refusal in /metrics", Duration::from_secs(60), || {
+        metrics(port).contains(series)
+    });
+    let _ = stop(agent);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(tree(d.path()), before, "the host tree was written to");
+    assert_eq!(
+        std::fs::read_to_string(state.join("drill-journal.json")).expect("journal"),
+        journal
+    );
+    assert!(!state.join("drill-history.json").exists());
+}
+
+#[test]
+fn a_scheduled_drill_by_kind_drills_each_group_of_the_kind_once() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state_dir = tempfile::tempdir().expect("state");
+    let state = state_dir.path();
+    let (agent, port) = scheduled_agent(
+        d.path(),
+        state,
+        "    - kind: bond\n      window: \"* 00:00-24:00\"\n      every: 7d\n      hold: 1s\n      probe_target: 192.0.2.1\n",
+    );
+    wait_for("both drills in /metrics", Duration::from_secs(90), || {
+        let m = metrics(port);
+        ["bond0", "bond1"].iter().all(|b| {
+            m.contains(&format!(
+                "sparewatch_drill_last_timestamp_seconds{{group=\"bond:{b}\",kind=\"bond\",result=\"passed\"}}"
+            ))
+        })
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let err = stop(agent);
+    let h = history(state);
+    let mut groups: Vec<&str> = h["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["group"].as_str())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["bond:bond0", "bond:bond1"], "{h}\n{err}");
 }
