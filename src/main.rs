@@ -49,7 +49,9 @@ fn run(parsed: &cli::Parsed) -> anyhow::Result<ExitCode> {
                 let drills = sparewatch::config::Config::load(file)?.drills;
                 sparewatch::drill::schedule::start(drills, roots.clone());
             }
-            app::serve(&parsed.cli.common, setup)?;
+            let served = app::serve(&parsed.cli.common, setup);
+            sparewatch::drill::schedule::finish();
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Demo { step }) => {

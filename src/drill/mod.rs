@@ -287,6 +287,11 @@ pub fn plan_text(kind: &Kind, opts: &Options, probe_target: Option<&str>) -> Str
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Makes a running drill stop at its next probe and roll back (the agent's shutdown).
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
 /// True once SIGINT or SIGTERM arrived during a drill.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)

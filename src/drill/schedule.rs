@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -189,6 +190,19 @@ pub fn parse(raw: RawDrills) -> Result<Drills, String> {
     })
 }
 
+/// Held while a scheduled drill runs; [`finish`] waits for it.
+static RUNNING: Mutex<()> = Mutex::new(());
+/// Set by [`finish`]: no scheduled drill starts any more.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The agent stops (SIGTERM, SIGINT, SIGQUIT): a scheduled drill under way stops at its next
+/// probe and rolls back before the process exits, so the host is not left on its standby.
+pub fn finish() {
+    STOPPING.store(true, Ordering::SeqCst);
+    super::interrupt();
+    let _wait = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+}
+
 static REFUSALS: Mutex<BTreeMap<(String, &'static str), u64>> = Mutex::new(BTreeMap::new());
 
 fn count_refusal(group: &str, reason: &'static str, why: &str) {
@@ -357,6 +371,10 @@ fn tick(
                 step_timeout: Duration::from_secs(30),
                 scrub_timeout: Duration::from_secs(24 * 3600),
             };
+            let _running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+            if STOPPING.load(Ordering::SeqCst) {
+                return;
+            }
             match super::attempt(parsed, roots, &opts, Caller::Schedule) {
                 Ok(Attempt::Refused(why)) => count_refusal(&group, "guardrail", &why),
                 Ok(Attempt::Ran(code)) => {

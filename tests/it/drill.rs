@@ -846,3 +846,23 @@ fn a_scheduled_drill_by_kind_drills_each_group_of_the_kind_once() {
     groups.sort();
     assert_eq!(groups, ["bond:bond0", "bond:bond1"], "{h}\n{err}");
 }
+
+#[test]
+fn the_agent_stopped_during_a_scheduled_drill_rolls_it_back_before_it_exits() {
+    let (d, _t) = host(false);
+    answering_arping(d.path());
+    let state_dir = tempfile::tempdir().expect("state");
+    let state = state_dir.path();
+    let (agent, _port) = scheduled_agent(
+        d.path(),
+        state,
+        &entry("bond:bond0", "* 00:00-24:00").replace("hold: 1s", "hold: 60s"),
+    );
+    wait_for("the standby made active", Duration::from_secs(60), || {
+        active(d.path()) == "eth1"
+    });
+    let err = stop(agent);
+    assert_eq!(active(d.path()), "eth0", "not rolled back: {err}");
+    assert!(!state.join("drill-journal.json").exists(), "{err}");
+    assert_eq!(history(state)["records"][0]["result"], "aborted", "{err}");
+}
