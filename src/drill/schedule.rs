@@ -291,10 +291,10 @@ pub fn start(drills: Drills, roots: Roots) {
                     return;
                 }
             };
-            let mut tried: BTreeMap<String, u64> = BTreeMap::new();
+            let mut seen = Seen::default();
             loop {
                 std::thread::sleep(every);
-                tick(&parsed, &roots, &drills, &mut tried, unix_now());
+                tick(&parsed, &roots, &drills, &mut seen, unix_now());
             }
         });
     if let Err(e) = spawned {
@@ -302,20 +302,36 @@ pub fn start(drills: Drills, roots: Roots) {
     }
 }
 
-/// One look at the schedule at Unix time `now`. `tried`: when each group was last tried by
-/// the schedule; a group is tried at most once per window.
-fn tick(
-    parsed: &crate::cli::Parsed,
-    roots: &Roots,
-    drills: &Drills,
-    tried: &mut BTreeMap<String, u64>,
-    now: u64,
-) {
+/// What the schedule thread remembers between looks.
+#[derive(Default)]
+struct Seen {
+    /// When each group was last tried: a group is tried at most once per window.
+    tried: BTreeMap<String, u64>,
+    /// The groups of a `kind` entry (by its index) and when they were collected: once per
+    /// window, not a whole collection at every look.
+    kinds: BTreeMap<usize, (u64, Vec<String>)>,
+}
+
+/// One look at the schedule at Unix time `now`.
+fn tick(parsed: &crate::cli::Parsed, roots: &Roots, drills: &Drills, seen: &mut Seen, now: u64) {
     let state_dir = parsed.cli.common.state_dir.clone();
-    for e in drills.entries.iter().filter(|e| e.window.contains(now)) {
+    let tried = &mut seen.tried;
+    for (i, e) in drills.entries.iter().enumerate() {
+        if !e.window.contains(now) {
+            continue;
+        }
         let groups = match &e.target {
             Target::Group(g) => vec![g.clone()],
-            Target::Kind(k) => groups_of_kind(parsed, roots, k),
+            Target::Kind(k) => match seen.kinds.get(&i) {
+                Some((t, groups)) if now.saturating_sub(*t) < e.window.length().as_secs() => {
+                    groups.clone()
+                }
+                _ => {
+                    let groups = groups_of_kind(parsed, roots, k);
+                    seen.kinds.insert(i, (now, groups.clone()));
+                    groups
+                }
+            },
         };
         for group in groups {
             if tried
