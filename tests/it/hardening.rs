@@ -18,13 +18,6 @@ use tokio::net::TcpStream;
 /// with the bcrypt crate so the test does not spend its time hashing.
 const COST17_HASH: &str = "$2b$17$ZDXjDccVFoNSSrSQQ2VZ1.JmNRefEuPZaJ74Xi9W.grFbQDzsHROq";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
 /// The built agent, its log in a file so it can be read while it runs.
 struct Agent {
     child: Child,
@@ -40,7 +33,7 @@ impl Agent {
         for d in ["sys", "proc"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
         }
-        let port = free_port();
+        let port = crate::support::free_port();
         let log = dir.path().join("agent.log");
         let mut args = vec![
             "run".to_string(),

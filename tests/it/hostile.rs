@@ -213,10 +213,7 @@ fn running_agent_survives_a_file_turning_into_eio() {
         "collectors:\n  md:\n    interval: 200ms\n  net:\n    interval: 200ms\n",
     )
     .expect("write");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::support::free_port();
     let mut a = args(dir.path(), &[&format!("--config.file={}", cfg.display())]);
     a[0] = "run".into();
     a.push(format!("--web.listen-address=127.0.0.1:{port}"));

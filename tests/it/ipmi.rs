@@ -1104,10 +1104,7 @@ impl Agent {
             "hold_down: 1s\ncollectors:\n  ipmi:\n    interval: 1h\n",
         )
         .expect("config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::support::free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
             .args(["--collector.disable-defaults", "--collector.ipmi"])
             .arg("--path.rootfs")

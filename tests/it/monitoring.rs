@@ -13,11 +13,7 @@ use serde_json::Value;
 
 use crate::support::repo;
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
+pub use crate::support::free_port;
 
 /// A child process killed (and reaped) when the test ends, however it ends. Its output goes
 /// to a log file that failure messages quote.

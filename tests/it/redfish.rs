@@ -338,10 +338,7 @@ fn stopped_bmc_marks_only_the_collector_down_and_the_scrape_does_not_wait() {
     let dir = tempfile::tempdir().expect("dir");
     let cfg = dir.path().join("sparewatch.yml");
     std::fs::write(&cfg, "collectors:\n  redfish:\n    interval: 1s\n    timeout: 5s\n    request_timeout: 1s\n    retries: 0\n").expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::support::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
         .args([
             "run",
@@ -496,10 +493,7 @@ fn agent_deletes_its_session_on_sigterm() {
     let Password::File(pw) = &spec.password else {
         unreachable!("file")
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::support::free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_sparewatch"))
         .args(["run", "--collector.disable-defaults", "--collector.redfish"])
         .arg(format!("--path.rootfs={}", dir.path().display()))

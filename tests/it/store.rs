@@ -56,16 +56,9 @@ struct Agent {
     log: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
 impl Agent {
     fn start(dir: &Path, state: &Path) -> Agent {
-        let port = free_port();
+        let port = crate::support::free_port();
         let log = dir.join(format!("agent-{port}.log"));
         let mut args = vec!["run".to_string()];
         args.extend(common_args(dir, state));

@@ -184,3 +184,11 @@ impl Rig {
         sparewatch::app::evaluate_and_render(&mut self.engine, self.now, None, false)
     }
 }
+
+/// A loopback port nobody listens on right now (the OS picks it; a test binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}

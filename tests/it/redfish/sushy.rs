@@ -8,7 +8,7 @@
 //! scripts/lib.sh, default `target/sushy-venv`, or `$SPAREWATCH_SUSHY_VENV`): a missing one
 //! fails the test, naming how to install it.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,14 +27,6 @@ fn venv_bin(tool: &str) -> PathBuf {
         v = venv.display()
     );
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn setpriv() -> Command {
@@ -79,7 +71,7 @@ impl Sushy {
         let mut s = Sushy {
             child: None,
             dir,
-            port: free_port(),
+            port: crate::support::free_port(),
             ca_file: None,
         };
         let mut args: Vec<String> = vec![
@@ -101,7 +93,7 @@ impl Sushy {
     /// `sushy-emulator` with the fake driver and basic auth for `user` / `password`.
     pub fn emulator(user: &str, password: &str) -> Sushy {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let port = crate::support::free_port();
         // htpasswd line with a bcrypt hash, as sushy-emulator's basic auth reads it.
         let hash = bcrypt::hash(password, 4).expect("bcrypt");
         std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).expect("htpasswd");

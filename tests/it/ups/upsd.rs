@@ -5,7 +5,6 @@
 //! and `nut-client` (scripts/deps/apt-ups.txt): a missing one fails the test, naming it.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,14 +27,6 @@ pub fn need(tool: &str, package: &str) -> PathBuf {
         }
     }
     panic!("{tool} not found: install the Debian package {package} (scripts/deps/apt-ups.txt)");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// A healthy UPS on line with a full battery, in the `.dev` format dummy-ups reads.
@@ -76,7 +67,7 @@ impl Upsd {
             ),
         )
         .expect("upsd.users");
-        let port = free_port();
+        let port = crate::support::free_port();
         let mut u = Upsd {
             dir,
             port,
