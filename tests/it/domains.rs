@@ -204,18 +204,45 @@ fn veth(a: &str, an: &str, b: &str, bn: &str) {
     ip(&["-n", b, "link", "set", bn, "up"]);
 }
 
-/// One lldpd in the foreground in namespace `ns`, on `ifaces`, with its own socket.
+/// One lldpd in the foreground in namespace `ns`, on `ifaces`, with its own socket; what it
+/// logs is appended to `SOCK.log` (printed when the test fails).
 fn lldpd(ns: &str, sock: &Path, ifaces: &str) -> Agent {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(sock.with_extension("log"))
+        .expect("lldpd log file");
     Agent(
         Command::new("ip")
             .args(["netns", "exec", ns, lldp_tool("lldpd"), "-d", "-u"])
             .arg(sock)
             .args(["-I", ifaces])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("starts lldpd"),
     )
+}
+
+/// Waits (up to 10 s) until the lldpd behind `sock` answers.
+fn wait_for_lldpd(sock: &Path) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if lldpcli(sock, &["-f", "keyvalue", "show", "statistics"]).contains(".tx.tx=") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What every lldpd of the test logged, for a failure message.
+fn lldpd_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["a.log", "b.log", "srv.log"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        out.push_str(&format!("--- lldpd {name}:\n{text}\n"));
+    }
+    out
 }
 
 fn lldpcli(sock: &Path, args: &[&str]) -> String {
@@ -225,7 +252,12 @@ fn lldpcli(sock: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("runs lldpcli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // Its complaints (socket unreachable, daemon gone) go into what the test prints on failure.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -239,8 +271,13 @@ fn links_to_one_lldpd_chassis_share_a_switch_and_to_two_do_not() {
     veth(s, "s1", a, "a1");
     veth(s, "s2", a, "a2");
     veth(s, "s3", b, "b0");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    // lldpcli is set-uid _lldpd: it must be able to reach the sockets' directory.
+    // lldpcli is set-uid _lldpd: every directory above its socket must be searchable by that
+    // user. $TMPDIR may sit under a 0700 directory (a CI's work dir did), so the sockets live
+    // in a directory of their own under /run, which is 0755 on every Linux.
+    let tmp = tempfile::Builder::new()
+        .prefix("sparewatch-lldp-")
+        .tempdir_in("/run")
+        .expect("tempdir in /run");
     std::fs::set_permissions(
         tmp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -256,19 +293,32 @@ fn links_to_one_lldpd_chassis_share_a_switch_and_to_two_do_not() {
         (b, &b_sock, "b0"),
         (s, &srv_sock, "s0,s1,s2,s3"),
     ];
-    let mut daemons: Vec<Agent> = specs
-        .iter()
-        .map(|(ns, sock, ifaces)| lldpd(ns, sock, ifaces))
-        .collect();
+    // Started one at a time, each once its socket answers: three started at the same moment
+    // left one, about one run in four, listing its interfaces but neither sending nor
+    // receiving on them (`show statistics`: tx stuck at 0 or 1, rx 0) for good. Should one
+    // wedge all the same, or exit, all three are started again after 5 s.
+    let start_all = |daemons: &mut Vec<Agent>| {
+        daemons.clear(); // killed first: a new lldpd refuses a socket still in use
+        for (ns, sock, ifaces) in &specs {
+            daemons.push(lldpd(ns, sock, ifaces));
+            wait_for_lldpd(sock);
+        }
+    };
+    let mut daemons: Vec<Agent> = Vec::new();
+    start_all(&mut daemons);
+    let mut started = Instant::now();
+    let mut restarts = 0;
     // Name the switches and make them send now (the default interval is 30 s), until the
-    // server's lldpd has seen a neighbour on all four links. Three lldpd starting at the same
-    // moment on a loaded machine have been seen to lose one (it exits): start it again.
+    // server's lldpd has seen a neighbour on all four links.
     let start = Instant::now();
     loop {
-        for (d, (ns, sock, ifaces)) in daemons.iter_mut().zip(&specs) {
-            if matches!(d.0.try_wait(), Ok(Some(_))) {
-                *d = lldpd(ns, sock, ifaces);
-            }
+        let exited = daemons
+            .iter_mut()
+            .any(|d| matches!(d.0.try_wait(), Ok(Some(_))));
+        if exited || started.elapsed() > Duration::from_secs(5) {
+            start_all(&mut daemons);
+            started = Instant::now();
+            restarts += 1;
         }
         for (sock, name) in [(&a_sock, "sw-a"), (&b_sock, "sw-b")] {
             lldpcli(sock, &["configure", "system", "hostname", name]);
@@ -285,7 +335,16 @@ fn links_to_one_lldpd_chassis_share_a_switch_and_to_two_do_not() {
         }
         assert!(
             start.elapsed() < Duration::from_secs(90),
-            "lldpd did not see all four neighbours within 90 s:\n{seen}"
+            "lldpd did not see all four neighbours within 90 s:\n{seen}\n{}\n{}",
+            [&a_sock, &b_sock, &srv_sock]
+                .iter()
+                .map(|s| format!(
+                    "--- {}: {}",
+                    s.display(),
+                    lldpcli(s, &["show", "statistics"])
+                ))
+                .collect::<String>(),
+            lldpd_logs(tmp.path())
         );
     }
     let cfg = tmp.path().join("sparewatch.yml");
@@ -342,7 +401,9 @@ fn links_to_one_lldpd_chassis_share_a_switch_and_to_two_do_not() {
         !id.is_empty() && chassis_a.contains(id),
         "{id} is not sw-a's chassis:\n{chassis_a}"
     );
-    println!("lldpd lab: link:same shares switch {id}; link:split has effective spare 1");
+    println!(
+        "lldpd lab: link:same shares switch {id}; link:split has effective spare 1 (lldpd started again {restarts} times)"
+    );
 }
 
 /// `sparewatch status` shows the effective spare and the shared domain beside the spare.
