@@ -708,6 +708,69 @@ fn two_800w_psus_at_1100w_are_no_redundancy_with_the_reason() {
     assert_eq!(sparewatch::domains::capacity_reason(psu), None);
 }
 
+/// The current schema keeps a supply's power in its `Metrics` (`PowerSupplyMetrics`): read
+/// there, the load makes the capacity check known (418 + 398 W on two 1000 W supplies:
+/// sufficient); at 600 W each the survivor cannot carry 1200 W. A `Metrics` the BMC answers
+/// with garbage leaves that supply's load unknown, says why, and the rest is reported.
+#[test]
+fn current_schema_load_comes_from_power_supply_metrics() {
+    let bmc = Sushy::mockup("openbmc-subsystems", false);
+    let mut c = collector(&bmc);
+    let mut rig = rig();
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:chassis");
+    assert_eq!((psu.state.as_str(), psu.spare), ("redundant", 1));
+    let t = text(&s);
+    for line in [
+        "sparewatch_group_power_capacity_known{group=\"psu:chassis\",kind=\"psu\"} 1",
+        "sparewatch_group_power_capacity_sufficient{group=\"psu:chassis\",kind=\"psu\"} 1",
+        "sparewatch_redfish_psu_output_watts{bmc=\"bmc\",chassis=\"chassis\",psu=\"powersupply0\"} 418",
+        "sparewatch_redfish_psu_input_watts{bmc=\"bmc\",chassis=\"chassis\",psu=\"powersupply1\"} 431",
+    ] {
+        assert!(t.contains(line), "{line} not in:\n{t}");
+    }
+
+    for i in 0..2 {
+        bmc.edit(
+            &format!("Chassis/chassis/PowerSubsystem/PowerSupplies/powersupply{i}/Metrics"),
+            |v| v["OutputPowerWatts"]["Reading"] = json!(600),
+        );
+    }
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:chassis");
+    assert_eq!(psu.state.as_str(), "no_redundancy");
+    assert_eq!(
+        sparewatch::domains::capacity_reason(psu).as_deref(),
+        Some("load 1200 W > 1000 W left after losing powersupply0")
+    );
+
+    bmc.write_raw(
+        "Chassis/chassis/PowerSubsystem/PowerSupplies/powersupply1/Metrics",
+        b"{not json",
+    );
+    let s = rig.cycle(&mut c, INTERVAL);
+    let psu = gview(&s, "psu:chassis");
+    // Load unknown: the count decides (never the worst verdict for missing data).
+    assert_eq!(psu.state.as_str(), "redundant");
+    let t = text(&s);
+    assert!(
+        t.contains("sparewatch_group_power_capacity_known{group=\"psu:chassis\",kind=\"psu\"} 0"),
+        "{t}"
+    );
+    let reason = psu
+        .domains
+        .as_ref()
+        .and_then(|d| d.capacity.as_ref())
+        .map(|c| c.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.starts_with("load of powersupply1 unknown (") && reason.contains("/Metrics"),
+        "{reason}"
+    );
+    // The fans of the same BMC are still reported.
+    assert_eq!(gview(&s, "fan:chassis").state.as_str(), "redundant");
+}
+
 /// No per-supply load, only the chassis' `PowerConsumedWatts`: that is the load. No rating
 /// on one supply: capacity unknown, said, and the count decides.
 #[test]

@@ -598,6 +598,32 @@ impl Bmc {
         Ok(out)
     }
 
+    /// Reads the `PowerSupplyMetrics` of each current-schema supply that states no power of
+    /// its own (one GET each), for the capacity check's load. One that cannot be read leaves
+    /// that supply's load unknown and the rest of the cycle goes on; the errors are returned.
+    fn read_supply_metrics(&mut self, supplies: &mut [Supply]) -> Vec<String> {
+        let mut errors = Vec::new();
+        for p in supplies.iter_mut() {
+            let Some(path) = p.metrics.clone() else {
+                continue;
+            };
+            if p.output_watts.is_some() || p.input_watts.is_some() {
+                continue;
+            }
+            match self
+                .get(&path)
+                .and_then(|b| parse::supply_metrics(&b, &path).map_err(BmcError))
+            {
+                Ok(m) => {
+                    p.input_watts = m.input_watts;
+                    p.output_watts = m.output_watts;
+                }
+                Err(e) => errors.push(e.0),
+            }
+        }
+        errors
+    }
+
     fn cycle(&mut self, out: &mut Collection, margin_percent: f64) -> Result<(), BmcError> {
         if matches!(self.auth, Auth::Pending) {
             self.login()?;
@@ -621,6 +647,7 @@ impl Bmc {
                 ]
             };
             let mut consumed = None;
+            let mut metrics_errors = Vec::new();
             let (mut supplies, red): (Vec<Supply>, Vec<Redundancy>) = match &c.psu {
                 PsuSource::None => (Vec::new(), Vec::new()),
                 PsuSource::Subsystem {
@@ -638,11 +665,12 @@ impl Bmc {
                         ));
                     }
                     let list = self.members(supplies, layout.expand)?;
-                    let s = list
+                    let mut s: Vec<Supply> = list
                         .iter()
                         .enumerate()
                         .map(|(i, v)| parse::supply(v, i))
                         .collect();
+                    metrics_errors = self.read_supply_metrics(&mut s);
                     (s, ps.redundancy)
                 }
                 PsuSource::Power(p) => {
@@ -704,7 +732,15 @@ impl Bmc {
                     if let Some(w) = p.input_watts {
                         out.readings.push(Reading::gauge(
                             "sparewatch_redfish_psu_input_watts",
-                            "Input power of a PSU (Power.PowerSupplies[].PowerInputWatts).",
+                            "Input power of a PSU (PowerInputWatts, or InputPowerWatts of its PowerSupplyMetrics).",
+                            labels("psu", &p.id),
+                            w,
+                        ));
+                    }
+                    if let Some(w) = p.output_watts {
+                        out.readings.push(Reading::gauge(
+                            "sparewatch_redfish_psu_output_watts",
+                            "Output power of a PSU (LastPowerOutputWatts, or OutputPowerWatts of its PowerSupplyMetrics).",
                             labels("psu", &p.id),
                             w,
                         ));
@@ -716,6 +752,12 @@ impl Bmc {
                     &parse::capacity_supplies(&supplies, consumed),
                     margin_percent,
                 );
+                // A load left unknown because its PowerSupplyMetrics could not be read says why.
+                if let Some(cap) = g.capacity.as_mut().filter(|c| c.sufficient.is_none()) {
+                    if !metrics_errors.is_empty() {
+                        cap.reason = format!("{} ({})", cap.reason, metrics_errors.join("; "));
+                    }
+                }
                 let lost = supplies
                     .iter()
                     .filter(|p| parse::input_lost(p))

@@ -228,6 +228,9 @@ pub struct Supply {
     /// `LastPowerOutputWatts` (deprecated schema): what it delivers, comparable with
     /// `PowerCapacityWatts` (its rated output).
     pub output_watts: Option<f64>,
+    /// `Metrics` (current schema): the supply's `PowerSupplyMetrics`, where the current
+    /// schema keeps its input and output power.
+    pub metrics: Option<String>,
 }
 
 pub fn supply(v: &Value, index: usize) -> Supply {
@@ -245,7 +248,31 @@ pub fn supply(v: &Value, index: usize) -> Supply {
         capacity_watts: n(v, "PowerCapacityWatts"),
         input_watts: n(v, "PowerInputWatts"),
         output_watts: n(v, "LastPowerOutputWatts"),
+        metrics: link(v, "Metrics"),
     }
+}
+
+/// `PowerSupplyMetrics` (current schema, the resource a supply's `Metrics` links to): the
+/// `Reading` of `InputPowerWatts` and `OutputPowerWatts` (each a `SensorPowerExcerpt`). A
+/// reading that is absent, `null` or not a finite non-negative number is `None`: some
+/// BMCs link the sensor (`DataSourceUri`) without an inline reading.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SupplyMetrics {
+    pub input_watts: Option<f64>,
+    pub output_watts: Option<f64>,
+}
+
+pub fn supply_metrics(body: &[u8], path: &str) -> Result<SupplyMetrics, String> {
+    let v = object(body, path)?;
+    let reading = |key: &str| {
+        v.get(key)
+            .and_then(|x| n(x, "Reading"))
+            .filter(|w| w.is_finite() && *w >= 0.0)
+    };
+    Ok(SupplyMetrics {
+        input_watts: reading("InputPowerWatts"),
+        output_watts: reading("OutputPowerWatts"),
+    })
 }
 
 /// `PowerSubsystem` (current schema).
@@ -678,6 +705,43 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    /// Shapes: the DMTF PowerSupplyMetrics schema / power-shelf mockup (excerpt objects with
+    /// `DataSourceUri` and `Reading`), bmcweb builds that link the sensor without a reading,
+    /// and a reading of `null` (Redfish's "not available").
+    #[test]
+    fn supply_metrics_readings_and_their_absence() {
+        let full = br##"{"@odata.type":"#PowerSupplyMetrics.v1_1_0.PowerSupplyMetrics","Id":"Metrics",
+            "InputPowerWatts":{"DataSourceUri":"/redfish/v1/Chassis/1U/Sensors/PS1InputPower","Reading":937.4},
+            "OutputPowerWatts":{"DataSourceUri":"/redfish/v1/Chassis/1U/Sensors/PS1OutputPower","Reading":882.1}}"##;
+        assert_eq!(
+            supply_metrics(full, "/m").unwrap(),
+            SupplyMetrics {
+                input_watts: Some(937.4),
+                output_watts: Some(882.1)
+            }
+        );
+        let linked_only = br#"{"Id":"Metrics","InputPowerWatts":{"DataSourceUri":"/s/in"},
+            "OutputPowerWatts":{"DataSourceUri":"/s/out","Reading":null}}"#;
+        assert_eq!(
+            supply_metrics(linked_only, "/m").unwrap(),
+            SupplyMetrics::default()
+        );
+        let odd = br#"{"InputPowerWatts":{"Reading":-5},"OutputPowerWatts":{"Reading":"400"}}"#;
+        assert_eq!(supply_metrics(odd, "/m").unwrap(), SupplyMetrics::default());
+        for bad in [&b""[..], b"[]", b"{", b"null"] {
+            assert!(supply_metrics(bad, "/m").is_err());
+        }
+        // The supply links it; the deprecated schema has no such link.
+        let v = serde_json::from_str(
+            r#"{"Id":"powersupply0","Metrics":{"@odata.id":"/redfish/v1/Chassis/c/PowerSubsystem/PowerSupplies/powersupply0/Metrics"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            supply(&v, 0).metrics.as_deref(),
+            Some("/redfish/v1/Chassis/c/PowerSubsystem/PowerSupplies/powersupply0/Metrics")
         );
     }
 
