@@ -9,6 +9,11 @@
 //!   the journal — at the next start after a SIGKILL, crash or reboot ([`recover`]).
 //! - [`store`]: the journal (also the lock) and the result history in `--state.dir`.
 //! - [`metrics`]: the results as Prometheus series, rendered from the history.
+//!
+//! Size: about 620 lines: the guardrails, the plan text, signals, recovery at start-up and
+//! [`attempt`], the one sequence manual and scheduled drills share (journal, silence, steps,
+//! undo, history). It is kept in one place on purpose: the order of its safety steps is read
+//! in one go.
 
 pub mod metrics;
 pub mod probe;

@@ -8,6 +8,12 @@
 //! Sessions: a `SessionService` login (`X-Auth-Token`) reused across cycles, basic auth
 //! when the service has none, the session deleted when the collector goes away or the
 //! agent exits ([`close_sessions`]). Parsing is pure ([`parse`]); HTTP is in [`http`].
+//!
+//! Size: about 970 lines, over the ~500 the project aims for: the config and flags (~200), the
+//! session bookkeeping, and `Bmc` (login, re-login on 401, the layout walk, one cycle: ~450 lines
+//! that share one BMC's session and layout state, so they stay one type). Parsing is in
+//! [`parse`], HTTP in [`http`]; the config/flags part moves to its own module when the
+//! collectors crate stops taking clap matches.
 
 pub mod http;
 pub mod parse;

@@ -3,6 +3,10 @@
 //! (2020.4 on), and the deprecated `Power` / `Thermal` with inline arrays and `Redundancy`.
 //! Vendors differ in which properties they fill: every one is optional here, wrong types
 //! count as absent, and nothing panics on any input.
+//!
+//! Size: about 580 lines of code (plus tests): one small pure function per Redfish resource of
+//! both schema generations, sharing the optional-property helpers at the top; split by
+//! resource they would each repeat them.
 
 use serde_json::Value;
 
