@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use sparewatch_collectors::COLLECTORS;
+use sparewatch_collectors::{FlagKind, FlagSpec, FlagValue, Flags, COLLECTORS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -186,8 +186,8 @@ pub fn command() -> clap::Command {
                     .global(true)
                     .help(format!("Disable the {} collector", spec.name)),
             );
-        for a in (spec.args)() {
-            cmd = cmd.arg(a.global(true));
+        for f in spec.flags {
+            cmd = cmd.arg(collector_arg(f));
         }
     }
     for a in crate::alertmanager::args() {
@@ -196,10 +196,69 @@ pub fn command() -> clap::Command {
     cmd
 }
 
+/// A flag a collector declared, as an argument of the parser: its kind decides the action
+/// and the check of its value (an unsigned flag out of its declared width is refused here).
+fn collector_arg(f: &FlagSpec) -> Arg {
+    let a = Arg::new(f.name).long(f.name).help(f.help).global(true);
+    match f.kind {
+        FlagKind::Text => a.value_name(f.value_name),
+        FlagKind::Repeated => a.value_name(f.value_name).action(ArgAction::Append),
+        FlagKind::Switch => a.action(ArgAction::SetTrue),
+        FlagKind::Unsigned(bits) => {
+            let max = if bits >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
+            a.value_name(f.value_name)
+                .value_parser(clap::value_parser!(u64).range(0..=max))
+        }
+    }
+}
+
+/// The values of the collectors' declared flags in `m`, for [`sparewatch_collectors::BuildContext`].
+fn collector_flags(m: &ArgMatches) -> Result<Flags, clap::Error> {
+    let specs = || COLLECTORS.iter().flat_map(|c| c.flags.iter());
+    let mut flags = Flags::new(specs());
+    let internal = |name: &str, e: &dyn std::fmt::Display| {
+        clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("--{name}: {e}\n"),
+        )
+    };
+    for f in specs() {
+        let value = match f.kind {
+            FlagKind::Text => m
+                .try_get_one::<String>(f.name)
+                .map_err(|e| internal(f.name, &e))?
+                .map(|s| FlagValue::Text(s.clone())),
+            FlagKind::Repeated => m
+                .try_get_many::<String>(f.name)
+                .map_err(|e| internal(f.name, &e))?
+                .map(|v| FlagValue::Repeated(v.cloned().collect())),
+            FlagKind::Switch => m
+                .try_get_one::<bool>(f.name)
+                .map_err(|e| internal(f.name, &e))?
+                .filter(|on| **on)
+                .map(|_| FlagValue::Switch),
+            FlagKind::Unsigned(_) => m
+                .try_get_one::<u64>(f.name)
+                .map_err(|e| internal(f.name, &e))?
+                .map(|n| FlagValue::Unsigned(*n)),
+        };
+        if let Some(v) = value {
+            flags.set(f.name, v).map_err(|e| internal(f.name, &e))?;
+        }
+    }
+    Ok(flags)
+}
+
 /// Parsed command line.
 pub struct Parsed {
     pub cli: Cli,
     pub matches: ArgMatches,
+    /// The collectors' flags, typed ([`collector_flags`]).
+    flags: Flags,
 }
 
 pub fn parse_from<I, T>(args: I) -> Result<Parsed, clap::Error>
@@ -209,7 +268,13 @@ where
 {
     let matches = command().try_get_matches_from(args)?;
     let cli = Cli::from_arg_matches(&matches)?;
-    Ok(Parsed { cli, matches })
+    // Global args are propagated to the subcommand's matches.
+    let flags = collector_flags(matches.subcommand().map_or(&matches, |(_, m)| m))?;
+    Ok(Parsed {
+        cli,
+        matches,
+        flags,
+    })
 }
 
 impl Parsed {
@@ -226,9 +291,14 @@ impl Parsed {
         get(&self.matches) || sub.is_some_and(get)
     }
 
-    /// The matches a collector should read its own flags from.
+    /// The matches the agent's own generated flags (`--alertmanager.*`) are read from.
     pub fn collector_matches(&self) -> &ArgMatches {
         self.matches.subcommand().map_or(&self.matches, |(_, m)| m)
+    }
+
+    /// The values of the collectors' own flags.
+    pub fn collector_flags(&self) -> &Flags {
+        &self.flags
     }
 
     /// Whether a collector runs: its default, `--collector.disable-defaults`, then

@@ -129,7 +129,7 @@ fn check_config(
                 };
                 let ctx = sparewatch_collectors::BuildContext {
                     roots,
-                    matches: parsed.collector_matches(),
+                    flags: parsed.collector_flags(),
                     config: Some(section),
                     // Validating only: a collector must not write its memory.
                     read_only: true,

@@ -7,6 +7,7 @@
 pub mod command;
 pub mod error;
 pub mod events;
+pub mod flags;
 pub mod hwmon;
 pub mod hwraid;
 pub mod ipmi;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 pub use error::{BuildError, CollectError};
 pub use events::Wake;
+pub use flags::{FlagKind, FlagSpec, FlagValue, Flags};
 pub use memory::CollectorMemory;
 pub use model::*;
 pub use roots::Roots;
@@ -48,8 +50,8 @@ pub trait Collector: Send + 'static {
 /// What building a collector may look at.
 pub struct BuildContext<'a> {
     pub roots: &'a Roots,
-    /// Parsed command line: the collector reads the flags its `args` declared.
-    pub matches: &'a clap::ArgMatches,
+    /// The command line's values of the flags collectors declared ([`flags`]).
+    pub flags: &'a Flags,
     /// The `collectors.<name>` section of the config file, if any, without the keys the
     /// scheduler owns (`interval`, `timeout`).
     pub config: Option<&'a serde_norway::Value>,
@@ -69,12 +71,8 @@ pub struct CollectorSpec {
     /// Upper bound for one `collect` before the collector is marked down.
     pub timeout: Duration,
     /// Collector-specific flags (`--collector.net.device-include`, `--ipmi.host`, ...).
-    pub args: fn() -> Vec<clap::Arg>,
+    pub flags: &'static [FlagSpec],
     pub build: fn(&BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError>,
-}
-
-fn no_args() -> Vec<clap::Arg> {
-    Vec::new()
 }
 
 /// The collector table. Order is the order of `status` output and of the docs.
@@ -85,7 +83,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         enabled_by_default: true,
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
-        args: net::args,
+        flags: net::FLAGS,
         build: net::build,
     },
     CollectorSpec {
@@ -94,7 +92,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         enabled_by_default: true,
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
-        args: md::args,
+        flags: md::FLAGS,
         build: md::build,
     },
     CollectorSpec {
@@ -103,7 +101,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         enabled_by_default: true,
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
-        args: multipath::args,
+        flags: multipath::FLAGS,
         build: multipath::build,
     },
     CollectorSpec {
@@ -112,7 +110,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         enabled_by_default: true,
         interval: Duration::from_secs(15),
         timeout: Duration::from_secs(10),
-        args: hwmon::args,
+        flags: hwmon::FLAGS,
         build: hwmon::build,
     },
     CollectorSpec {
@@ -122,7 +120,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         // SMART queries take seconds per disk and wake nothing: every 5 minutes is plenty.
         interval: Duration::from_secs(300),
         timeout: Duration::from_secs(120),
-        args: smart::args,
+        flags: smart::FLAGS,
         build: smart::build,
     },
     CollectorSpec {
@@ -132,7 +130,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         // storcli takes seconds per call and the controller raises no kernel events.
         interval: Duration::from_secs(60),
         timeout: Duration::from_secs(90),
-        args: hwraid::args,
+        flags: hwraid::FLAGS,
         build: hwraid::build,
     },
     CollectorSpec {
@@ -141,7 +139,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         enabled_by_default: true,
         interval: Duration::from_secs(15),
         timeout: Duration::from_secs(10),
-        args: ipmi::args,
+        flags: ipmi::FLAGS,
         build: ipmi::build,
     },
     CollectorSpec {
@@ -150,7 +148,7 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         enabled_by_default: true,
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(20),
-        args: redfish::args,
+        flags: redfish::FLAGS,
         build: redfish::build,
     },
     CollectorSpec {
@@ -159,15 +157,10 @@ pub static COLLECTORS: &[CollectorSpec] = &[
         enabled_by_default: true,
         interval: Duration::from_secs(15),
         timeout: Duration::from_secs(10),
-        args: ups::args,
+        flags: ups::FLAGS,
         build: ups::build,
     },
 ];
-
-/// Helper for collectors without flags.
-pub fn collector_without_args() -> Vec<clap::Arg> {
-    no_args()
-}
 
 /// Deserializes a collector's config section into its typed config, or its default.
 pub fn parse_config<T: serde::de::DeserializeOwned + Default>(

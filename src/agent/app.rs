@@ -54,7 +54,7 @@ pub fn setup(parsed: &Parsed, roots: &Roots) -> anyhow::Result<Setup> {
         }
         let ctx = BuildContext {
             roots,
-            matches: parsed.collector_matches(),
+            flags: parsed.collector_flags(),
             config: config.collectors.get(spec.name),
             read_only,
             memory: sections.as_ref().map_or_else(CollectorMemory::none, |s| {

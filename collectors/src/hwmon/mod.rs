@@ -11,7 +11,7 @@ pub mod chip;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use clap::Arg;
+use crate::FlagSpec;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -45,21 +45,18 @@ pub struct HwmonConfig {
     pub psu_capacity_margin_percent: f64,
 }
 
-pub fn args() -> Vec<Arg> {
-    vec![Arg::new("collector.hwmon.psu-chips")
-        .long("collector.hwmon.psu-chips")
-        .value_name("REGEX")
-        .help("hwmon chip names (whole-name regex) that are PMBus power supplies, grouped as psu:pmbus [default: built-in list of PSU drivers]")]
-}
+pub const FLAGS: &[FlagSpec] = &[FlagSpec::text(
+    "collector.hwmon.psu-chips",
+    "REGEX",
+    "hwmon chip names (whole-name regex) that are PMBus power supplies, grouped as psu:pmbus [default: built-in list of PSU drivers]",
+)];
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let config: HwmonConfig = crate::parse_config("hwmon", ctx.config)?;
     let flag = ctx
-        .matches
-        .try_get_one::<String>("collector.hwmon.psu-chips")
-        .ok()
-        .flatten()
-        .cloned();
+        .flags
+        .text("hwmon", "collector.hwmon.psu-chips")?
+        .map(str::to_string);
     let pattern = flag
         .or_else(|| config.psu_chips.clone())
         .unwrap_or_else(|| DEFAULT_PSU_CHIPS.to_string());

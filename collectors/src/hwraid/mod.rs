@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Arg;
+use crate::FlagSpec;
 use serde::Deserialize;
 
 use crate::roots::list_dir;
@@ -52,19 +52,15 @@ pub struct HwraidConfig {
     pub drive_details: Option<bool>,
 }
 
-pub fn args() -> Vec<Arg> {
-    vec![Arg::new("collector.hwraid.storcli-path")
-        .long("collector.hwraid.storcli-path")
-        .value_name("PATH")
-        .help("storcli or perccli binary [default: /opt/MegaRAID/storcli/storcli64, /usr/sbin/storcli64, … under --path.rootfs]")]
-}
+pub const FLAGS: &[FlagSpec] = &[FlagSpec::text(
+    "collector.hwraid.storcli-path",
+    "PATH",
+    "storcli or perccli binary [default: /opt/MegaRAID/storcli/storcli64, /usr/sbin/storcli64, … under --path.rootfs]",
+)];
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let mut config: HwraidConfig = crate::parse_config("hwraid", ctx.config)?;
-    if let Ok(Some(p)) = ctx
-        .matches
-        .try_get_one::<String>("collector.hwraid.storcli-path")
-    {
+    if let Some(p) = ctx.flags.text("hwraid", "collector.hwraid.storcli-path")? {
         config.storcli = Some(PathBuf::from(p));
     }
     let timeout = match &config.command_timeout {

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use clap::{Arg, ArgMatches};
+use crate::{FlagSpec, Flags};
 use serde::Deserialize;
 
 use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading, Wake};
@@ -103,45 +103,51 @@ pub struct BmcConfig {
     pub cipher_suite: Option<u8>,
 }
 
-pub fn args() -> Vec<Arg> {
-    vec![
-        Arg::new("ipmi.host")
-            .long("ipmi.host")
-            .value_name("HOST")
-            .help("BMC to read over RMCP+ (lanplus) instead of the in-band device"),
-        Arg::new("ipmi.port")
-            .long("ipmi.port")
-            .value_name("PORT")
-            .value_parser(clap::value_parser!(u16))
-            .help("UDP port of --ipmi.host [default: 623]"),
-        Arg::new("ipmi.user")
-            .long("ipmi.user")
-            .value_name("USER")
-            .help("User name for --ipmi.host (at most 16 ASCII characters)"),
-        Arg::new("ipmi.password-file")
-            .long("ipmi.password-file")
-            .value_name("FILE")
-            .help("File holding the password for --ipmi.host (else $SPAREWATCH_IPMI_PASSWORD)"),
-        Arg::new("ipmi.cipher-suite")
-            .long("ipmi.cipher-suite")
-            .value_name("ID")
-            .value_parser(clap::value_parser!(u8))
-            .help("RMCP+ cipher suite; ipmi-rs supports 3 only [default: 3]"),
-        Arg::new("ipmi.device")
-            .long("ipmi.device")
-            .value_name("PATH")
-            .help("In-band IPMI device, used when it exists and no --ipmi.host is given [default: /dev/ipmi0 under --path.rootfs]"),
-        Arg::new("ipmi.timeout")
-            .long("ipmi.timeout")
-            .value_name("DURATION")
-            .help("Timeout of one IPMI request [default: 2s]"),
-        Arg::new("ipmi.retries")
-            .long("ipmi.retries")
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32))
-            .help("Retries of an unanswered request, each on a new session [default: 1]"),
-    ]
-}
+pub const FLAGS: &[FlagSpec] = &[
+    FlagSpec::text(
+        "ipmi.host",
+        "HOST",
+        "BMC to read over RMCP+ (lanplus) instead of the in-band device",
+    ),
+    FlagSpec::unsigned(
+        "ipmi.port",
+        "PORT",
+        16,
+        "UDP port of --ipmi.host [default: 623]",
+    ),
+    FlagSpec::text(
+        "ipmi.user",
+        "USER",
+        "User name for --ipmi.host (at most 16 ASCII characters)",
+    ),
+    FlagSpec::text(
+        "ipmi.password-file",
+        "FILE",
+        "File holding the password for --ipmi.host (else $SPAREWATCH_IPMI_PASSWORD)",
+    ),
+    FlagSpec::unsigned(
+        "ipmi.cipher-suite",
+        "ID",
+        8,
+        "RMCP+ cipher suite; ipmi-rs supports 3 only [default: 3]",
+    ),
+    FlagSpec::text(
+        "ipmi.device",
+        "PATH",
+        "In-band IPMI device, used when it exists and no --ipmi.host is given [default: /dev/ipmi0 under --path.rootfs]",
+    ),
+    FlagSpec::text(
+        "ipmi.timeout",
+        "DURATION",
+        "Timeout of one IPMI request [default: 2s]",
+    ),
+    FlagSpec::unsigned(
+        "ipmi.retries",
+        "N",
+        32,
+        "Retries of an unanswered request, each on a new session [default: 1]",
+    ),
+];
 
 fn config_error(detail: impl Into<String>) -> BuildError {
     BuildError::Config {
@@ -150,8 +156,8 @@ fn config_error(detail: impl Into<String>) -> BuildError {
     }
 }
 
-fn flag<'a>(m: &'a ArgMatches, id: &str) -> Option<&'a String> {
-    m.try_get_one::<String>(id).ok().flatten()
+fn flag<'a>(f: &'a Flags, id: &str) -> Result<Option<&'a str>, BuildError> {
+    f.text("ipmi", id)
 }
 
 fn check_user(user: &str, whose: &str) -> Result<(), BuildError> {
@@ -182,8 +188,8 @@ fn valid_name(name: &str) -> bool {
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let config: IpmiConfig = crate::parse_config("ipmi", ctx.config)?;
-    let m = ctx.matches;
-    let timeout = match flag(m, "ipmi.timeout").or(config.request_timeout.as_ref()) {
+    let m = ctx.flags;
+    let timeout = match flag(m, "ipmi.timeout")?.or(config.request_timeout.as_deref()) {
         Some(s) => crate::parse_duration(s).map_err(config_error)?,
         None => DEFAULT_REQUEST_TIMEOUT,
     };
@@ -191,10 +197,7 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         return Err(config_error("request timeout must be above zero"));
     }
     let retries = m
-        .try_get_one::<u32>("ipmi.retries")
-        .ok()
-        .flatten()
-        .copied()
+        .unsigned::<u32>("ipmi", "ipmi.retries")?
         .or(config.retries)
         .unwrap_or(DEFAULT_RETRIES);
     let sel_poll = match &config.sel_poll_interval {
@@ -208,26 +211,20 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
 
     let mut bmcs = Vec::new();
     let mut in_band = None;
-    if let Some(host) = flag(m, "ipmi.host") {
-        let user = flag(m, "ipmi.user").cloned().unwrap_or_default();
+    if let Some(host) = flag(m, "ipmi.host")?.map(str::to_string) {
+        let user = flag(m, "ipmi.user")?.unwrap_or_default().to_string();
         check_user(&user, "--ipmi.user")?;
         check_cipher(
-            m.try_get_one::<u8>("ipmi.cipher-suite")
-                .ok()
-                .flatten()
-                .copied(),
+            m.unsigned::<u8>("ipmi", "ipmi.cipher-suite")?,
             "--ipmi.cipher-suite",
         )?;
-        let password = match flag(m, "ipmi.password-file") {
+        let password = match flag(m, "ipmi.password-file")? {
             Some(p) => Secret::File(PathBuf::from(p)),
             None if std::env::var_os(PASSWORD_ENV).is_some() => Secret::Env(PASSWORD_ENV.into()),
             None => Secret::None,
         };
         let port = m
-            .try_get_one::<u16>("ipmi.port")
-            .ok()
-            .flatten()
-            .copied()
+            .unsigned::<u16>("ipmi", "ipmi.port")?
             .unwrap_or(DEFAULT_PORT);
         bmcs.push(Bmc::new(
             Naming {
@@ -247,7 +244,7 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             chunk,
         ));
     } else {
-        let device = match flag(m, "ipmi.device") {
+        let device = match flag(m, "ipmi.device")? {
             Some(d) => PathBuf::from(d),
             None => config
                 .device

@@ -12,7 +12,7 @@ pub mod watch;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Arg;
+use crate::FlagSpec;
 use serde::Deserialize;
 
 use crate::one_hot::OneHot;
@@ -27,9 +27,7 @@ use mdstat::{Mdstat, MdstatArray};
 #[serde(deny_unknown_fields)]
 pub struct MdConfig {}
 
-pub fn args() -> Vec<Arg> {
-    Vec::new()
-}
+pub const FLAGS: &[FlagSpec] = &[];
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let _config: MdConfig = crate::parse_config("md", ctx.config)?;

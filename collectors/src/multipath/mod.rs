@@ -22,7 +22,7 @@ pub mod scsi;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Arg, ArgMatches};
+use crate::FlagSpec;
 use serde::Deserialize;
 
 use crate::events::Uevent;
@@ -52,19 +52,18 @@ pub struct MultipathConfig {
     pub multipathd: Option<PathBuf>,
 }
 
-pub fn args() -> Vec<Arg> {
-    vec![Arg::new("collector.multipath.dmsetup")
-        .long("collector.multipath.dmsetup")
-        .value_name("PATH")
-        .help("dmsetup binary that reports dm-multipath path states (default: found under --path.rootfs in /usr/sbin, /sbin, /usr/bin, /bin)")]
-}
+pub const FLAGS: &[FlagSpec] = &[FlagSpec::text(
+    "collector.multipath.dmsetup",
+    "PATH",
+    "dmsetup binary that reports dm-multipath path states (default: found under --path.rootfs in /usr/sbin, /sbin, /usr/bin, /bin)",
+)];
 
 const DEFAULT_DMSETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let mut config: MultipathConfig = crate::parse_config("multipath", ctx.config)?;
-    if let Some(p) = flag(ctx.matches) {
-        config.dmsetup = Some(p);
+    if let Some(p) = ctx.flags.text("multipath", "collector.multipath.dmsetup")? {
+        config.dmsetup = Some(PathBuf::from(p));
     }
     let timeout = match &config.dmsetup_timeout {
         Some(s) => crate::parse_duration(s).map_err(|e| BuildError::Config {
@@ -76,13 +75,6 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let mut c = MultipathCollector::new(ctx.roots.clone(), config.dmsetup, timeout);
     c.multipathd = config.multipathd;
     Ok(Box::new(c))
-}
-
-fn flag(m: &ArgMatches) -> Option<PathBuf> {
-    match m.try_get_one::<String>("collector.multipath.dmsetup") {
-        Ok(Some(s)) => Some(PathBuf::from(s)),
-        _ => None,
-    }
 }
 
 pub struct MultipathCollector {

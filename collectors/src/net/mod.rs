@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::{Arg, ArgMatches};
+use crate::{FlagSpec, Flags};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -63,24 +63,23 @@ fn one() -> u32 {
     1
 }
 
-pub fn args() -> Vec<Arg> {
-    vec![Arg::new("collector.net.device-include")
-        .long("collector.net.device-include")
-        .value_name("REGEX")
-        .help("Also report links of virtual interfaces whose name matches (physical NICs, bond/team members and configured group members are always reported)")]
-}
+pub const FLAGS: &[FlagSpec] = &[FlagSpec::text(
+    "collector.net.device-include",
+    "REGEX",
+    "Also report links of virtual interfaces whose name matches (physical NICs, bond/team members and configured group members are always reported)",
+)];
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let config: NetConfig = crate::parse_config("net", ctx.config)?;
     Ok(Box::new(NetCollector::new(
         ctx.roots.clone(),
         config,
-        include_regex(ctx.matches)?,
+        include_regex(ctx.flags)?,
     )))
 }
 
-fn include_regex(m: &ArgMatches) -> Result<Option<Regex>, BuildError> {
-    let Ok(Some(s)) = m.try_get_one::<String>("collector.net.device-include") else {
+fn include_regex(f: &Flags) -> Result<Option<Regex>, BuildError> {
+    let Some(s) = f.text("net", "collector.net.device-include")? else {
         return Ok(None);
     };
     Regex::new(&format!("^(?:{s})$"))

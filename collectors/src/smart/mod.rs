@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Arg;
+use crate::FlagSpec;
 use serde::Deserialize;
 
 use crate::roots::list_dir;
@@ -98,19 +98,15 @@ mod duration_str {
     }
 }
 
-pub fn args() -> Vec<Arg> {
-    vec![Arg::new("collector.smart.smartctl-path")
-        .long("collector.smart.smartctl-path")
-        .value_name("PATH")
-        .help("smartctl binary (smartmontools 7 or later) [default: /usr/sbin/smartctl, /usr/bin/smartctl, … under --path.rootfs]")]
-}
+pub const FLAGS: &[FlagSpec] = &[FlagSpec::text(
+    "collector.smart.smartctl-path",
+    "PATH",
+    "smartctl binary (smartmontools 7 or later) [default: /usr/sbin/smartctl, /usr/bin/smartctl, … under --path.rootfs]",
+)];
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let mut config: SmartConfig = crate::parse_config("smart", ctx.config)?;
-    if let Ok(Some(p)) = ctx
-        .matches
-        .try_get_one::<String>("collector.smart.smartctl-path")
-    {
+    if let Some(p) = ctx.flags.text("smart", "collector.smart.smartctl-path")? {
         config.smartctl = Some(PathBuf::from(p));
     }
     Ok(Box::new(SmartCollector::new(ctx.roots.clone(), config)))

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Arg, ArgAction, ArgMatches};
+use crate::{FlagSpec, Flags};
 use serde::Deserialize;
 
 use crate::{
@@ -54,27 +54,28 @@ pub struct UpsConfig {
     pub feeds: BTreeMap<String, String>,
 }
 
-pub fn args() -> Vec<Arg> {
-    vec![
-        Arg::new("ups.nut-address")
-            .long("ups.nut-address")
-            .value_name("HOST:PORT")
-            .action(ArgAction::Append)
-            .help("upsd to read UPSes from; repeatable [default: 127.0.0.1:3493, not present when refused there]"),
-        Arg::new("ups.nut-user")
-            .long("ups.nut-user")
-            .value_name("USER")
-            .help("upsd user (USERNAME); none by default"),
-        Arg::new("ups.nut-password-file")
-            .long("ups.nut-password-file")
-            .value_name("FILE")
-            .help("File holding the upsd password (else $SPAREWATCH_UPS_PASSWORD)"),
-        Arg::new("ups.timeout")
-            .long("ups.timeout")
-            .value_name("DURATION")
-            .help("Timeout of one connection or command to upsd [default: 2s]"),
-    ]
-}
+pub const FLAGS: &[FlagSpec] = &[
+    FlagSpec::repeated(
+        "ups.nut-address",
+        "HOST:PORT",
+        "upsd to read UPSes from; repeatable [default: 127.0.0.1:3493, not present when refused there]",
+    ),
+    FlagSpec::text(
+        "ups.nut-user",
+        "USER",
+        "upsd user (USERNAME); none by default",
+    ),
+    FlagSpec::text(
+        "ups.nut-password-file",
+        "FILE",
+        "File holding the upsd password (else $SPAREWATCH_UPS_PASSWORD)",
+    ),
+    FlagSpec::text(
+        "ups.timeout",
+        "DURATION",
+        "Timeout of one connection or command to upsd [default: 2s]",
+    ),
+];
 
 fn config_error(detail: impl Into<String>) -> BuildError {
     BuildError::Config {
@@ -83,8 +84,8 @@ fn config_error(detail: impl Into<String>) -> BuildError {
     }
 }
 
-fn flag<'a>(m: &'a ArgMatches, id: &str) -> Option<&'a String> {
-    m.try_get_one::<String>(id).ok().flatten()
+fn flag<'a>(f: &'a Flags, id: &str) -> Result<Option<&'a str>, BuildError> {
+    f.text("ups", id)
 }
 
 pub use crate::password::Password;
@@ -144,11 +145,9 @@ impl UpsCollector {
 
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let config: UpsConfig = crate::parse_config("ups", ctx.config)?;
-    let m = ctx.matches;
+    let m = ctx.flags;
     let mut addresses = config.servers.clone();
-    if let Ok(Some(v)) = m.try_get_many::<String>("ups.nut-address") {
-        addresses.extend(v.cloned());
-    }
+    addresses.extend(m.repeated("ups", "ups.nut-address")?.iter().cloned());
     for a in &addresses {
         check_address(a).map_err(config_error)?;
     }
@@ -157,20 +156,22 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     if implicit {
         addresses.push(DEFAULT_ADDRESS.to_string());
     }
-    let timeout = match flag(m, "ups.timeout").or(config.timeout.as_ref()) {
+    let timeout = match flag(m, "ups.timeout")?.or(config.timeout.as_deref()) {
         Some(s) => crate::parse_duration(s).map_err(config_error)?,
         None => DEFAULT_TIMEOUT,
     };
     if timeout.is_zero() {
         return Err(config_error("timeout must be above zero"));
     }
-    let user = flag(m, "ups.nut-user").cloned().or(config.user.clone());
+    let user = flag(m, "ups.nut-user")?
+        .map(str::to_string)
+        .or(config.user.clone());
     if let Some(u) = &user {
         if u.is_empty() || u.contains(char::is_whitespace) {
             return Err(config_error("the upsd user must be one word"));
         }
     }
-    let password = match flag(m, "ups.nut-password-file")
+    let password = match flag(m, "ups.nut-password-file")?
         .map(PathBuf::from)
         .or(config.password_file.clone())
     {
