@@ -183,7 +183,15 @@ fn ten_restarts_keep_since_and_transitions() {
             )
             .is_some()
         });
-        assert!(state_is(&m, "bond:bond0", "no_redundancy"), "restart {i}");
+        assert!(
+            state_is(&m, "bond:bond0", "no_redundancy"),
+            "restart {i}: not no_redundancy:\n{}\nlog:\n{}",
+            m.lines()
+                .filter(|l| l.contains("bond0") || l.contains("collector_up"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            std::fs::read_to_string(&a.log).unwrap_or_default()
+        );
         assert_eq!(
             since_and_transitions(&m),
             want,

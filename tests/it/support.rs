@@ -185,10 +185,32 @@ impl Rig {
     }
 }
 
-/// A loopback port nobody listens on right now (the OS picks it; a test binds it soon after).
+/// A loopback port nobody listens on right now, for a server a test starts soon after.
+///
+/// Never the same port twice in one run: ports are handed out in turn from 20000–32767,
+/// below the kernel's ephemeral range (32768–60999), each checked bindable first. The OS's
+/// own pick (`bind` to port 0) was not enough: with tests in parallel, two of them could be
+/// given the same port before either server bound it, and one test then scraped the other
+/// test's agent.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    // Start at an offset of this process, so two test binaries run one after the other
+    // (or a port left in TIME_WAIT by the previous run) do not meet.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let port = u16::try_from(port).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000-32767");
 }
