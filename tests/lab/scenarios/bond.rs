@@ -1,5 +1,10 @@
 //! Scenario 1: an active-backup bond over two virtio NICs; links cut from the host (QMP
 //! `set_link`), the state read from the agent's /metrics in the guest.
+//!
+//! In the same guest, a second bond whose two slaves are the two functions of ONE PCI
+//! slot (a dual-port card, as QEMU's `multifunction=on` lays it out): redundant by count,
+//! effective spare 0 with the card named as the shared failure domain (issue 11), while
+//! bond0's slaves on two slots keep effective spare 1.
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
@@ -12,6 +17,10 @@ const S: &str = "bond";
 const GROUP: &str = "bond:bond0";
 /// QEMU's user-mode network answers ping on its gateway: proof the bond still carries traffic.
 const GATEWAY: &str = "10.0.2.2";
+/// The second bond, on one dual-function card.
+const ONE_CARD: &str = "bond:bond1";
+/// Its PCI slot: high enough that no device QEMU places by itself takes it.
+const CARD_SLOT: u8 = 0x1e;
 
 pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
     let mut args = Vec::new();
@@ -21,6 +30,18 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
             format!("user,id=n{i}"),
             "-device".to_string(),
             format!("virtio-net-pci,netdev=n{i},id={nic},mac=52:54:00:5e:00:0{i}"),
+        ]);
+    }
+    for f in 0..2 {
+        let i = f + 2;
+        args.extend([
+            "-netdev".to_string(),
+            format!("user,id=n{i}"),
+            "-device".to_string(),
+            format!(
+                "virtio-net-pci,netdev=n{i},id=nic{i},mac=52:54:00:5e:00:0{i},addr=0x{CARD_SLOT:x}.{f}{}",
+                if f == 0 { ",multifunction=on" } else { "" }
+            ),
         ]);
     }
     let mut vm = Vm::boot(lab, S, &["net"], 256, &args)?;
@@ -57,10 +78,18 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
         ))?;
     }
     vm.sh_ok("ip link set bond0 up; ip addr add 10.0.2.15/24 dev bond0")?;
+    let card_eths = one_card_bond(&mut vm)?;
     vm.start_agent(&agent_config(""))?;
 
     let (_, m) = vm.wait_state(GROUP, "redundant", STEP_TIMEOUT_S)?;
     report.step(S, "bond0 up, both slaves up", "redundant", None);
+    check_one_card(&mut vm, &m, &card_eths)?;
+    report.step(
+        S,
+        &format!("bond1 on one dual-port card ({})", card_eths.join(", ")),
+        "redundant, effective spare 0",
+        None,
+    );
     let active = active_slave(&m)?;
     let standby = eth_of
         .iter()
@@ -140,6 +169,74 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
     ping(&mut vm)?;
 
     vm.finish()
+}
+
+/// bond1 over the two functions of the card in slot [`CARD_SLOT`]; returns its slaves.
+fn one_card_bond(vm: &mut Vm) -> Result<Vec<String>> {
+    let mut eths = Vec::new();
+    for i in 2..4 {
+        let name = vm
+            .sh_ok(&format!(
+                "grep -l 52:54:00:5e:00:0{i} /sys/class/net/*/address | cut -d/ -f5"
+            ))?
+            .trim()
+            .to_string();
+        ensure!(
+            name.starts_with("eth"),
+            "no guest interface with nic{i}'s MAC: {name:?}"
+        );
+        // The kernel's own view: the interface hangs off function i-2 of the slot.
+        let dev = vm.sh_ok(&format!("readlink -f /sys/class/net/{name}/device"))?;
+        ensure!(
+            dev.contains(&format!(":{CARD_SLOT:02x}.{}/", i - 2)),
+            "{name} is not on slot {CARD_SLOT:#x} function {}: {dev}",
+            i - 2
+        );
+        eths.push(name);
+    }
+    vm.sh_ok("echo +bond1 >/sys/class/net/bonding_masters")?;
+    vm.sh_ok("echo active-backup >/sys/class/net/bond1/bonding/mode")?;
+    vm.sh_ok("echo 100 >/sys/class/net/bond1/bonding/miimon")?;
+    for e in &eths {
+        vm.sh_ok(&format!(
+            "ip link set {e} down; echo +{e} >/sys/class/net/bond1/bonding/slaves"
+        ))?;
+    }
+    vm.sh_ok("ip link set bond1 up")?;
+    Ok(eths)
+}
+
+/// bond1 counts redundant but has no effective spare, the shared card named; bond0 (two
+/// slots) keeps its spare.
+fn check_one_card(vm: &mut Vm, m: &crate::metrics::Metrics, eths: &[String]) -> Result<()> {
+    let (_, m1) = vm.wait_state(ONE_CARD, "redundant", STEP_TIMEOUT_S)?;
+    let card = format!("0000:00:{CARD_SLOT:02x}");
+    let eff = |m: &crate::metrics::Metrics, g: &str| {
+        m.value("sparewatch_group_effective_spare", &[("group", g)])
+    };
+    ensure!(
+        eff(&m1, ONE_CARD)? == 0.0,
+        "{ONE_CARD} ({eths:?} on {card}) has effective spare {}, expected 0",
+        eff(&m1, ONE_CARD)?
+    );
+    let shared = m1.value(
+        "sparewatch_group_failure_domain_shared_members",
+        &[
+            ("group", ONE_CARD),
+            ("domain_kind", "card"),
+            ("domain", &card),
+        ],
+    )?;
+    ensure!(
+        shared == 2.0,
+        "{ONE_CARD}: {shared} members share {card}, expected 2"
+    );
+    ensure!(
+        eff(m, GROUP)? == 1.0,
+        "{GROUP} (two slots) has effective spare {}, expected 1",
+        eff(m, GROUP)?
+    );
+    Ok(())
 }
 
 fn set_link(vm: &mut Vm, nic: &str, up: bool) -> Result<()> {
