@@ -1,6 +1,9 @@
 //! Scenario 2: md RAID1, RAID5 and RAID6 over virtio disks in one guest. The RAID1 loses a
 //! disk from the host (QMP `device_del`, then a write), gets a hot-plugged new one and
 //! rebuilds; a RAID5 and a RAID6 member are failed with mdadm.
+//!
+//! Beside them, md3: a RAID1 of the two partitions of ONE disk (issue 11), which the agent
+//! counts redundant but with effective spare 0, the disk named as the shared failure domain.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,6 +31,31 @@ const MD_DUMP: &str = "cat /proc/mdstat; for a in /sys/block/md*/md; do for f in
      degraded array_state sync_action sync_completed sync_speed; do echo \"$a/$f: $(cat $a/$f)\"; \
      done; for d in $a/dev-*; do echo \"$d: state=$(cat $d/state) slot=$(cat $d/slot)\"; done; done";
 
+/// The disk md3 mirrors onto itself, with an MBR of two partitions.
+const ONE_DISK: &str = "pp";
+
+/// A classic MBR (no tools needed in the guest: the kernel's msdos parser reads it at
+/// probe time) with two primary Linux-RAID partitions (type 0xfd) that split the disk
+/// after the first MiB. CHS fields are left 0: Linux uses the LBA fields.
+fn two_partitions(path: &std::path::Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let sectors = u32::try_from((DISK_MIB << 20) / 512)?;
+    let half = (sectors - 2048) / 2;
+    let mut mbr = [0u8; 512];
+    for (i, start) in [2048, 2048 + half].into_iter().enumerate() {
+        let e = &mut mbr[446 + 16 * i..446 + 16 * (i + 1)];
+        e[4] = 0xfd;
+        e[8..12].copy_from_slice(&u32::to_le_bytes(start));
+        e[12..16].copy_from_slice(&u32::to_le_bytes(half));
+    }
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    f.seek(SeekFrom::Start(0))?;
+    f.write_all(&mbr)?;
+    Ok(())
+}
+
 fn image(vm_dir: &std::path::Path, disk: &str) -> Result<String> {
     let p = vm_dir.join(format!("{disk}.img"));
     let f = fs::File::create(&p)?;
@@ -50,6 +78,14 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
             ]);
         }
     }
+    let pp = image(&dir, ONE_DISK)?;
+    two_partitions(std::path::Path::new(&pp))?;
+    args.extend([
+        "-drive".to_string(),
+        format!("if=none,id=d-{ONE_DISK},file={pp},format=raw,cache=unsafe"),
+        "-device".to_string(),
+        format!("virtio-blk-pci,drive=d-{ONE_DISK},id=vd-{ONE_DISK},serial=lab-{ONE_DISK}"),
+    ]);
     let spare_img = image(&dir, "r1new")?;
     let result = run_in(lab, report, &args, &spare_img);
     fs::remove_dir_all(&dir)?;
@@ -76,6 +112,14 @@ fn run_in(lab: &Lab, report: &mut Report, args: &[String], spare_img: &str) -> R
             devs.join(" ")
         ))?;
     }
+    let pp = dev
+        .get(ONE_DISK)
+        .context("the partitioned disk is missing")?
+        .clone();
+    vm.sh_ok(&format!(
+        "mdadm --create /dev/md3 --run --quiet --metadata=1.2 --level=1 --raid-devices=2 \
+         --assume-clean /dev/{pp}1 /dev/{pp}2"
+    ))?;
     vm.start_agent(&agent_config(""))?;
     for (md, _, _) in ARRAYS {
         vm.wait_state(&format!("md:{md}"), "redundant", STEP_TIMEOUT_S)?;
@@ -84,6 +128,13 @@ fn run_in(lab: &Lab, report: &mut Report, args: &[String], spare_img: &str) -> R
         S,
         "md0 raid1 x2, md1 raid5 x3, md2 raid6 x4 created",
         "redundant",
+        None,
+    );
+    one_disk_mirror(&mut vm, &pp)?;
+    report.step(
+        S,
+        &format!("md3 raid1 over {pp}1 + {pp}2 (one disk)"),
+        "redundant, effective spare 0",
         None,
     );
 
@@ -191,6 +242,32 @@ fn run_in(lab: &Lab, report: &mut Report, args: &[String], spare_img: &str) -> R
     vm.capture("md1-md2-failed", MD_DUMP)?;
 
     vm.finish()
+}
+
+/// md3 counts redundant but has no effective spare: both members are on disk `pp`, named
+/// in the shared-domain series; md0 (two disks) keeps effective spare 1.
+fn one_disk_mirror(vm: &mut Vm, pp: &str) -> Result<()> {
+    let (_, m) = vm.wait_state("md:md3", "redundant", STEP_TIMEOUT_S)?;
+    let eff = |g: &str| m.value("sparewatch_group_effective_spare", &[("group", g)]);
+    ensure!(
+        eff("md:md3")? == 0.0,
+        "md:md3 (two partitions of {pp}) has effective spare {}, expected 0",
+        eff("md:md3")?
+    );
+    let shared = m.value(
+        "sparewatch_group_failure_domain_shared_members",
+        &[("group", "md:md3"), ("domain_kind", "disk"), ("domain", pp)],
+    )?;
+    ensure!(
+        shared == 2.0,
+        "md:md3: {shared} members share disk {pp}, expected 2"
+    );
+    ensure!(
+        eff("md:md0")? == 1.0,
+        "md:md0 (two disks) has effective spare {}, expected 1",
+        eff("md:md0")?
+    );
+    Ok(())
 }
 
 /// Guest block devices by the serial the harness gave them (`lab-r1a` → `r1a`).
