@@ -16,6 +16,7 @@
 //! [`SEL_FALLBACK_PASS`]), and when the last full pass is older than [`FULL_PASS_MAX_AGE`].
 
 pub mod decode;
+pub mod events;
 pub mod groups;
 pub mod sdr;
 pub mod sel;
