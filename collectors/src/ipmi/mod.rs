@@ -417,7 +417,7 @@ pub struct Bmc {
     events: Option<Arc<Mutex<EventShared>>>,
     /// Events lately consumed from one source (SEL follower or event messages), so the same
     /// event read from the other source a moment later is not shown twice.
-    recent: std::collections::VecDeque<(Source, sel::SelEntry)>,
+    recent: std::collections::VecDeque<(Instant, Source, sel::SelEntry)>,
     event_rereads: u64,
 }
 
@@ -428,8 +428,10 @@ enum Source {
     EventMessage,
 }
 
-/// How many consumed events [`Bmc::recent`] remembers.
+/// How many consumed events [`Bmc::recent`] remembers, and for how long: the other source
+/// tells of the same event within about a second (the SEL poll, the driver's event fetch).
 const RECENT_EVENTS: usize = 128;
+const RECENT_WINDOW: Duration = Duration::from_secs(60);
 /// How long the event listener waits in `poll` before it looks whether its collector is
 /// still there.
 const EVENT_POLL: Duration = Duration::from_secs(1);
@@ -745,10 +747,17 @@ impl Bmc {
                 .is_some_and(|s| !lock_events(s).pending.is_empty())
     }
 
-    /// Takes what both sources found, oldest source first; an event already consumed from
-    /// the other source (the SEL entry of an event message, or the other way round: same
-    /// generator, sensor, type, direction, offset and timestamp) is dropped.
+    /// Takes what both sources found, SEL first; an event consumed from the other source
+    /// within [`RECENT_WINDOW`] (the SEL entry of an event message, or the other way round)
+    /// is dropped, paired one to one. Events are the same when generator, sensor type and
+    /// number, event type, direction and offset are: record IDs and timestamps are not
+    /// compared, as the event message buffer need not carry them (ipmi_sim's event messages
+    /// have timestamp 0 where its SEL entry has the time).
     fn take_pending(&mut self) -> Vec<(Source, sel::SelEntry)> {
+        self.take_pending_at(Instant::now())
+    }
+
+    fn take_pending_at(&mut self, now: Instant) -> Vec<(Source, sel::SelEntry)> {
         let mut all: Vec<(Source, sel::SelEntry)> = Vec::new();
         if let Some(s) = &self.sel {
             all.extend(
@@ -764,18 +773,28 @@ impl Bmc {
                     .map(|e| (Source::EventMessage, e)),
             );
         }
-        let key = |e: &sel::SelEntry| sel::SelEntry { record_id: 0, ..*e };
+        let key = |e: &sel::SelEntry| sel::SelEntry {
+            record_id: 0,
+            timestamp: 0,
+            ..*e
+        };
+        self.recent
+            .retain(|(t, _, _)| now.saturating_duration_since(*t) < RECENT_WINDOW);
         let mut out = Vec::with_capacity(all.len());
         for (src, e) in all {
             let k = key(&e);
-            if let Some(i) = self.recent.iter().position(|(s, r)| *s != src && *r == k) {
+            if let Some(i) = self
+                .recent
+                .iter()
+                .position(|(_, s, r)| *s != src && *r == k)
+            {
                 self.recent.remove(i);
                 continue;
             }
             if self.recent.len() == RECENT_EVENTS {
                 self.recent.pop_front();
             }
-            self.recent.push_back((src, k));
+            self.recent.push_back((now, src, k));
             out.push((src, e));
         }
         out
@@ -1503,11 +1522,36 @@ mod pending_tests {
         // The event message of record 6 arrives late: already shown.
         lock_events(&ev).pending.push(entry(6, 0x12, false));
         assert!(b.take_pending().is_empty());
-        // The same failure asserted again later (another timestamp) is news.
+        // The same failure asserted again later is news.
         let mut again = entry(7, 0x12, true);
         again.timestamp += 60;
         lock_events(&ev).pending.push(again);
         assert_eq!(b.take_pending(), vec![(Source::EventMessage, again)]);
+    }
+
+    #[test]
+    fn ipmi_sims_event_without_time_pairs_with_its_sel_entry_once() {
+        let mut b = bmc();
+        let (sel, ev) = (
+            b.sel.clone().expect("sel"),
+            b.events.clone().expect("events"),
+        );
+        // As the guest received it from ipmi_sim: record 6, timestamp 0.
+        let mut from_buffer = entry(6, 0x12, true);
+        from_buffer.timestamp = 0;
+        let t0 = Instant::now();
+        lock_events(&ev).pending.push(from_buffer);
+        assert_eq!(b.take_pending_at(t0).len(), 1);
+        // Its SEL entry (with the time) a second later, then the same assertion a second
+        // time: the first pairs, the second is news.
+        lock(&sel)
+            .pending
+            .extend([entry(6, 0x12, true), entry(9, 0x12, true)]);
+        let got = b.take_pending_at(t0 + Duration::from_secs(1));
+        assert_eq!(got, vec![(Source::Sel, entry(9, 0x12, true))]);
+        // An event message of the same kind long after: nothing left to pair with.
+        lock_events(&ev).pending.push(from_buffer);
+        assert_eq!(b.take_pending_at(t0 + RECENT_WINDOW * 2).len(), 1);
     }
 
     #[test]
