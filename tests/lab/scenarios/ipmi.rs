@@ -2,8 +2,8 @@
 //! QEMU's `ipmi-bmc-extern` to an OpenIPMI `ipmi_sim` on the host (the BMC of
 //! tests/lab/ipmi_sim: two PSUs, a PS redundancy sensor, three fans); the agent reads
 //! `/dev/ipmi0`. PSU2's failure bit is set and cleared on the simulator's console: first
-//! seen through the SEL follower, then (the agent restarted with the SEL poll at an hour
-//! too) through the BMC's event messages alone.
+//! with the SEL follower (1 s) and the event listener both running, then (the agent
+//! restarted with the SEL poll at an hour too) through the BMC's event messages alone.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -184,8 +184,8 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     vm.sh_ok("test ! -e /dev/ipmi0")
         .context("/dev/ipmi0 exists before the IPMI modules were loaded")?;
     // The full-pass interval set to an hour: whatever reaches the metric within the
-    // scenario came through the device watcher (late module load) or the SEL follower
-    // (1 s Get SEL Info), never through the poll.
+    // scenario came through the device watcher (late module load), the SEL follower (1 s
+    // Get SEL Info) or an event message, never through the poll.
     vm.start_agent(&agent_config("collectors:\n  ipmi:\n    interval: 1h\n"))?;
     vm.wait_metric(
         STEP_TIMEOUT_S,
@@ -220,7 +220,7 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     let (ms, _) = vm.wait_state(GROUP, "no_redundancy", STEP_TIMEOUT_S)?;
     report.step(
         S,
-        "PSU2 failure asserted on the BMC (SEL follower, interval 1 h)",
+        "PSU2 failure asserted on the BMC (SEL follower + event messages, interval 1 h)",
         "no_redundancy",
         Some(ms),
     );
@@ -231,7 +231,7 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     check_hold_down(ms)?;
     report.step(
         S,
-        "PSU2 failure cleared (SEL follower, after hold-down)",
+        "PSU2 failure cleared (SEL follower + event messages, after hold-down)",
         "redundant",
         Some(ms),
     );
@@ -244,6 +244,12 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
 /// by ipmi_si at start-up) and raises the KCS attention; the guest kernel reads the buffer
 /// and hands the event to the agent's gets-events descriptor.
 fn events(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
+    // Whether the first agent found the event message buffer on (ipmi_sim starts with it
+    // off; ipmi_si turns it on when it loads) or had to enable it.
+    vm.capture(
+        "enables",
+        "grep -i -e 'global enables' -e 'event message' /lab/out/agent.log || true",
+    )?;
     vm.sh_ok(
         "kill $(pidof sparewatch); (i=0; while pidof sparewatch >/dev/null; do \
          i=$((i+1)); [ $i -ge 100 ] && exit 1; sleep 0.1; done)",
