@@ -14,8 +14,14 @@
 //! and the true reading on the next, so the engine still counts the transition. Full passes
 //! stay the safety net: on the interval, when the SEL is full or unreadable (at most every
 //! [`SEL_FALLBACK_PASS`]), and when the last full pass is older than [`FULL_PASS_MAX_AGE`].
+//!
+//! In-band, the BMC's event messages come too ([`events`]): a thread holds a descriptor of
+//! `/dev/ipmi0` of its own in the driver's gets-events mode; an event about a PSU, power
+//! unit, fan or redundancy wakes the collector like a new SEL entry, without waiting for
+//! the SEL poll. The same event read from both sources is re-read once.
 
 pub mod decode;
+pub mod events;
 pub mod groups;
 pub mod sdr;
 pub mod sel;
@@ -404,6 +410,178 @@ pub struct Bmc {
     keep: bool,
     sel_rereads: u64,
     full_passes: u64,
+    /// Shared with this BMC's event listener thread (in-band only), once it runs.
+    events: Option<Arc<Mutex<EventShared>>>,
+    /// Events lately consumed from one source (SEL follower or event messages), so the same
+    /// event read from the other source a moment later is not shown twice.
+    recent: std::collections::VecDeque<(Instant, Source, sel::SelEntry)>,
+    event_rereads: u64,
+}
+
+/// Where an event came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Sel,
+    EventMessage,
+}
+
+/// How many consumed events [`Bmc::recent`] remembers, and for how long: the other source
+/// tells of the same event within about a second (the SEL poll, the driver's event fetch).
+const RECENT_EVENTS: usize = 128;
+const RECENT_WINDOW: Duration = Duration::from_secs(60);
+/// How long the event listener waits in `poll` before it looks whether its collector is
+/// still there.
+const EVENT_POLL: Duration = Duration::from_secs(1);
+/// After the event descriptor failed (or could not be opened), it is opened again this
+/// often; meanwhile the SEL follower and the interval's passes see what happens.
+const EVENT_REOPEN: Duration = Duration::from_secs(10);
+
+/// What an event listener hands to its collector.
+#[derive(Default)]
+struct EventShared {
+    pending: Vec<sel::SelEntry>,
+    /// Event messages received (every one, whatever it concerns).
+    received: u64,
+    errors: u64,
+    /// Why the descriptor is down; `None` while it listens.
+    error: Option<String>,
+    /// The descriptor is open in gets-events mode.
+    up: bool,
+    /// The BMC's event message buffer bit after the listener's check (`None`: unknown).
+    buffer: Option<bool>,
+}
+
+fn lock_events(m: &Mutex<EventShared>) -> std::sync::MutexGuard<'_, EventShared> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Marks the listener down; logs only the first failure of a run of them.
+fn events_down(shared: &Weak<Mutex<EventShared>>, bmc: &str, why: String) {
+    let Some(sh) = shared.upgrade() else {
+        return;
+    };
+    let mut g = lock_events(&sh);
+    g.errors += 1;
+    g.up = false;
+    if g.error.is_none() {
+        tracing::warn!(bmc = %bmc, error = %why, "IPMI event messages unavailable; the SEL follower and the interval carry on");
+    }
+    g.error = Some(why);
+}
+
+/// The event listener of the in-band BMC: a descriptor of the device of its own in
+/// gets-events mode, until the collector is gone. Event messages about PSUs, power units,
+/// fans or redundancy wake the collector, which re-reads the sensors they name.
+fn listen_events(
+    shared: Weak<Mutex<EventShared>>,
+    device: PathBuf,
+    timeout: Duration,
+    retries: u32,
+    wake: Wake,
+    bmc: String,
+) {
+    let mut was_down = false;
+    loop {
+        if shared.strong_count() == 0 {
+            return;
+        }
+        let dev = match events::EventDevice::open(&device) {
+            Ok(d) => d,
+            Err(e) => {
+                events_down(&shared, &bmc, format!("{} (events): {e}", device.display()));
+                was_down = true;
+                std::thread::sleep(EVENT_REOPEN);
+                continue;
+            }
+        };
+        // The event message buffer bit, on a request/response descriptor of its own.
+        let mut s = Session::new(Target::Device(device.clone()), timeout, retries);
+        let buffer = match events::ensure_event_buffer(&mut s) {
+            Ok(events::BufferState::Enabled) => Some(true),
+            Ok(events::BufferState::EnabledNow) => {
+                tracing::info!(bmc = %bmc, "the BMC's event message buffer was off; enabled it (Set BMC Global Enables)");
+                Some(true)
+            }
+            Err(e) => {
+                tracing::warn!(bmc = %bmc, error = %e, "cannot check or enable the BMC's event message buffer; listening anyway");
+                None
+            }
+        };
+        drop(s);
+        {
+            let Some(sh) = shared.upgrade() else {
+                return;
+            };
+            let mut g = lock_events(&sh);
+            if g.error.take().is_some() {
+                tracing::info!(bmc = %bmc, "IPMI event messages available again");
+            }
+            g.up = true;
+            g.buffer = buffer;
+        }
+        if was_down {
+            // Events may have come and gone meanwhile: one full pass.
+            wake.wake();
+        }
+        let why = loop {
+            let Some(sh) = shared.upgrade() else {
+                return;
+            };
+            drop(sh);
+            match dev.wait(EVENT_POLL) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(e) => break e.to_string(),
+            }
+            let mut got = Vec::new();
+            let mut received = 0;
+            let mut bad = 0;
+            let failed = loop {
+                match dev.receive() {
+                    Ok(None) => break None,
+                    Ok(Some(m)) if m.recv_type == events::ASYNC_EVENT_RECV_TYPE => {
+                        received += 1;
+                        match events::EventMessage::parse(&m.data) {
+                            Ok(e) => {
+                                tracing::debug!(bmc = %bmc, event = ?e, "IPMI event message");
+                                if e.concerns_redundancy() {
+                                    got.push(e.as_sel_entry());
+                                }
+                            }
+                            Err(e) => {
+                                bad += 1;
+                                tracing::debug!(bmc = %bmc, error = %e.0, "IPMI event message does not parse");
+                            }
+                        }
+                    }
+                    // Nothing is sent on this descriptor: no responses or commands expected.
+                    Ok(Some(_)) => {}
+                    Err(e) => break Some(e.to_string()),
+                }
+            };
+            let news = !got.is_empty();
+            if let Some(sh) = shared.upgrade() {
+                let mut g = lock_events(&sh);
+                g.received += received;
+                g.errors += bad;
+                g.pending.extend(got);
+            }
+            if news {
+                wake.wake();
+            }
+            if let Some(e) = failed {
+                break e;
+            }
+        };
+        drop(dev);
+        events_down(
+            &shared,
+            &bmc,
+            format!("{} (events): {why}", device.display()),
+        );
+        was_down = true;
+        std::thread::sleep(EVENT_REOPEN);
+    }
 }
 
 /// What a SEL follower hands to its collector.
@@ -520,7 +698,103 @@ impl Bmc {
             keep: false,
             sel_rereads: 0,
             full_passes: 0,
+            events: None,
+            recent: std::collections::VecDeque::new(),
+            event_rereads: 0,
         }
+    }
+
+    /// In-band only: listens for the BMC's event messages on a descriptor of its own,
+    /// waking `wake` on an event that concerns redundancy.
+    fn start_events(&mut self, wake: Wake) {
+        let Target::Device(device) = self.session.target() else {
+            return;
+        };
+        if self.events.is_some() {
+            return;
+        }
+        let shared = Arc::new(Mutex::new(EventShared::default()));
+        let weak = Arc::downgrade(&shared);
+        let (device, timeout, retries) = (
+            device.clone(),
+            self.session.timeout(),
+            self.session.retries(),
+        );
+        let name = self.naming.bmc.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("ipmi-ev-{name}"))
+            .stack_size(256 * 1024)
+            .spawn(move || listen_events(weak, device, timeout, retries, wake, name));
+        match spawned {
+            Ok(_) => self.events = Some(shared),
+            Err(e) => {
+                tracing::warn!(bmc = %self.naming.bmc, error = %e, "cannot start the IPMI event listener; SEL follower and polling only")
+            }
+        }
+    }
+
+    /// Whether an event of either source waits for a pass.
+    fn has_pending(&self) -> bool {
+        self.sel
+            .as_ref()
+            .is_some_and(|s| !lock(s).pending.is_empty())
+            || self
+                .events
+                .as_ref()
+                .is_some_and(|s| !lock_events(s).pending.is_empty())
+    }
+
+    /// Takes what both sources found, SEL first; an event consumed from the other source
+    /// within [`RECENT_WINDOW`] (the SEL entry of an event message, or the other way round)
+    /// is dropped, paired one to one. Events are the same when generator, sensor type and
+    /// number, event type, direction and offset are: record IDs and timestamps are not
+    /// compared, as the event message buffer need not carry them (ipmi_sim's event messages
+    /// have timestamp 0 where its SEL entry has the time).
+    fn take_pending(&mut self) -> Vec<(Source, sel::SelEntry)> {
+        self.take_pending_at(Instant::now())
+    }
+
+    fn take_pending_at(&mut self, now: Instant) -> Vec<(Source, sel::SelEntry)> {
+        let mut all: Vec<(Source, sel::SelEntry)> = Vec::new();
+        if let Some(s) = &self.sel {
+            all.extend(
+                std::mem::take(&mut lock(s).pending)
+                    .into_iter()
+                    .map(|e| (Source::Sel, e)),
+            );
+        }
+        if let Some(s) = &self.events {
+            all.extend(
+                std::mem::take(&mut lock_events(s).pending)
+                    .into_iter()
+                    .map(|e| (Source::EventMessage, e)),
+            );
+        }
+        let key = |e: &sel::SelEntry| sel::SelEntry {
+            record_id: 0,
+            timestamp: 0,
+            ..*e
+        };
+        self.recent
+            .retain(|(t, _, _)| now.saturating_duration_since(*t) < RECENT_WINDOW);
+        let mut out = Vec::with_capacity(all.len());
+        for (src, e) in all {
+            let k = key(&e);
+            if let Some(i) = self
+                .recent
+                .iter()
+                .position(|(_, s, r)| *s != src && *r == k)
+            {
+                self.recent.remove(i);
+                continue;
+            }
+            if self.recent.len() == RECENT_EVENTS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((now, src, k));
+            out.push((src, e));
+        }
+        out
     }
 
     /// Starts following this BMC's SEL on a session of its own, waking `wake` on news.
@@ -552,6 +826,11 @@ impl Bmc {
         self.sel_rereads
     }
 
+    /// Sensors re-read because an event message named them.
+    pub fn event_rereads(&self) -> u64 {
+        self.event_rereads
+    }
+
     /// Full passes (every sensor read).
     pub fn full_passes(&self) -> u64 {
         self.full_passes
@@ -567,11 +846,7 @@ impl Bmc {
                 skipped: self.skipped,
             });
         }
-        let pending = self
-            .sel
-            .as_ref()
-            .map(|s| std::mem::take(&mut lock(s).pending))
-            .unwrap_or_default();
+        let pending = self.take_pending();
         let recent = self
             .last_full
             .is_some_and(|t| t.elapsed() < FULL_PASS_MAX_AGE);
@@ -591,25 +866,34 @@ impl Bmc {
 
     /// Re-reads the sensors `entries` name; shows, for this pass only, a state an entry
     /// reported that the fresh reading no longer has.
-    fn partial(&mut self, entries: &[sel::SelEntry]) -> Result<BmcCycle, RequestError> {
+    fn partial(&mut self, entries: &[(Source, sel::SelEntry)]) -> Result<BmcCycle, RequestError> {
         let mut shown = self.samples.clone();
         for (i, shown) in shown.iter_mut().enumerate() {
             let r = &shown.record;
+            let named = |e: &sel::SelEntry| {
+                e.is_sensor_event() && e.sensor_number == r.number && e.generator == r.owner_id
+            };
             let mine: Vec<&sel::SelEntry> = entries
                 .iter()
-                .filter(|e| {
-                    e.is_sensor_event() && e.sensor_number == r.number && e.generator == r.owner_id
-                })
+                .map(|(_, e)| e)
+                .filter(|e| named(e))
                 .collect();
             if mine.is_empty() {
                 continue;
+            }
+            if entries
+                .iter()
+                .any(|(s, e)| *s == Source::EventMessage && named(e))
+            {
+                self.event_rereads += 1;
+            } else {
+                self.sel_rereads += 1;
             }
             let (owner, lun, number) = (
                 (r.owner_id != 0x20).then_some((r.owner_id, r.channel)),
                 r.owner_lun,
                 r.number,
             );
-            self.sel_rereads += 1;
             let reading =
                 match self
                     .session
@@ -832,6 +1116,42 @@ impl Bmc {
         ] {
             out.push(Reading::counter(name, help, l(), v as f64));
         }
+        if let Some(shared) = &self.events {
+            let g = lock_events(shared);
+            out.push(Reading::gauge(
+                "sparewatch_ipmi_events_up",
+                "Whether the in-band event listener has /dev/ipmi0 open in gets-events mode.",
+                l(),
+                g.up as u8 as f64,
+            ));
+            if let Some(on) = g.buffer {
+                out.push(Reading::gauge(
+                    "sparewatch_ipmi_event_buffer_enabled",
+                    "Whether the BMC's event message buffer is enabled (Get BMC Global Enables bit 2, set by the agent where it was off).",
+                    l(),
+                    on as u8 as f64,
+                ));
+            }
+            for (name, help, v) in [
+                (
+                    "sparewatch_ipmi_events_received_total",
+                    "Event messages received from the BMC on the in-band device.",
+                    g.received,
+                ),
+                (
+                    "sparewatch_ipmi_events_errors_total",
+                    "Event listener failures: the device could not be opened or read, or a message did not parse.",
+                    g.errors,
+                ),
+                (
+                    "sparewatch_ipmi_event_sensor_rereads_total",
+                    "Sensors re-read because an event message named them (instead of a full pass).",
+                    self.event_rereads,
+                ),
+            ] {
+                out.push(Reading::counter(name, help, l(), v as f64));
+            }
+        }
         let Some(shared) = &self.sel else {
             return;
         };
@@ -1001,6 +1321,7 @@ impl Collector for IpmiCollector {
     fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
         for b in &mut self.bmcs {
             b.start_sel(self.sel_poll, wake.clone());
+            b.start_events(wake.clone());
         }
         if let Some(ib) = self.in_band.as_ref().filter(|ib| !ib.attached) {
             watch_device(
@@ -1015,8 +1336,7 @@ impl Collector for IpmiCollector {
     }
 
     fn collect(&mut self) -> Result<Collection, CollectError> {
-        let has_news =
-            |b: &Bmc| b.replay || b.sel.as_ref().is_some_and(|s| !lock(s).pending.is_empty());
+        let has_news = |b: &Bmc| b.replay || b.has_pending();
         if self.bmcs.iter().any(has_news) {
             for b in &mut self.bmcs {
                 b.keep = !has_news(b);
@@ -1038,6 +1358,7 @@ impl IpmiCollector {
             Some(Ok(Some(mut local))) => {
                 if let Some(w) = &self.wake {
                     local.start_sel(self.sel_poll, w.clone());
+                    local.start_events(w.clone());
                 }
                 // The host's own BMC comes first, as when it exists at start-up.
                 self.bmcs.insert(0, local);
@@ -1137,5 +1458,109 @@ mod tests {
         let bad: serde_norway::Value =
             serde_norway::from_str("bmcs: [{name: a, host: h, password: x}]").expect("yaml");
         assert!(crate::parse_config::<IpmiConfig>("ipmi", Some(&bad)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    fn entry(record_id: u16, sensor: u8, assertion: bool) -> sel::SelEntry {
+        sel::SelEntry {
+            record_id,
+            record_type: 0x02,
+            timestamp: 0x1b5,
+            generator: 0x20,
+            sensor_type: 0x08,
+            sensor_number: sensor,
+            assertion,
+            event_type: 0x6f,
+            offset: 1,
+        }
+    }
+
+    fn bmc() -> Bmc {
+        let mut b = Bmc::new(
+            Naming {
+                bmc: "local".into(),
+                group_prefix: String::new(),
+            },
+            Session::new(
+                Target::Device(PathBuf::from("/nonexistent/ipmi0")),
+                Duration::from_secs(1),
+                0,
+            ),
+            DEFAULT_CHUNK,
+        );
+        b.sel = Some(Arc::new(Mutex::new(SelShared::default())));
+        b.events = Some(Arc::new(Mutex::new(EventShared::default())));
+        b
+    }
+
+    #[test]
+    fn an_event_read_from_both_sources_is_taken_once() {
+        let mut b = bmc();
+        let (sel, ev) = (
+            b.sel.clone().expect("sel"),
+            b.events.clone().expect("events"),
+        );
+        // The event message first (record ID as the BMC gave it in the buffer, maybe none).
+        lock_events(&ev).pending.push(entry(0xffff, 0x12, true));
+        assert!(b.has_pending());
+        let got = b.take_pending();
+        assert_eq!(got, vec![(Source::EventMessage, entry(0xffff, 0x12, true))]);
+        assert!(!b.has_pending());
+        // A second later the SEL follower reads the same event as record 5, and a new one.
+        lock(&sel)
+            .pending
+            .extend([entry(5, 0x12, true), entry(6, 0x12, false)]);
+        let got = b.take_pending();
+        assert_eq!(got, vec![(Source::Sel, entry(6, 0x12, false))]);
+        // The event message of record 6 arrives late: already shown.
+        lock_events(&ev).pending.push(entry(6, 0x12, false));
+        assert!(b.take_pending().is_empty());
+        // The same failure asserted again later is news.
+        let mut again = entry(7, 0x12, true);
+        again.timestamp += 60;
+        lock_events(&ev).pending.push(again);
+        assert_eq!(b.take_pending(), vec![(Source::EventMessage, again)]);
+    }
+
+    #[test]
+    fn ipmi_sims_event_without_time_pairs_with_its_sel_entry_once() {
+        let mut b = bmc();
+        let (sel, ev) = (
+            b.sel.clone().expect("sel"),
+            b.events.clone().expect("events"),
+        );
+        // As the guest received it from ipmi_sim: record 6, timestamp 0.
+        let mut from_buffer = entry(6, 0x12, true);
+        from_buffer.timestamp = 0;
+        let t0 = Instant::now();
+        lock_events(&ev).pending.push(from_buffer);
+        assert_eq!(b.take_pending_at(t0).len(), 1);
+        // Its SEL entry (with the time) a second later, then the same assertion a second
+        // time: the first pairs, the second is news.
+        lock(&sel)
+            .pending
+            .extend([entry(6, 0x12, true), entry(9, 0x12, true)]);
+        let got = b.take_pending_at(t0 + Duration::from_secs(1));
+        assert_eq!(got, vec![(Source::Sel, entry(9, 0x12, true))]);
+        // An event message of the same kind long after: nothing left to pair with.
+        lock_events(&ev).pending.push(from_buffer);
+        assert_eq!(b.take_pending_at(t0 + RECENT_WINDOW * 2).len(), 1);
+    }
+
+    #[test]
+    fn the_memory_of_consumed_events_is_bounded() {
+        let mut b = bmc();
+        let ev = b.events.clone().expect("events");
+        for i in 0..1000u32 {
+            let mut e = entry(0, 0x12, true);
+            e.timestamp = i;
+            lock_events(&ev).pending.push(e);
+        }
+        assert_eq!(b.take_pending().len(), 1000);
+        assert_eq!(b.recent.len(), RECENT_EVENTS);
     }
 }

@@ -455,6 +455,19 @@ command!(
     (u16, SelEntry), |d| sel::parse_get_entry(d)
 );
 
+command!(
+    /// Get BMC Global Enables (App 0x2F): the enables byte (IPMI 2.0 §22.2).
+    GetBmcGlobalEnables {}, NetFn::App, 0x2F,
+    |_c| Vec::new(), u8,
+    |d| d.first().copied().ok_or_else(|| SdrError("global enables: empty answer".into()))
+);
+
+command!(
+    /// Set BMC Global Enables (App 0x2E) to `enables` (IPMI 2.0 §22.1).
+    SetBmcGlobalEnables { pub enables: u8 }, NetFn::App, 0x2E,
+    |c| vec![c.enables], (), |_d| Ok(())
+);
+
 pub const PRIVILEGE_ADMINISTRATOR: u8 = 0x04;
 
 /// The managed system's session ID of an active RMCP+ session. ipmi-rs 0.6 keeps it

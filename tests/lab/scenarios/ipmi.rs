@@ -1,7 +1,9 @@
 //! Scenario 4: in-band IPMI. The guest's KCS interface (`isa-ipmi-kcs`) talks through
 //! QEMU's `ipmi-bmc-extern` to an OpenIPMI `ipmi_sim` on the host (the BMC of
 //! tests/lab/ipmi_sim: two PSUs, a PS redundancy sensor, three fans); the agent reads
-//! `/dev/ipmi0`. PSU2's failure bit is set and cleared on the simulator's console.
+//! `/dev/ipmi0`. PSU2's failure bit is set and cleared on the simulator's console: first
+//! with the SEL follower (1 s) and the event listener both running, then (the agent
+//! restarted with the SEL poll at an hour too) through the BMC's event messages alone.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -182,8 +184,8 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     vm.sh_ok("test ! -e /dev/ipmi0")
         .context("/dev/ipmi0 exists before the IPMI modules were loaded")?;
     // The full-pass interval set to an hour: whatever reaches the metric within the
-    // scenario came through the device watcher (late module load) or the SEL follower
-    // (1 s Get SEL Info), never through the poll.
+    // scenario came through the device watcher (late module load), the SEL follower (1 s
+    // Get SEL Info) or an event message, never through the poll.
     vm.start_agent(&agent_config("collectors:\n  ipmi:\n    interval: 1h\n"))?;
     vm.wait_metric(
         STEP_TIMEOUT_S,
@@ -218,7 +220,7 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     let (ms, _) = vm.wait_state(GROUP, "no_redundancy", STEP_TIMEOUT_S)?;
     report.step(
         S,
-        "PSU2 failure asserted on the BMC (SEL follower, interval 1 h)",
+        "PSU2 failure asserted on the BMC (SEL follower + event messages, interval 1 h)",
         "no_redundancy",
         Some(ms),
     );
@@ -229,9 +231,83 @@ fn scenario(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
     check_hold_down(ms)?;
     report.step(
         S,
-        "PSU2 failure cleared (SEL follower, after hold-down)",
+        "PSU2 failure cleared (SEL follower + event messages, after hold-down)",
         "redundant",
         Some(ms),
     );
-    Ok(())
+    events(vm, sim, report)
+}
+
+/// The BMC's event messages alone: the agent restarted with the full-pass interval AND the
+/// SEL follower's poll at an hour, so neither can explain a detection within the scenario.
+/// ipmi_sim puts each event into its event message buffer (its global enables' bit 2, set
+/// by ipmi_si at start-up) and raises the KCS attention; the guest kernel reads the buffer
+/// and hands the event to the agent's gets-events descriptor.
+fn events(vm: &mut Vm, sim: &mut Sim, report: &mut Report) -> Result<()> {
+    // Whether the first agent found the event message buffer on (ipmi_sim starts with it
+    // off; ipmi_si turns it on when it loads) or had to enable it.
+    vm.capture(
+        "enables",
+        "grep -i -e 'global enables' -e 'event message' /lab/out/agent.log || true",
+    )?;
+    vm.sh_ok(
+        "kill $(pidof sparewatch); (i=0; while pidof sparewatch >/dev/null; do \
+         i=$((i+1)); [ $i -ge 100 ] && exit 1; sleep 0.1; done)",
+    )
+    .context("the agent did not stop on SIGTERM")?;
+    vm.start_agent(&agent_config(
+        "collectors:\n  ipmi:\n    interval: 1h\n    sel_poll_interval: 1h\n",
+    ))?;
+    vm.wait_state(GROUP, "redundant", STEP_TIMEOUT_S)?;
+    let local = [("bmc", "local")];
+    vm.wait_metric(STEP_TIMEOUT_S, "sparewatch_ipmi_events_up", 1.0, &local)
+        .context("the event listener never had /dev/ipmi0 open in gets-events mode")?;
+
+    vm.mark()?;
+    sim.cmd(PSU2_FAILED)?;
+    let (ms, m) = vm.wait_state(GROUP, "no_redundancy", STEP_TIMEOUT_S)?;
+    let received = m.value("sparewatch_ipmi_events_received_total", &local)?;
+    let rereads = m.value("sparewatch_ipmi_event_sensor_rereads_total", &local)?;
+    let full = m.value("sparewatch_ipmi_full_passes_total", &local)?;
+    let polls = m.value("sparewatch_ipmi_sel_polls_total", &local)?;
+    ensure!(
+        received >= 1.0 && rereads >= 1.0,
+        "no_redundancy without an event message: {received} received, {rereads} sensors re-read"
+    );
+    ensure!(
+        full == 1.0 && polls == 0.0,
+        "the detection is not the event's: {full} full passes (1 expected: the start), \
+         {polls} SEL polls (0 expected)"
+    );
+    ensure!(
+        m.value("sparewatch_ipmi_event_buffer_enabled", &local)? == 1.0,
+        "the BMC's event message buffer is reported off"
+    );
+    report.step(
+        S,
+        "PSU2 failure asserted on the BMC (event message; interval and SEL poll 1 h)",
+        "no_redundancy",
+        Some(ms),
+    );
+
+    vm.mark()?;
+    sim.cmd(PSU2_OK)?;
+    let (ms, m) = vm.wait_state(GROUP, "redundant", STEP_TIMEOUT_S)?;
+    check_hold_down(ms)?;
+    ensure!(
+        m.value("sparewatch_ipmi_events_received_total", &local)? >= 2.0
+            && m.value("sparewatch_ipmi_full_passes_total", &local)? == 1.0,
+        "the deassertion did not come as an event message"
+    );
+    report.step(
+        S,
+        "PSU2 failure cleared (event message, after hold-down)",
+        "redundant",
+        Some(ms),
+    );
+    // The events as the agent decoded them, and whether it had to enable the buffer itself.
+    vm.capture(
+        "events",
+        "grep -i -e 'event message' -e 'global enables' /lab/out/agent.log || true",
+    )
 }
