@@ -1,6 +1,6 @@
 //! Redfish responses: any bytes as an HTTP response, and as each resource the collector
-//! parses (service root, collections, chassis, PowerSubsystem, Power, ThermalSubsystem,
-//! Thermal), fed on into the member health and the group decisions. No panic; groups keep
+//! parses (service root, collections, chassis, PowerSubsystem, PowerSupplyMetrics, Power,
+//! ThermalSubsystem, Thermal), fed on into the member health and the group decisions. No panic; groups keep
 //! one member per PSU/fan and a `required` of at least 1.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse::collection(data, "c");
     let _ = parse::chassis(data, "/redfish/v1/Chassis/x");
     let _ = parse::power_subsystem(data, "/p");
+    if let Ok(m) = parse::supply_metrics(data, "/m") {
+        // Only finite, non-negative watts get through.
+        for w in [m.input_watts, m.output_watts].into_iter().flatten() {
+            assert!(w.is_finite() && w >= 0.0);
+        }
+    }
     let _ = parse::thermal_subsystem(data, "/t");
     if let Ok(p) = parse::power(data, "/p") {
         let g = parse::psu_group("psu:x".into(), &p.supplies, &p.redundancy);
