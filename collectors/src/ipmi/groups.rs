@@ -14,6 +14,10 @@
 //!   group as hardware-stated redundancy: power supply / power unit sensors and entities to
 //!   the PSU group, fan sensors and entities to the fan zone of their entity (or the only
 //!   fan group).
+//!
+//! Size: about 600 lines of code (plus tests): every decision from sensor records and readings
+//! to PSU and fan groups, their stated redundancy and capacity, in one pure module so that
+//! the rules are read (and property-tested) together.
 
 use std::collections::{BTreeMap, HashMap};
 
