@@ -34,13 +34,17 @@ fn open_armed(path: &PathBuf) -> Option<File> {
 
 /// Waits for POLLPRI/POLLERR on the files `paths()` lists and wakes on each change. After
 /// every change, and at least every `rescan`, the list is built anew (arrays and members
-/// come and go). Returns once the thread is started.
+/// come and go). At most `max_files` of them are held open (the first ones: `paths()` puts
+/// the most telling first); a longer list is logged once. Returns once the thread is
+/// started.
 pub fn spawn_poll_watcher(
     name: &str,
     wake: Wake,
     rescan: Duration,
+    max_files: usize,
     paths: impl Fn() -> Vec<PathBuf> + Send + 'static,
 ) -> std::io::Result<()> {
+    let who = name.to_string();
     let timeout = Timespec {
         tv_sec: rescan.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: rescan.subsec_nanos() as _,
@@ -49,10 +53,20 @@ pub fn spawn_poll_watcher(
         .name(format!("watch-{name}"))
         .spawn(move || {
             let mut changed = false;
+            let mut warned = false;
             loop {
                 // Arm first, wake second: a change after this read reports on the next
                 // poll, and the collection the wake starts sees at least what was armed.
-                let files: Vec<File> = paths().iter().filter_map(open_armed).collect();
+                let mut list = paths();
+                if list.len() > max_files {
+                    if !warned {
+                        tracing::warn!(collector = %who, files = list.len(), watched = max_files,
+                            "more files to watch than the descriptor budget; watching the first ones, the rest wait for those or the interval");
+                        warned = true;
+                    }
+                    list.truncate(max_files);
+                }
+                let files: Vec<File> = list.iter().filter_map(open_armed).collect();
                 if changed {
                     wake.wake();
                     changed = false;
@@ -116,6 +130,7 @@ mod tests {
             "test-regular",
             wake,
             Duration::from_millis(100),
+            8,
             move || vec![p.clone()],
         )
         .unwrap();
@@ -154,8 +169,11 @@ mod tests {
         );
         let mounts = PathBuf::from(format!("/proc/{}/mounts", child.id()));
         let (n, wake) = counter();
-        spawn_poll_watcher("test-mounts", wake, Duration::from_secs(30), move || {
-            vec![mounts.clone()]
+        // Budget 1: the file that changes is the first of the list; the second (a regular
+        // file that never reports) is beyond the budget and not opened.
+        let never = std::env::temp_dir().join("sparewatch-never-opened");
+        spawn_poll_watcher("test-mounts", wake, Duration::from_secs(30), 1, move || {
+            vec![mounts.clone(), never.clone()]
         })
         .unwrap();
         // The child mounts 0.5 s after it started: nothing may wake before.
