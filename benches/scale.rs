@@ -467,6 +467,8 @@ struct Row {
     host: String,
     groups: usize,
     pass: Vec<Duration>,
+    /// The evaluate + render part of each pass (the rest is reading sysfs).
+    render: Vec<Duration>,
     idle_cpu: f64,
     rss_kib: u64,
     hwm_kib: u64,
@@ -484,17 +486,21 @@ fn measure(host: &str, args: &[String], collector: &str, idle: Duration) -> Row 
     let mut jobs: Vec<_> = setup.jobs.into_iter().map(|(j, _)| j).collect();
     let mut engine = sparewatch::engine::Engine::new(setup.engine_config, infos, None);
     let mut pass = Vec::new();
+    let mut render = Vec::new();
     let mut groups = 0;
     for _ in 0..5 {
         let t = Instant::now();
         let c = jobs[0].collector.collect().expect("collect");
         engine.finished(collector, Ok(c), t.elapsed(), SystemTime::now());
+        let r = Instant::now();
         let snap =
             sparewatch::app::evaluate_and_render(&mut engine, SystemTime::now(), None, false);
+        render.push(r.elapsed());
         pass.push(t.elapsed());
         groups = snap.groups.len();
     }
     pass.sort();
+    render.sort();
     drop(jobs);
     drop(engine);
 
@@ -532,6 +538,7 @@ fn measure(host: &str, args: &[String], collector: &str, idle: Duration) -> Row 
         host: host.to_string(),
         groups,
         pass,
+        render,
         idle_cpu,
         rss_kib,
         hwm_kib,
@@ -610,7 +617,7 @@ fn large_main() {
     }
     let mut report = format!(
         "Machine: {} cores, `cargo bench --bench scale -- --large` (release profile), {}, load average {}.\n\n\
-         | host | groups | pass p50 (max of 5) | agent CPU while idle, {} s | RSS (peak) | `/metrics` |\n|---|---|---|---|---|---|\n",
+         | host | groups | pass p50 (max of 5) | of which evaluate + render, p50 | agent CPU while idle, {} s | RSS (peak) | `/metrics` |\n|---|---|---|---|---|---|---|\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         humantime::format_rfc3339_seconds(SystemTime::now()),
         std::fs::read_to_string("/proc/loadavg")
@@ -621,11 +628,12 @@ fn large_main() {
     );
     for r in &rows {
         report.push_str(&format!(
-            "| {} | {} | {:.0} ms ({:.0} ms) | {:.1} % of a core | {:.1} MiB ({:.1} MiB) | {:.1} MiB |\n",
+            "| {} | {} | {:.0} ms ({:.0} ms) | {:.0} ms | {:.1} % of a core | {:.1} MiB ({:.1} MiB) | {:.1} MiB |\n",
             r.host,
             r.groups,
             r.pass[r.pass.len() / 2].as_secs_f64() * 1e3,
             r.pass.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            r.render[r.render.len() / 2].as_secs_f64() * 1e3,
             r.idle_cpu,
             r.rss_kib as f64 / 1024.0,
             r.hwm_kib as f64 / 1024.0,

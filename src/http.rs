@@ -3,13 +3,17 @@
 //! `/api/v1/status`, the versioned JSON of the same data).
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::watch;
 
 use crate::snapshot::{unix, Snapshot};
@@ -34,8 +38,77 @@ pub fn app(snapshots: watch::Receiver<Arc<Snapshot>>, telemetry_path: &str) -> R
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let body = s.snapshots.borrow().metrics_text.clone();
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], body).into_response()
+    let (text, tail) = {
+        let snap = s.snapshots.borrow();
+        (snap.metrics_text.clone(), snap.metrics_tail.clone())
+    };
+    let body = Append::new(http_body_util::Full::new(text), tail);
+    (
+        [(header::CONTENT_TYPE, TEXT_FORMAT)],
+        axum::body::Body::new(body),
+    )
+        .into_response()
+}
+
+/// A body followed by more bytes, without copying either: `/metrics` serves the shared
+/// rendered text and its tail (and the web server appends its own counters) as they are,
+/// so a scrape costs no copy of a text that is megabytes on a large host. The length stays
+/// exact (`Content-Length`) when the inner body's is.
+pub struct Append<B> {
+    inner: B,
+    inner_done: bool,
+    tail: Option<Bytes>,
+}
+
+impl<B> Append<B> {
+    pub fn new(inner: B, tail: Bytes) -> Self {
+        Append {
+            inner,
+            inner_done: false,
+            tail: Some(tail).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+impl<B> HttpBody for Append<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        if !this.inner_done {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(None) => this.inner_done = true,
+                other => return other,
+            }
+        }
+        Poll::Ready(this.tail.take().map(|t| Ok(Frame::data(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        (self.inner_done || self.inner.is_end_stream()) && self.tail.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let extra = self.tail.as_ref().map_or(0, |t| t.len() as u64);
+        let inner = if self.inner_done {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        };
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + extra);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
+    }
 }
 
 /// Healthy while the engine keeps evaluating (it does at least once a second).
@@ -247,6 +320,47 @@ mod tests {
             !crate::page::JS.contains("innerHTML")
                 && !crate::page::JS.contains("insertAdjacentHTML")
         );
+    }
+
+    /// Body and tail are served as one text with its exact length; a snapshot the engine
+    /// has not confirmed for 40 s (no evaluation, no liveness tick) fails `/healthz`.
+    #[tokio::test]
+    async fn serves_body_then_tail_and_ages_out() {
+        let snap = Snapshot {
+            generated_at: unix(std::time::SystemTime::now()),
+            metrics_text: "a 1\n".into(),
+            metrics_tail: "b 2\n".into(),
+            ..Default::default()
+        };
+        let (tx, rx) = watch::channel(Arc::new(snap.clone()));
+        let resp = app(rx.clone(), "/metrics")
+            .oneshot(Request::get("/metrics").body(Body::empty()).expect("req"))
+            .await
+            .expect("resp");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], b"a 1\nb 2\n");
+        let hint = Append::new(
+            http_body_util::Full::new(snap.metrics_text.clone()),
+            snap.metrics_tail.clone(),
+        )
+        .size_hint();
+        assert_eq!(hint.exact(), Some(8));
+        let healthz = |rx| async move {
+            app(rx, "/metrics")
+                .oneshot(Request::get("/healthz").body(Body::empty()).expect("req"))
+                .await
+                .expect("resp")
+                .status()
+        };
+        assert_eq!(healthz(rx.clone()).await, StatusCode::OK);
+        tx.send_replace(Arc::new(Snapshot {
+            generated_at: unix(std::time::SystemTime::now()) - 40.0,
+            ..snap
+        }));
+        assert_eq!(healthz(rx).await, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

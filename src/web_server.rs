@@ -604,15 +604,11 @@ async fn web_metrics(State(stats): State<Arc<WebStats>>, req: Request, next: Nex
     if !is_metrics {
         return resp;
     }
+    // Appended as one more chunk: the (possibly megabytes of) text is not copied per scrape.
     let (mut parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let mut out = Vec::with_capacity(bytes.len() + 1024);
-    out.extend_from_slice(&bytes);
-    out.extend_from_slice(stats.render().as_bytes());
+    let body = crate::http::Append::new(body, stats.render().into());
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(out))
+    Response::from_parts(parts, axum::body::Body::new(body))
 }
 
 /// No request bodies (every path is GET/HEAD), and a deadline for the handler.

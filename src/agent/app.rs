@@ -16,7 +16,7 @@ use crate::clock::Stamp;
 use crate::config::Config;
 use crate::engine::{CollectorInfo, Engine, EngineConfig};
 use crate::host::HostInfo;
-use crate::render::{render, RenderInput};
+use crate::render::{render_body, render_tail, RenderInput};
 use crate::scheduler::{self, Event, Job};
 use crate::snapshot::Snapshot;
 
@@ -143,10 +143,12 @@ pub struct Agent {
 }
 
 /// With no news and no deadline (hold-down, staleness, a pass's timeout) the engine still
-/// re-evaluates this often, so the served snapshot's timestamp and `/healthz` (which wants a
-/// snapshot younger than 30 s) tell a live engine from a stuck one. Everything else renders
-/// only on change: an idle host costs one render per collector pass (issue 14).
-const LIVENESS_RENDER: Duration = Duration::from_secs(20);
+/// ticks this often, so the served snapshot's timestamp and `/healthz` (which wants a
+/// snapshot younger than 30 s) tell a live engine from a stuck one. The tick renders only
+/// the text's small tail (timestamp, process and push counters) and keeps the body: with no
+/// news and no deadline passed, an evaluation now would give the groups of the last one
+/// (every time-driven change is a deadline). So an idle host costs no render (issue 14).
+const LIVENESS_TICK: Duration = Duration::from_secs(20);
 
 /// Starts the collector threads and the engine thread.
 pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> anyhow::Result<Agent> {
@@ -183,40 +185,60 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
         None => None,
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
-    let mut last_render = std::time::Instant::now();
+    let mut last_publish = std::time::Instant::now();
     let mut last_eval = Stamp::now();
     thread::Builder::new()
         .name("engine".into())
         .spawn(move || loop {
             let deadline = engine.next_deadline(last_eval);
-            let liveness = LIVENESS_RENDER.saturating_sub(last_render.elapsed());
+            let liveness = LIVENESS_TICK.saturating_sub(last_publish.elapsed());
             // 1 ms past a deadline: the checks it ends are strict (`age > stale_after`).
             let wait = deadline.map_or(liveness, |d| {
                 (d.since(Stamp::now()) + Duration::from_millis(1)).min(liveness)
             });
-            match rx.recv_timeout(wait) {
+            let news = match rx.recv_timeout(wait) {
                 Ok(ev) => {
                     apply(&mut engine, ev);
                     // Take whatever else is queued before rendering once.
                     while let Ok(ev) = rx.try_recv() {
                         apply(&mut engine, ev);
                     }
+                    true
                 }
                 // Nothing arrived: a deadline passed or the liveness bound did.
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => false,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-            last_render = std::time::Instant::now();
+            };
+            last_publish = std::time::Instant::now();
             let now = Stamp::now();
-            last_eval = now;
+            let due = deadline.is_some_and(|d| now.since(d) > Duration::ZERO || d == now);
             let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                evaluate_and_render(&mut engine, now, host.as_ref(), process_metrics)
+                if news || due {
+                    Some(evaluate_split(&mut engine, now, host.as_ref(), process_metrics))
+                } else {
+                    None
+                }
             }));
             match evaluated {
-                Ok(snap) => {
+                Ok(Some(snap)) => {
+                    last_eval = now;
                     snap_tx.send_replace(Arc::new(snap));
                     if let (Some(w), Some(p)) = (&writer, engine.take_changes()) {
                         w.save(p);
+                    }
+                }
+                Ok(None) => {
+                    let ticked = std::panic::catch_unwind(|| {
+                        liveness_tick(&snap_tx.borrow(), now, process_metrics)
+                    });
+                    match ticked {
+                        Ok(snap) => {
+                            snap_tx.send_replace(Arc::new(snap));
+                        }
+                        Err(_) => {
+                            tracing::error!("the engine's liveness tick panicked; exiting so the agent is restarted");
+                            std::process::exit(70);
+                        }
                     }
                 }
                 Err(_) => {
@@ -251,17 +273,30 @@ fn apply(engine: &mut Engine, ev: Event) {
     }
 }
 
-/// One evaluation plus its rendered text.
+/// One evaluation plus its rendered text, whole in `metrics_text` (one-shot runs, tests).
 pub fn evaluate_and_render(
     engine: &mut Engine,
     now: impl Into<Stamp>,
     host: Option<&HostInfo>,
     process: bool,
 ) -> Snapshot {
-    let now = now.into();
+    let mut snap = evaluate_split(engine, now.into(), host, process);
+    snap.metrics_text = snap.metrics().into();
+    snap.metrics_tail = Default::default();
+    snap
+}
+
+/// One evaluation plus its rendered text as body and tail (the running agent: its liveness
+/// tick replaces the tail only).
+fn evaluate_split(
+    engine: &mut Engine,
+    now: Stamp,
+    host: Option<&HostInfo>,
+    process: bool,
+) -> Snapshot {
     let mut snap = engine.evaluate(now);
     let collections = engine.current_collections(now);
-    let text = render(
+    let body = render_body(
         &snap,
         &RenderInput {
             collections: &collections,
@@ -269,7 +304,17 @@ pub fn evaluate_and_render(
             process,
         },
     );
-    snap.metrics_text = text.into();
+    snap.metrics_text = body.into();
+    snap.metrics_tail = render_tail(snap.generated_at, process).into();
+    snap
+}
+
+/// The snapshot `previous` moved to `now` without an evaluation: the same groups and body,
+/// a new timestamp and tail.
+fn liveness_tick(previous: &Snapshot, now: Stamp, process: bool) -> Snapshot {
+    let mut snap = previous.clone();
+    snap.generated_at = crate::snapshot::unix(now.wall);
+    snap.metrics_tail = render_tail(snap.generated_at, process).into();
     snap
 }
 

@@ -431,6 +431,7 @@ impl Engine {
                 })
                 .collect(),
             metrics_text: Default::default(),
+            metrics_tail: Default::default(),
         }
     }
 

@@ -12,9 +12,15 @@ pub struct Snapshot {
     pub generated_at: f64,
     pub groups: Vec<GroupView>,
     pub collectors: Vec<CollectorView>,
-    /// The rendered `/metrics` body (cheap to clone: shared bytes).
+    /// The rendered `/metrics` text (cheap to clone: shared bytes). `/metrics` serves it
+    /// followed by [`Snapshot::metrics_tail`]; a one-shot snapshot holds the whole text here.
     #[serde(skip)]
     pub metrics_text: axum::body::Bytes,
+    /// The running agent's tail of the text (push and drill counters, the snapshot
+    /// timestamp, process metrics): the engine's liveness tick renders it anew and keeps the
+    /// body it shares with the previous snapshot, so an idle host costs no render.
+    #[serde(skip)]
+    pub metrics_tail: axum::body::Bytes,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -106,6 +112,11 @@ pub fn unix(t: SystemTime) -> f64 {
 }
 
 impl Snapshot {
+    /// The whole `/metrics` text (body and tail), copied into one buffer.
+    pub fn metrics(&self) -> Vec<u8> {
+        [&self.metrics_text[..], &self.metrics_tail[..]].concat()
+    }
+
     /// The worst state any group is in (`unknown` ranks between `failed` and
     /// `no_redundancy`), or `None` when there are no groups.
     pub fn worst_state(&self) -> Option<GroupState> {

@@ -349,11 +349,34 @@ fn the_engine_renders_on_change_and_deadlines_only() {
             "recovered before the hold-down"
         );
 
-        // Idle again: the liveness render moves the timestamp within the 20 s bound.
-        let idle = snapshot_ts(&get_metrics().expect("metrics"));
-        wait_text("a liveness render", Duration::from_secs(25), |t| {
+        // Idle again: the liveness tick moves the timestamp within the 20 s bound, without
+        // rendering the body again (issue 14: an idle host costs no render).
+        let renders = |t: &str| metric_value(t, "sparewatch_engine_renders_total");
+        let before = get_metrics().expect("metrics");
+        let (idle, idle_renders) = (snapshot_ts(&before), renders(&before));
+        assert!(idle_renders.is_some_and(|r| r >= 1.0), "{before}");
+        let ticked = wait_text("a liveness tick", Duration::from_secs(25), |t| {
             snapshot_ts(t) > idle
         });
+        assert_eq!(
+            renders(&ticked),
+            idle_renders,
+            "the liveness tick rendered the body"
+        );
+        // The body served after the tick is the body before it, byte for byte.
+        let body = |t: &str| -> String {
+            t.lines()
+                .take_while(|l| !l.contains("sparewatch_snapshot_timestamp_seconds"))
+                .filter(|l| !l.contains("sparewatch_web_") && !l.contains("sparewatch_drill_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(body(&ticked), body(&before));
+        // The process' own series still move with the tick.
+        assert!(
+            ticked.contains("process_resident_memory_bytes "),
+            "{ticked}"
+        );
     })
     .join()
     .expect("render test");
