@@ -12,6 +12,13 @@
 //! - a remembered group its collector no longer reports is `unknown`, "vanished at …";
 //! - a member seen healthy is remembered; absent later, it counts unhealthy, "absent since …";
 //! - only `sparewatch forget` removes a remembered group or member.
+//!
+//! Size: about 710 lines of code (plus tests), over the ~500 the project aims for: the
+//! tracks (collector, member, group: hysteresis and memory, ~180), `Engine` itself (taking
+//! collections, pending/vanished groups, the persisted image, deadlines: ~300) and the
+//! per-group evaluation (~150). They share the tracks' state and the order of their steps is
+//! the engine's correctness, so they are read together; the state table is in
+//! [`crate::policy`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};

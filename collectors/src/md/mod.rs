@@ -505,7 +505,9 @@ mod tests {
         assert_eq!(files.len(), 1 + 100 * 3 + 100 * 2);
         assert_eq!(files[0], roots.proc("mdstat"));
         let kept = &files[..MAX_WATCHED_FILES];
-        assert!(kept.iter().all(|f| !f.ends_with("state") || f.ends_with("array_state")));
+        assert!(kept
+            .iter()
+            .all(|f| !f.ends_with("state") || f.ends_with("array_state")));
         assert!(files[1 + 300..].iter().all(|f| f.ends_with("state")));
     }
 
