@@ -7,32 +7,31 @@
 // The layout shows the architecture (docs/architecture.md): cli â agent (scheduler,
 // engine) â store; agent â view (snapshot, render) â web (http, web_server) and push.
 pub mod agent;
-pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domains;
 pub mod drill;
-pub mod explain;
 pub mod fixture;
 pub mod host;
-pub mod http;
 pub mod page;
 pub mod push;
 pub mod signals;
-pub mod status;
 pub mod store;
 pub mod view;
-pub mod web_config;
-pub mod web_server;
+pub mod web;
 
 // The paths the code and tests have always used (`crate::engine`, `sparewatch::app`, …).
 pub use agent::{app, clock, engine, policy, scheduler};
+// The commands' own output (`status`, `explain`) lives with the command line.
+pub use cli::{explain, status};
 pub use demo::hwmon as demo_hwmon;
 pub use demo::power as demo_power;
 pub use demo::storage as demo_storage;
 pub use push::alertmanager;
 pub use view::{render, snapshot};
+// The old flat paths, kept so `crate::http`, `crate::web_server`, … still name them.
+pub use web::{api, config as web_config, http, server as web_server};
 
 use std::time::SystemTime;
 

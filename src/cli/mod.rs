@@ -1,6 +1,9 @@
 //! Command line: exporter conventions (node_exporter's flag names where they exist). The
 //! `--collector.<name>` flags and each collector's own flags come from the collector table.
 
+pub mod explain;
+pub mod status;
+
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
