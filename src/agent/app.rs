@@ -198,10 +198,30 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
             });
             let news = match rx.recv_timeout(wait) {
                 Ok(ev) => {
-                    apply(&mut engine, ev);
-                    // Take whatever else is queued before rendering once.
-                    while let Ok(ev) = rx.try_recv() {
-                        apply(&mut engine, ev);
+                    // Take whatever else is queued before rendering once. But a collector's
+                    // second result never replaces its first unseen: the first is evaluated
+                    // before (a member down in one pass and up in the next is a failure and
+                    // a recovery, not nothing: losing evidence must not make a group look
+                    // better).
+                    let mut unseen: Vec<&'static str> = Vec::new();
+                    let mut ev = Some(ev);
+                    while let Some(e) = ev.take().or_else(|| rx.try_recv().ok()) {
+                        if let Event::Finished(name, ..) = &e {
+                            if unseen.contains(name) {
+                                let evaluated = std::panic::catch_unwind(
+                                    std::panic::AssertUnwindSafe(|| {
+                                        engine.evaluate(Stamp::now());
+                                    }),
+                                );
+                                if evaluated.is_err() {
+                                    tracing::error!("the engine panicked; exiting so the agent is restarted");
+                                    std::process::exit(70);
+                                }
+                                unseen.clear();
+                            }
+                            unseen.push(name);
+                        }
+                        apply(&mut engine, e);
                     }
                     true
                 }
