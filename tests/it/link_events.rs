@@ -335,8 +335,9 @@ fn the_engine_renders_on_change_and_deadlines_only() {
             "a change was served without a render"
         );
 
-        ip(&["-n", &ns_name, "link", "set", "swa1", "up"]);
+        // Taken before the command: its pass may see the link up before `ip` has exited.
         let up = Instant::now();
+        ip(&["-n", &ns_name, "link", "set", "swa1", "up"]);
         // Reported only once the 1 s hold-down ended: that render came from the deadline
         // (the link-up event rendered while still held down), well before the 20 s bound.
         wait_text(
