@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::{FlagSpec, Flags};
+use crate::FlagSpec;
 use serde::Deserialize;
 
 use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading, Wake};
@@ -170,10 +170,6 @@ fn config_error(detail: impl Into<String>) -> BuildError {
     }
 }
 
-fn flag<'a>(f: &'a Flags, id: &str) -> Result<Option<&'a str>, BuildError> {
-    f.text("ipmi", id)
-}
-
 fn check_user(user: &str, whose: &str) -> Result<(), BuildError> {
     // ipmi-rs would silently log in anonymously with a name it cannot encode.
     if user.len() > 16 || !user.chars().all(|c| c.is_ascii() && c != '\0') {
@@ -203,7 +199,10 @@ fn valid_name(name: &str) -> bool {
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let config: IpmiConfig = crate::parse_config("ipmi", ctx.config)?;
     let m = ctx.flags;
-    let timeout = match flag(m, "ipmi.timeout")?.or(config.request_timeout.as_deref()) {
+    let timeout = match m
+        .text("ipmi", "ipmi.timeout")?
+        .or(config.request_timeout.as_deref())
+    {
         Some(s) => crate::parse_duration(s).map_err(config_error)?,
         None => DEFAULT_REQUEST_TIMEOUT,
     };
@@ -225,14 +224,14 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
 
     let mut bmcs = Vec::new();
     let mut in_band = None;
-    if let Some(host) = flag(m, "ipmi.host")?.map(str::to_string) {
-        let user = flag(m, "ipmi.user")?.unwrap_or_default().to_string();
+    if let Some(host) = m.text("ipmi", "ipmi.host")?.map(str::to_string) {
+        let user = m.text("ipmi", "ipmi.user")?.unwrap_or_default().to_string();
         check_user(&user, "--ipmi.user")?;
         check_cipher(
             m.unsigned::<u8>("ipmi", "ipmi.cipher-suite")?,
             "--ipmi.cipher-suite",
         )?;
-        let password = match flag(m, "ipmi.password-file")? {
+        let password = match m.text("ipmi", "ipmi.password-file")? {
             Some(p) => Secret::File(PathBuf::from(p)),
             None if std::env::var_os(PASSWORD_ENV).is_some() => Secret::Env(PASSWORD_ENV.into()),
             None => Secret::None,
@@ -258,7 +257,7 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             chunk,
         ));
     } else {
-        let device = match flag(m, "ipmi.device")? {
+        let device = match m.text("ipmi", "ipmi.device")? {
             Some(d) => PathBuf::from(d),
             None => config
                 .device

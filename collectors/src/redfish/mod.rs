@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::{FlagSpec, Flags};
+use crate::FlagSpec;
 use serde::Deserialize;
 
 use crate::{
@@ -127,10 +127,6 @@ fn config_error(detail: impl Into<String>) -> BuildError {
     }
 }
 
-fn flag<'a>(f: &'a Flags, id: &str) -> Result<Option<&'a str>, BuildError> {
-    f.text("redfish", id)
-}
-
 pub use crate::password::Password;
 
 /// Everything to reach one BMC.
@@ -152,7 +148,10 @@ pub struct BmcSpec {
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     let config: RedfishConfig = crate::parse_config("redfish", ctx.config)?;
     let m = ctx.flags;
-    let timeout = match flag(m, "redfish.timeout")?.or(config.request_timeout.as_deref()) {
+    let timeout = match m
+        .text("redfish", "redfish.timeout")?
+        .or(config.request_timeout.as_deref())
+    {
         Some(s) => crate::parse_duration(s).map_err(config_error)?,
         None => DEFAULT_TIMEOUT,
     };
@@ -182,14 +181,14 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
         }))
     };
     let mut specs = Vec::new();
-    if let Some(url) = flag(m, "redfish.url")? {
+    if let Some(url) = m.text("redfish", "redfish.url")? {
         let trust = trust_for(
             url,
-            flag(m, "redfish.ca-file")?.map(PathBuf::from),
+            m.text("redfish", "redfish.ca-file")?.map(PathBuf::from),
             m.switch("redfish", "redfish.insecure-skip-verify")?,
             "--redfish.url",
         )?;
-        let password = match flag(m, "redfish.password-file")? {
+        let password = match m.text("redfish", "redfish.password-file")? {
             Some(p) => Password::File(PathBuf::from(p)),
             None if std::env::var_os(PASSWORD_ENV).is_some() => Password::Env(PASSWORD_ENV.into()),
             None => Password::None,
@@ -199,7 +198,7 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             name: ep.host.clone(),
             group_prefix: String::new(),
             url: url.to_string(),
-            user: flag(m, "redfish.user")?.map(str::to_string),
+            user: m.text("redfish", "redfish.user")?.map(str::to_string),
             password,
             trust,
             timeout,

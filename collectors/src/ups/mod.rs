@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{FlagSpec, Flags};
+use crate::FlagSpec;
 use serde::Deserialize;
 
 use crate::{
@@ -84,10 +84,6 @@ fn config_error(detail: impl Into<String>) -> BuildError {
     }
 }
 
-fn flag<'a>(f: &'a Flags, id: &str) -> Result<Option<&'a str>, BuildError> {
-    f.text("ups", id)
-}
-
 pub use crate::password::Password;
 
 /// How to reach upsd and what counts as a weak battery.
@@ -156,14 +152,15 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
     if implicit {
         addresses.push(DEFAULT_ADDRESS.to_string());
     }
-    let timeout = match flag(m, "ups.timeout")?.or(config.timeout.as_deref()) {
+    let timeout = match m.text("ups", "ups.timeout")?.or(config.timeout.as_deref()) {
         Some(s) => crate::parse_duration(s).map_err(config_error)?,
         None => DEFAULT_TIMEOUT,
     };
     if timeout.is_zero() {
         return Err(config_error("timeout must be above zero"));
     }
-    let user = flag(m, "ups.nut-user")?
+    let user = m
+        .text("ups", "ups.nut-user")?
         .map(str::to_string)
         .or(config.user.clone());
     if let Some(u) = &user {
@@ -171,7 +168,8 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Collector>, BuildError> {
             return Err(config_error("the upsd user must be one word"));
         }
     }
-    let password = match flag(m, "ups.nut-password-file")?
+    let password = match m
+        .text("ups", "ups.nut-password-file")?
         .map(PathBuf::from)
         .or(config.password_file.clone())
     {
