@@ -49,17 +49,7 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
     // Which guest interface is which QEMU NIC: by MAC, before the bond rewrites the MACs.
     let mut eth_of = Vec::new();
     for i in 0..2 {
-        let name = vm
-            .sh_ok(&format!(
-                "grep -l 52:54:00:5e:00:0{i} /sys/class/net/*/address | cut -d/ -f5"
-            ))?
-            .trim()
-            .to_string();
-        ensure!(
-            name.starts_with("eth"),
-            "no guest interface with nic{i}'s MAC: {name:?}"
-        );
-        eth_of.push(name);
+        eth_of.push(eth_with_mac(&mut vm, i)?);
     }
     let nic_of = |eth: &str| -> Result<&'static str> {
         match eth_of.iter().position(|e| e == eth) {
@@ -70,14 +60,8 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
     };
 
     // bond0 exists once the bonding module is loaded (max_bonds=1).
-    vm.sh_ok("echo active-backup >/sys/class/net/bond0/bonding/mode")?;
-    vm.sh_ok("echo 100 >/sys/class/net/bond0/bonding/miimon")?;
-    for e in &eth_of {
-        vm.sh_ok(&format!(
-            "ip link set {e} down; echo +{e} >/sys/class/net/bond0/bonding/slaves"
-        ))?;
-    }
-    vm.sh_ok("ip link set bond0 up; ip addr add 10.0.2.15/24 dev bond0")?;
+    active_backup(&mut vm, "bond0", &eth_of)?;
+    vm.sh_ok("ip addr add 10.0.2.15/24 dev bond0")?;
     let card_eths = one_card_bond(&mut vm)?;
     vm.start_agent(&agent_config(""))?;
 
@@ -175,16 +159,7 @@ pub fn run(lab: &Lab, report: &mut Report) -> Result<()> {
 fn one_card_bond(vm: &mut Vm) -> Result<Vec<String>> {
     let mut eths = Vec::new();
     for i in 2..4 {
-        let name = vm
-            .sh_ok(&format!(
-                "grep -l 52:54:00:5e:00:0{i} /sys/class/net/*/address | cut -d/ -f5"
-            ))?
-            .trim()
-            .to_string();
-        ensure!(
-            name.starts_with("eth"),
-            "no guest interface with nic{i}'s MAC: {name:?}"
-        );
+        let name = eth_with_mac(vm, i)?;
         // The kernel's own view: the interface hangs off function i-2 of the slot.
         let dev = vm.sh_ok(&format!("readlink -f /sys/class/net/{name}/device"))?;
         ensure!(
@@ -195,15 +170,39 @@ fn one_card_bond(vm: &mut Vm) -> Result<Vec<String>> {
         eths.push(name);
     }
     vm.sh_ok("echo +bond1 >/sys/class/net/bonding_masters")?;
-    vm.sh_ok("echo active-backup >/sys/class/net/bond1/bonding/mode")?;
-    vm.sh_ok("echo 100 >/sys/class/net/bond1/bonding/miimon")?;
-    for e in &eths {
+    active_backup(vm, "bond1", &eths)?;
+    Ok(eths)
+}
+
+/// The guest interface with QEMU NIC `i`'s MAC (`52:54:00:5e:00:0i`), read before a bond
+/// rewrites the MACs.
+fn eth_with_mac(vm: &mut Vm, i: usize) -> Result<String> {
+    let name = vm
+        .sh_ok(&format!(
+            "grep -l 52:54:00:5e:00:0{i} /sys/class/net/*/address | cut -d/ -f5"
+        ))?
+        .trim()
+        .to_string();
+    ensure!(
+        name.starts_with("eth"),
+        "no guest interface with nic{i}'s MAC: {name:?}"
+    );
+    Ok(name)
+}
+
+/// `bond` (existing) made active-backup with miimon 100 over `slaves`, then up.
+fn active_backup(vm: &mut Vm, bond: &str, slaves: &[String]) -> Result<()> {
+    vm.sh_ok(&format!(
+        "echo active-backup >/sys/class/net/{bond}/bonding/mode"
+    ))?;
+    vm.sh_ok(&format!("echo 100 >/sys/class/net/{bond}/bonding/miimon"))?;
+    for e in slaves {
         vm.sh_ok(&format!(
-            "ip link set {e} down; echo +{e} >/sys/class/net/bond1/bonding/slaves"
+            "ip link set {e} down; echo +{e} >/sys/class/net/{bond}/bonding/slaves"
         ))?;
     }
-    vm.sh_ok("ip link set bond1 up")?;
-    Ok(eths)
+    vm.sh_ok(&format!("ip link set {bond} up"))?;
+    Ok(())
 }
 
 /// bond1 counts redundant but has no effective spare, the shared card named; bond0 (two
