@@ -241,32 +241,12 @@ mod tests {
     #[tokio::test]
     async fn serves_the_snapshot() {
         let (_tx, rx) = watch::channel(snapshot());
-        let resp = app(rx.clone(), "/metrics")
-            .oneshot(
-                Request::get("/metrics")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.headers()[header::CONTENT_TYPE], TEXT_FORMAT);
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
-        assert_eq!(&body[..], b"sparewatch_x 1\n");
-        let resp = app(rx.clone(), "/metrics")
-            .oneshot(
-                Request::get("/healthz")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        assert_eq!(resp.status(), StatusCode::OK);
-        let resp = app(rx, "/metrics")
-            .oneshot(Request::get("/").body(Body::empty()).expect("request"))
-            .await
-            .expect("response");
-        assert_eq!(resp.status(), StatusCode::OK);
+        let (status, headers, body) = get(rx.clone(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], TEXT_FORMAT);
+        assert_eq!(body, "sparewatch_x 1\n");
+        assert_eq!(get(rx.clone(), "/healthz").await.0, StatusCode::OK);
+        assert_eq!(get(rx, "/").await.0, StatusCode::OK);
     }
 
     async fn get(
@@ -333,48 +313,27 @@ mod tests {
             ..Default::default()
         };
         let (tx, rx) = watch::channel(Arc::new(snap.clone()));
-        let resp = app(rx.clone(), "/metrics")
-            .oneshot(Request::get("/metrics").body(Body::empty()).expect("req"))
-            .await
-            .expect("resp");
-        assert_eq!(resp.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        assert_eq!(&body[..], b"a 1\nb 2\n");
+        let (status, _, body) = get(rx.clone(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "a 1\nb 2\n");
         let hint = Append::new(
             http_body_util::Full::new(snap.metrics_text.clone()),
             snap.metrics_tail.clone(),
         )
         .size_hint();
         assert_eq!(hint.exact(), Some(8));
-        let healthz = |rx| async move {
-            app(rx, "/metrics")
-                .oneshot(Request::get("/healthz").body(Body::empty()).expect("req"))
-                .await
-                .expect("resp")
-                .status()
-        };
-        assert_eq!(healthz(rx.clone()).await, StatusCode::OK);
+        assert_eq!(get(rx.clone(), "/healthz").await.0, StatusCode::OK);
         tx.send_replace(Arc::new(Snapshot {
             generated_at: unix(std::time::SystemTime::now()) - 40.0,
             ..snap
         }));
-        assert_eq!(healthz(rx).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(get(rx, "/healthz").await.0, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]
     async fn unhealthy_before_first_evaluation() {
         let (_tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-        let resp = app(rx, "/metrics")
-            .oneshot(
-                Request::get("/healthz")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(get(rx, "/healthz").await.0, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]
