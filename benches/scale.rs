@@ -49,6 +49,14 @@ fn build_tree(t: &SysTree, nics: usize, bonds: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The agent binary measured: `SCALE_AGENT` (for example the packaged static build,
+/// `target/x86_64-unknown-linux-musl/release/sparewatch`), else this bench's own build.
+fn agent_binary() -> std::path::PathBuf {
+    std::env::var_os("SCALE_AGENT")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_sparewatch").into())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -297,7 +305,7 @@ fn main() {
     // 2. The real agent and node_exporter (Debian: prometheus-node-exporter) on the same
     // tree, one after the other in this run: scrape latency, CPU per scrape, memory.
     let agent = scrape_run(
-        Command::new(env!("CARGO_BIN_EXE_sparewatch")).args(agent_args),
+        Command::new(agent_binary()).args(agent_args),
         &["--log.level", "error"],
         "/healthz",
         scrapes,
@@ -507,7 +515,7 @@ fn measure(host: &str, args: &[String], collector: &str, idle: Duration) -> Row 
     // 2. The agent, idle: nothing in the tree changes.
     let addr = format!("127.0.0.1:{}", free_port());
     let agent = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sparewatch"))
+        Command::new(agent_binary())
             .args(args)
             .args(["--web.listen-address", &addr, "--log.level", "error"])
             .stdout(Stdio::null())
