@@ -49,12 +49,46 @@ fn build_tree(t: &SysTree, nics: usize, bonds: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The agent binary measured: `SCALE_AGENT` (for example the packaged static build,
+/// The agent binary measured: `SCALE_AGENT` (the packages ship the static musl build,
 /// `target/x86_64-unknown-linux-musl/release/sparewatch`), else this bench's own build.
 fn agent_binary() -> std::path::PathBuf {
     std::env::var_os("SCALE_AGENT")
         .map(Into::into)
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_sparewatch").into())
+}
+
+/// Which agent the figures are of, for the report: its path and whether it is static
+/// (no `PT_INTERP` program header: no dynamic loader, no shared libraries).
+fn agent_label() -> String {
+    let path = agent_binary();
+    let linking = match std::fs::read(&path) {
+        Ok(elf) => match has_interp(&elf) {
+            Some(false) => "static",
+            Some(true) => "dynamic",
+            None => "not an ELF64 file",
+        },
+        Err(_) => "unreadable",
+    };
+    let shown = match std::env::var("SCALE_AGENT") {
+        Ok(p) => format!("`{p}`"),
+        Err(_) => "this bench's own build (`target/release`)".to_string(),
+    };
+    format!("{shown}, {linking}")
+}
+
+fn has_interp(elf: &[u8]) -> Option<bool> {
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
+    if elf.get(..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let (off, size, num) = (u64_at(0x20)? as usize, u16_at(0x36)?, u16_at(0x38)?);
+    let mut interp = false;
+    for i in 0..num as usize {
+        let at = off + i * size as usize;
+        interp |= u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?) == 3;
+    }
+    Some(interp)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -340,9 +374,11 @@ fn main() {
     let mut report = String::new();
     report.push_str(&format!(
         "Host: {NICS} NICs, {BONDS} bonds of {SLAVES} slaves, {ARRAYS} md RAID1 arrays ({groups} groups), {} KiB of metrics text.\n\
+         Agent: {}.\n\
          Machine: {} cores, `cargo bench --bench scale` (release profile), {}, load average {}{}.\n\n\
          | measure | p50 | p99 | max | CPU per scrape | RSS after (peak) |\n|---|---|---|---|---|---|\n",
         text_len / 1024,
+        agent_label(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
@@ -624,8 +660,10 @@ fn large_main() {
         ));
     }
     let mut report = format!(
-        "Machine: {} cores, `cargo bench --bench scale -- --large` (release profile), {}, load average {}.\n\n\
+        "Agent (idle CPU and RSS; pass times are this bench's in-process build): {}.\n\
+         Machine: {} cores, `cargo bench --bench scale -- --large` (release profile), {}, load average {}.\n\n\
          | host | groups | pass p50 (max of 5) | of which evaluate + render, p50 | agent CPU while idle, {} s | RSS (peak) | `/metrics` |\n|---|---|---|---|---|---|---|\n",
+        agent_label(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         humantime::format_rfc3339_seconds(SystemTime::now()),
         std::fs::read_to_string("/proc/loadavg")
