@@ -8,7 +8,10 @@ source "$(dirname "$0")/../lib.sh"; cd "$ROOT" || exit 1
 set -euo pipefail
 need_cargo_tool cargo-deb cargo-deb
 need_cargo_tool cargo-generate-rpm cargo-generate-rpm
-need_apt rpm systemd man-db curl util-linux
+need_apt rpm systemd man-db curl util-linux musl-tools file
+# The packages carry the static musl build (docs/install.md).
+need_rust_target x86_64-unknown-linux-musl
+musl=x86_64-unknown-linux-musl
 [ "$(id -u)" -eq 0 ] || die "60-packages installs a .deb: run as root"
 
 fail() { echo "packages: FAIL: $*" >&2; exit 1; }
@@ -41,14 +44,25 @@ git clone -q "$ROOT" "$work/clone"
 mkdir -p "$ROOT/target"; ln -s "$ROOT/target" "$work/clone/target"
 (
   cd "$work/clone"
-  cargo deb >"$work/deb.log" 2>&1 || { cat "$work/deb.log" >&2; exit 1; }
-  { cargo build --release && cargo generate-rpm; } >"$work/rpm.log" 2>&1 \
-    || { cat "$work/rpm.log" >&2; exit 1; }
+  cargo deb --target "$musl" >"$work/deb.log" 2>&1 || { cat "$work/deb.log" >&2; exit 1; }
+  { cargo build --release --target "$musl" && cargo generate-rpm --target "$musl"; } \
+    >"$work/rpm.log" 2>&1 || { cat "$work/rpm.log" >&2; exit 1; }
 ) || fail "packaging the fresh clone as docs/install.md says"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
-cp "target/debian/sparewatch_${version}-1_amd64.deb" "$work/sparewatch.deb" || fail "no .deb where install.md says"
-cp target/generate-rpm/sparewatch-"${version}"-1.*.rpm "$work/sparewatch.rpm" || fail "no .rpm where install.md says"
-bin=target/release/sparewatch
+cp "target/$musl/debian/sparewatch_${version}-1_amd64.deb" "$work/sparewatch.deb" || fail "no .deb where install.md says"
+cp target/"$musl"/generate-rpm/sparewatch-"${version}"-1.*.rpm "$work/sparewatch.rpm" || fail "no .rpm where install.md says"
+bin=target/$musl/release/sparewatch
+
+log "both packages carry the static build"
+# static_build FILE WHAT: FILE is the static-pie build (the .rpm's is checked once unpacked).
+static_build() {
+  local kind; kind=$(file -b "$1")
+  [[ $kind == *"static-pie linked"* ]] || fail "$2: not the static build: $kind"
+}
+dpkg-deb --fsys-tarfile "$work/sparewatch.deb" >"$work/deb.tar" || fail "dpkg-deb --fsys-tarfile"
+tar -xOf "$work/deb.tar" ./usr/bin/sparewatch >"$work/deb.bin" || fail "no /usr/bin/sparewatch in the .deb"
+static_build "$work/deb.bin" ".deb's /usr/bin/sparewatch"
+static_build "$bin" "the binary cargo built"
 
 log "man page covers every flag of --help"
 dpkg-deb --fsys-tarfile "$work/sparewatch.deb" | tar -xO ./usr/share/man/man1/sparewatch.1.gz \
@@ -68,7 +82,8 @@ expect_in "$work/deb.files" /usr/bin/sparewatch /etc/sparewatch/sparewatch.yml \
   /usr/share/man/man1/sparewatch.1.gz /usr/share/doc/sparewatch/copyright \
   /usr/share/doc/sparewatch/examples/web.yml /usr/share/doc/sparewatch/security.md
 dpkg-deb -f "$work/sparewatch.deb" Depends >"$work/deb.depends"
-expect_in "$work/deb.depends" libc6 systemd
+expect_in "$work/deb.depends" systemd
+! grep -q libc "$work/deb.depends" || fail "the static .deb depends on a libc: $(cat "$work/deb.depends")"
 mkdir "$work/control"; dpkg-deb -e "$work/sparewatch.deb" "$work/control"
 expect_in "$work/control/conffiles" /etc/sparewatch/sparewatch.yml /etc/sparewatch/sparewatch.env
 expect_in "$work/control/postinst" "systemd-sysusers" "deb-systemd-helper" "udevadm trigger"
@@ -94,6 +109,7 @@ r="$work/rpmroot"; mkdir -p "$r"
 rpm --root "$r" --initdb
 rpm --root "$r" --force-debian -i --nodeps --noscripts --nosignature "$work/sparewatch.rpm"
 [ -x "$r/usr/bin/sparewatch" ] && [ -f "$r/etc/sparewatch/sparewatch.yml" ] || fail "rpm did not unpack"
+static_build "$r/usr/bin/sparewatch" ".rpm's /usr/bin/sparewatch"
 [ "$(stat -c %a "$r/etc/sparewatch/sparewatch.env")" = 600 ] || fail "rpm: sparewatch.env not 0600"
 rpm --root "$r" --force-debian -e --noscripts sparewatch
 [ ! -e "$r/usr/bin/sparewatch" ] || fail "rpm -e left the binary"
