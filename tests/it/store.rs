@@ -6,19 +6,13 @@
 //! `SPAREWATCH_BIN` runs these against another build (the release binary) than the one
 //! cargo built for the tests.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sparewatch::fixture::SysTree;
 
-use crate::support::metric_value;
-
-fn bin() -> PathBuf {
-    std::env::var_os("SPAREWATCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sparewatch")))
-}
+use crate::support::{metric_value, RunningAgent};
 
 /// A fixture tree with `bond0` over `slaves` (active-backup) and a config polling net
 /// every 100 ms.
@@ -49,75 +43,14 @@ fn common_args(dir: &Path, state: &Path) -> Vec<String> {
     ]
 }
 
-/// A running agent, killed and reaped when dropped (also when the test panics).
-struct Agent {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
+/// The agent on the store's fixture tree and state dir.
+struct Agent;
 
 impl Agent {
-    fn start(dir: &Path, state: &Path) -> Agent {
-        let port = crate::support::free_port();
-        let log = dir.join(format!("agent-{port}.log"));
+    fn start(dir: &Path, state: &Path) -> RunningAgent {
         let mut args = vec!["run".to_string()];
         args.extend(common_args(dir, state));
-        args.push(format!("--web.listen-address=127.0.0.1:{port}"));
-        let child = Command::new(bin())
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("starts sparewatch");
-        Agent { child, port, log }
-    }
-
-    fn scrape(&self) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return String::new();
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-
-    /// Scrapes until `ok` holds (10 s at most); panics with the log otherwise.
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let t = Instant::now();
-        let mut last = String::new();
-        while t.elapsed() < Duration::from_secs(10) {
-            last = self.scrape();
-            if ok(&last) {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "timed out waiting for {what}; last scrape:\n{}\nlog:\n{}",
-            last.lines()
-                .filter(|l| l.contains("bond0") || l.contains("collector_up"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    /// SIGTERM, as systemd stops it.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        RunningAgent::start(&args, dir, "bond0")
     }
 }
 
@@ -151,7 +84,10 @@ fn stored(state: &Path) -> Option<sparewatch::store::PersistedGroup> {
 }
 
 fn cli(args: &[&str]) -> std::process::Output {
-    Command::new(bin()).args(args).output().expect("runs")
+    Command::new(crate::support::agent_bin())
+        .args(args)
+        .output()
+        .expect("runs")
 }
 
 #[test]

@@ -214,3 +214,116 @@ pub fn free_port() -> u16 {
     }
     panic!("no free loopback port in 20000-32767");
 }
+
+/// The agent binary tests run: `SPAREWATCH_BIN` (another build, e.g. the release or the
+/// static one), else the one cargo built for the tests.
+pub fn agent_bin() -> PathBuf {
+    std::env::var_os("SPAREWATCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sparewatch")))
+}
+
+/// A running agent, listening on a free loopback port, its stderr in a log file; killed
+/// and reaped when dropped (also when the test panics).
+pub struct RunningAgent {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+    /// Lines of `/metrics` containing this are shown when a wait times out.
+    show: String,
+}
+
+impl RunningAgent {
+    /// Starts `sparewatch ARGS --web.listen-address=…`, logging into `log_dir`.
+    pub fn start(args: &[String], log_dir: &Path, show: &str) -> RunningAgent {
+        Self::start_via(Command::new(agent_bin()), args, log_dir, show)
+    }
+
+    /// As [`RunningAgent::start`], through `launcher` (e.g. a shell that sets limits and
+    /// `exec`s the agent: the child's pid stays the agent's).
+    pub fn start_via(
+        mut launcher: Command,
+        args: &[String],
+        log_dir: &Path,
+        show: &str,
+    ) -> RunningAgent {
+        let port = free_port();
+        let log = log_dir.join(format!("agent-{port}.log"));
+        let child = launcher
+            .args(args)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("starts sparewatch");
+        RunningAgent {
+            child,
+            port,
+            log,
+            show: show.to_string(),
+        }
+    }
+
+    /// `/metrics` (empty when the agent does not answer).
+    pub fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// Scrapes until `ok` holds (10 s at most); panics with the log otherwise.
+    pub fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_for_within(what, Duration::from_secs(10), ok)
+    }
+
+    /// Scrapes until `ok` holds (`limit` at most); panics with the log otherwise.
+    pub fn wait_for_within(
+        &self,
+        what: &str,
+        limit: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
+        let t = std::time::Instant::now();
+        let mut last = String::new();
+        while t.elapsed() < limit {
+            last = self.scrape();
+            if ok(&last) {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for {what}; last scrape:\n{}\nlog:\n{}",
+            last.lines()
+                .filter(|l| l.contains(&self.show) || l.contains("collector_up"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, as systemd stops it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
