@@ -15,6 +15,7 @@ mod hwmon;
 mod hwraid;
 mod ipmi;
 mod lab_findings;
+mod limits;
 mod link_events;
 mod man;
 mod monitoring;

@@ -64,6 +64,16 @@ const NOTIFIED_ATTRS: [&str; 3] = ["array_state", "degraded", "sync_action"];
 /// failed with EMFILE.
 pub const MAX_WATCHED_FILES: usize = 256;
 
+/// How many files the watcher may hold open under an open-files limit of `soft_limit`: at
+/// most [`MAX_WATCHED_FILES`] and an eighth of the limit, and never less than one
+/// (`/proc/mdstat`). The rest of the descriptors stay for the collectors' reads, the web
+/// server's connections and the store: a limit of 256 once went entirely to the watcher,
+/// and the md pass, the store and `accept` all failed with EMFILE.
+pub fn watch_budget(soft_limit: Option<u64>) -> usize {
+    let share = soft_limit.map_or(MAX_WATCHED_FILES as u64, |l| l / 8);
+    share.clamp(1, MAX_WATCHED_FILES as u64) as usize
+}
+
 pub struct MdCollector {
     roots: Roots,
 }
@@ -453,11 +463,12 @@ impl Collector for MdCollector {
 
     fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
         let roots = self.roots.clone();
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
         watch::spawn_poll_watcher(
             "md",
             wake,
             Duration::from_secs(30),
-            MAX_WATCHED_FILES,
+            watch_budget(soft),
             move || watched_files(&roots),
         )
         .map_err(|e| CollectError::Other(format!("md poll watcher: {e}")))
@@ -509,6 +520,17 @@ mod tests {
             .iter()
             .all(|f| !f.ends_with("state") || f.ends_with("array_state")));
         assert!(files[1 + 300..].iter().all(|f| f.ends_with("state")));
+    }
+
+    /// The watcher takes an eighth of the open-files limit at most: 256 under the packaged
+    /// unit's 4096, 32 under 256, one (mdstat) under a tiny limit or none known.
+    #[test]
+    fn watch_budget_leaves_most_descriptors_to_the_rest() {
+        assert_eq!(watch_budget(Some(4096)), MAX_WATCHED_FILES);
+        assert_eq!(watch_budget(Some(1 << 20)), MAX_WATCHED_FILES);
+        assert_eq!(watch_budget(Some(256)), 32);
+        assert_eq!(watch_budget(Some(4)), 1);
+        assert_eq!(watch_budget(None), MAX_WATCHED_FILES);
     }
 
     proptest! {

@@ -1,0 +1,145 @@
+//! The built agent under a tight open-files limit, as a large storage host under the
+//! packaged unit's `LimitNOFILE=4096` is (issue 14): the md collector once kept one
+//! descriptor per watched attribute (about 8 an array) and ran the process out of
+//! descriptors near 500 arrays; then most arrays went `unknown` and the web server could not
+//! accept. Here 600 arrays need ~4,800 watched attributes under a limit of 256.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{metric_value, RunningAgent};
+
+const ARRAYS: usize = 600;
+const NOFILE: u32 = 256;
+
+fn write(root: &Path, rel: &str, value: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, format!("{value}\n")).expect("write");
+}
+
+/// One RAID1 array of two partitions, as the kernel's md sysfs directory and its
+/// `/proc/mdstat` lines show it (shapes of drivers/md/md.c: `array_state`, `degraded`,
+/// `dev-*/state` "in_sync"/"faulty", mdstat's `[2/1] [U_]` and `(F)`).
+fn array(root: &Path, a: usize, failed: bool) -> String {
+    let md = format!("sys/block/md{a}/md");
+    for (k, v) in [
+        ("level", "raid1"),
+        ("raid_disks", "2"),
+        ("degraded", if failed { "1" } else { "0" }),
+        ("array_state", "clean"),
+        ("sync_action", "idle"),
+        ("sync_completed", "none"),
+        ("mismatch_cnt", "0"),
+    ] {
+        write(root, &format!("{md}/{k}"), v);
+    }
+    let mut devs = Vec::new();
+    for m in 0..2 {
+        let dev = format!("sd{a}x{m}");
+        let bad = failed && m == 1;
+        let state = if bad { "faulty" } else { "in_sync" };
+        write(root, &format!("{md}/dev-{dev}/state"), state);
+        let slot = if bad {
+            "none".to_string()
+        } else {
+            m.to_string()
+        };
+        write(root, &format!("{md}/dev-{dev}/slot"), &slot);
+        write(root, &format!("{md}/dev-{dev}/errors"), "0");
+        devs.push(format!("{dev}[{m}]{}", if bad { "(F)" } else { "" }));
+    }
+    let (n, map) = if failed { (1, "U_") } else { (2, "UU") };
+    format!(
+        "md{a} : active raid1 {}\n      4186112 blocks super 1.2 [2/{n}] [{map}]\n\n",
+        devs.join(" ")
+    )
+}
+
+fn mdstat(root: &Path, failed: usize) {
+    let mut text = String::from("Personalities : [raid1]\n");
+    for a in 0..ARRAYS {
+        text.push_str(&array(root, a, a == failed));
+    }
+    text.push_str("unused devices: <none>");
+    write(root, "proc/mdstat", &text);
+}
+
+fn state_is(text: &str, group: &str, state: &str) -> bool {
+    metric_value(
+        text,
+        &format!(
+            "sparewatch_group_state{{group=\"{group}\",kind=\"md\",state=\"{state}\",by_design=\"false\"}}"
+        ),
+    ) == Some(1.0)
+}
+
+#[test]
+fn md_with_more_attributes_than_open_files_reports_every_array() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    mdstat(root, usize::MAX);
+    std::fs::write(
+        root.join("config.yml"),
+        "collectors:\n  md:\n    interval: 1s\n",
+    )
+    .expect("config");
+    let state = root.join("state");
+    let args: Vec<String> = vec![
+        "run".into(),
+        "--collector.disable-defaults".into(),
+        "--collector.md".into(),
+        format!("--path.sysfs={}", root.join("sys").display()),
+        format!("--path.procfs={}", root.join("proc").display()),
+        format!("--config.file={}", root.join("config.yml").display()),
+        format!("--state.dir={}", state.display()),
+    ];
+    // The shell sets the limit and execs the agent: the child's pid is the agent's.
+    let mut sh = Command::new("sh");
+    sh.args([
+        "-c",
+        &format!("ulimit -n {NOFILE} && exec \"$0\" \"$@\""),
+        &crate::support::agent_bin().display().to_string(),
+    ]);
+    let agent = RunningAgent::start_via(sh, &args, root, "md599");
+    let last = format!("md{}", ARRAYS - 1);
+    let m = agent.wait_for_within("every array reported", Duration::from_secs(60), |m| {
+        state_is(m, &format!("md:{last}"), "redundant")
+    });
+    // Read once the agent answers: before, the pid may still be the shell's.
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", agent.child.id())).expect("limits");
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(&format!(" {NOFILE} "))),
+        "the agent does not run under the limit:\n{limits}"
+    );
+    assert_eq!(
+        metric_value(&m, "sparewatch_collector_up{collector=\"md\"}"),
+        Some(1.0)
+    );
+    let redundant = (0..ARRAYS)
+        .filter(|a| state_is(&m, &format!("md:md{a}"), "redundant"))
+        .count();
+    assert_eq!(redundant, ARRAYS, "every array redundant, none unknown");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", agent.child.id()))
+        .expect("fds")
+        .count();
+    assert!(fds < NOFILE as usize, "{fds} descriptors open");
+
+    // A member fails: the next pass sees it, with the descriptors still within the limit.
+    mdstat(root, 7);
+    agent.wait_for_within("md7 on its last member", Duration::from_secs(30), |m| {
+        state_is(m, "md:md7", "no_redundancy")
+    });
+    // And the web server still accepts while the collector runs.
+    assert!(agent.scrape().contains("sparewatch_group_state"));
+    let log = agent.log_text();
+    assert!(
+        !log.contains("Too many open files") && !log.contains("os error 24"),
+        "{log}"
+    );
+    agent.stop();
+}
