@@ -312,6 +312,38 @@ fn warn_if_expiring(not_after: i64, window: Duration) {
     }
 }
 
+/// Says when a repeating failure is worth a log line: the first one, then at most one per
+/// `every`, each with the number of failures since the last line.
+struct LogEvery {
+    every: Duration,
+    last: Option<std::time::Instant>,
+    count: u64,
+}
+
+impl LogEvery {
+    fn new(every: Duration) -> Self {
+        LogEvery {
+            every,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// Counts one failure at `now`; `Some(failures since the last line)` when it is to be
+    /// logged.
+    fn record(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.count += 1;
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
+    }
+}
+
 /// A job for the bcrypt workers.
 struct VerifyJob {
     password: Vec<u8>,
@@ -681,6 +713,7 @@ pub async fn serve(
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let http = Arc::new(http);
+    let mut accept_failures = LogEvery::new(Duration::from_secs(60));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -691,8 +724,11 @@ pub async fn serve(
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accepting a connection failed");
+                    // EMFILE and friends: back off instead of spinning, and say so once a
+                    // minute (with how many failed since), not ten times a second.
+                    if let Some(failed) = accept_failures.record(std::time::Instant::now()) {
+                        tracing::warn!(error = %e, failed, "accepting connections fails");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -941,6 +977,19 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The first failure is logged, then one line a minute with the count in between.
+    #[test]
+    fn log_every_logs_the_first_then_once_per_period_with_the_count() {
+        let t0 = std::time::Instant::now();
+        let mut l = LogEvery::new(Duration::from_secs(60));
+        assert_eq!(l.record(t0), Some(1));
+        for i in 1..600 {
+            assert_eq!(l.record(t0 + Duration::from_millis(100 * i)), None);
+        }
+        assert_eq!(l.record(t0 + Duration::from_secs(60)), Some(600));
+        assert_eq!(l.record(t0 + Duration::from_secs(61)), None);
     }
 
     /// Without this hyper flattens every body chunk into its write buffer: one copy of the
