@@ -24,15 +24,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs at `level`, or as `RUST_LOG` says: `target=level` directives and a bare default
+/// level (`sparewatch_collectors::md=debug,warn`). `tracing_subscriber`'s `EnvFilter` (span
+/// and field filters) is not used: it brings the full regex engine, about 0.7 MB of the
+/// binary's text and 0.3 MB of its tables, resident in every agent (docs/benchmarks.md,
+/// "Memory"). A `RUST_LOG` that does not parse is ignored, with a line saying so.
 fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let fallback: Targets = level
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let parsed = from_env.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(t)) => t.clone(),
+        _ => fallback,
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Logfmt => builder.with_ansi(false).init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(fmt.json().with_filter(filter))
+            .init(),
+        LogFormat::Logfmt => tracing_subscriber::registry()
+            .with(fmt.with_ansi(false).with_filter(filter))
+            .init(),
+    }
+    if let Some(Err(e)) = parsed {
+        tracing::warn!(error = %e, "RUST_LOG ignored: not target=level directives");
     }
 }
 
