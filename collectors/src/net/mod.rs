@@ -108,6 +108,9 @@ pub struct NetCollector {
     interfaces_read: u64,
     /// Full passes, skipped interval passes, and when the next safety-net pass is due.
     safety: SafetyNet,
+    /// The groups of the last pass that read interfaces, with their failure domains (card,
+    /// LLDP switch: sysfs reads per member); a skipped pass reports them. Only with events.
+    annotated: Option<Vec<GroupReading>>,
     lldp: crate::topology::LldpCache,
 }
 
@@ -180,6 +183,7 @@ impl NetCollector {
             pending: None,
             interfaces_read: 0,
             safety: SafetyNet::new(clock),
+            annotated: None,
         }
     }
 
@@ -295,8 +299,8 @@ impl NetCollector {
         }
     }
 
-    /// The collection from the interfaces as last read.
-    fn assemble(&self) -> Collection {
+    /// The collection from the interfaces as last read; without `groups`, only readings.
+    fn assemble(&self, groups: bool) -> Collection {
         let mut c = Collection::present();
         let configured: Vec<&str> = self
             .config
@@ -307,7 +311,7 @@ impl NetCollector {
         for st in self.links.values() {
             let l = &st.info;
             c.readings.extend(st.readings.iter().cloned());
-            if let Some(g) = &st.group {
+            if let Some(g) = st.group.as_ref().filter(|_| groups) {
                 c.groups.push(g.clone());
             }
             let reported = l.physical
@@ -318,7 +322,7 @@ impl NetCollector {
                 link_readings(l, &mut c.readings);
             }
         }
-        for g in &self.config.groups {
+        for g in self.config.groups.iter().filter(|_| groups) {
             let mut group = GroupReading::new(format!("link:{}", g.name), "link", g.required);
             group.by_design = g.by_design;
             for m in &g.members {
@@ -582,15 +586,23 @@ impl Collector for NetCollector {
                 self.links.clear();
                 self.have_full = false;
                 self.safety.reset();
+                self.annotated = None;
                 return Ok(Collection::not_present());
             }
-        } else {
+        } else if let Some(groups) = &self.annotated {
             // An interval pass while rtnetlink is live and the stretched safety net is not
             // due: every change since the last full pass came as an event and was read.
+            // The groups, failure domains included, are those of the last pass that read.
             self.safety.skip();
+            let mut c = self.assemble(false);
+            c.groups = groups.clone();
+            return Ok(c);
         }
-        let mut c = self.assemble();
+        let mut c = self.assemble(true);
         self.lldp.annotate(&self.roots, &mut c.groups);
+        if self.pending.is_some() {
+            self.annotated = Some(c.groups.clone());
+        }
         Ok(c)
     }
 

@@ -53,8 +53,16 @@ fn interval_passes_read_nothing_while_events_are_live_until_the_period_runs_out(
     nic(dir.path(), "eth0", "1");
     nic(dir.path(), "eth1", "1");
     let (t, clock) = stepping_clock();
-    let mut c =
-        NetCollector::with_clock(Roots::under(dir.path()), NetConfig::default(), None, clock);
+    let config = NetConfig {
+        groups: vec![LinkGroupConfig {
+            name: "uplinks".into(),
+            members: vec!["eth0".into(), "eth1".into()],
+            required: 2,
+            by_design: false,
+        }],
+        ..NetConfig::default()
+    };
+    let mut c = NetCollector::with_clock(Roots::under(dir.path()), config, None, clock);
     // As `watch` does; `watcher` stands for the rtnetlink thread's reference.
     let pending = Arc::new(Mutex::new(Pending::default()));
     let watcher = Arc::clone(&pending);
@@ -81,6 +89,8 @@ fn interval_passes_read_nothing_while_events_are_live_until_the_period_runs_out(
         1.0,
         "remembered reading"
     );
+    assert_eq!(idle.groups, first.groups, "the last pass's groups");
+    assert_eq!(idle.groups.len(), 1);
 
     // An event naming eth1 re-reads it alone.
     watcher.lock().unwrap().names.insert("eth1".into());
@@ -90,12 +100,19 @@ fn interval_passes_read_nothing_while_events_are_live_until_the_period_runs_out(
         value(&event, "sparewatch_net_link_carrier", Some("eth1")),
         0.0
     );
+    assert_ne!(event.groups, first.groups, "eth1 is down in its group");
+    let after_event = c.collect().unwrap();
+    assert_eq!(counters(&after_event), (1.0, 2.0, 3.0), "skipped");
+    assert_eq!(
+        after_event.groups, event.groups,
+        "the event's reading is kept"
+    );
 
     // Lost events (ENOBUFS) force a full pass within the period.
     nic(dir.path(), "eth0", "0");
     watcher.lock().unwrap().all = true;
     let lost = c.collect().unwrap();
-    assert_eq!(counters(&lost), (2.0, 1.0, 5.0), "lost events: full pass");
+    assert_eq!(counters(&lost), (2.0, 2.0, 5.0), "lost events: full pass");
     assert_eq!(
         value(&lost, "sparewatch_net_link_carrier", Some("eth0")),
         0.0
@@ -104,16 +121,16 @@ fn interval_passes_read_nothing_while_events_are_live_until_the_period_runs_out(
     // The period ran out: the interval pass is a full one again.
     *t.lock().unwrap() += Duration::from_secs(200);
     let due = c.collect().unwrap();
-    assert_eq!(counters(&due), (3.0, 1.0, 7.0), "period over: full pass");
+    assert_eq!(counters(&due), (3.0, 2.0, 7.0), "period over: full pass");
     let skipped = c.collect().unwrap();
-    assert_eq!(counters(&skipped), (3.0, 2.0, 7.0));
+    assert_eq!(counters(&skipped), (3.0, 3.0, 7.0));
 
     // The watcher thread stopped (its reference dropped): every interval pass is full.
     drop(watcher);
     let dead = c.collect().unwrap();
-    assert_eq!(counters(&dead), (4.0, 2.0, 9.0), "no events: full pass");
+    assert_eq!(counters(&dead), (4.0, 3.0, 9.0), "no events: full pass");
     let dead = c.collect().unwrap();
-    assert_eq!(counters(&dead), (5.0, 2.0, 11.0));
+    assert_eq!(counters(&dead), (5.0, 3.0, 11.0));
 }
 
 #[test]
