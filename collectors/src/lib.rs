@@ -21,6 +21,7 @@ pub mod password;
 pub mod policy;
 pub mod redfish;
 pub mod roots;
+pub mod safety_net;
 pub mod smart;
 pub mod topology;
 pub mod ups;

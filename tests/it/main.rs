@@ -24,6 +24,7 @@ mod page;
 mod realworld;
 mod redfish;
 mod runbooks;
+mod safety_net;
 mod smart;
 mod storage;
 mod store;

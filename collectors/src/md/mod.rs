@@ -4,12 +4,24 @@
 //! `/sys/block/<md>/md/*` attributes and `dev-*/{state,slot,errors}`, and reports one group
 //! `md:<kernel name>` per array. `poll()` on `/proc/mdstat` and on the notified sysfs
 //! attributes wakes it at once when a member fails or a rebuild starts or ends.
+//!
+//! The interval pass is the safety net for what those wakes missed. While the watcher runs,
+//! an interval pass that no wake preceded re-reads only `/proc/mdstat` and the list of
+//! `/sys/block/md*`: when both are identical to what the last full pass read, and that pass
+//! is less than 200 × its own duration ago (at most 10 minutes; [`crate::safety_net`]), it
+//! reports the last full pass's result without reading any array. Every health change md
+//! makes (a member faulty, removed, added as spare or taken into a slot, a sync starting,
+//! progressing or ending, an array started, stopped, broken or read-only) changes mdstat's
+//! text, so it is read at the next interval at the latest, as before; what mdstat does not
+//! show waits for the stretched period (see docs/collectors/md.md, "Safety net").
 
 pub mod array;
 pub mod mdstat;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::FlagSpec;
@@ -17,7 +29,11 @@ use serde::Deserialize;
 
 use crate::one_hot::OneHot;
 use crate::roots::{list_dir, read_optional, read_value};
-use crate::{BuildContext, BuildError, CollectError, Collection, Collector, Reading, Roots, Wake};
+use crate::safety_net::{Clock, SafetyNet};
+use crate::{
+    BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, Reading, Roots,
+    Wake,
+};
 use array::{ArrayInfo, MdstatCount, MemberInfo};
 use mdstat::{Mdstat, MdstatArray};
 
@@ -76,6 +92,34 @@ pub fn watch_budget(soft_limit: Option<u64>) -> usize {
 
 pub struct MdCollector {
     roots: Roots,
+    /// Full passes, skipped interval passes, and when the next safety-net pass is due.
+    safety: SafetyNet,
+    /// Set by the poll watcher before each wake, taken by the next pass; `None` before
+    /// `watch`.
+    woken: Option<Arc<AtomicBool>>,
+    /// What the last full pass read and reported, while a skip may build on it.
+    last: Option<LastFull>,
+}
+
+/// The last full pass: the mdstat text and sysfs array list it started from, the arrays it
+/// read and their groups (with failure domains, which cost sysfs reads per member). The
+/// readings are made anew from the arrays: kept, they took ~25 MB at 5,000 arrays.
+struct LastFull {
+    mdstat: String,
+    sysfs: Vec<String>,
+    arrays: Vec<ArrayInfo>,
+    groups: Vec<GroupReading>,
+}
+
+impl LastFull {
+    fn collection(&self) -> Collection {
+        let mut c = Collection::present();
+        for a in &self.arrays {
+            readings(a, &mut c.readings);
+        }
+        c.groups = self.groups.clone();
+        c
+    }
 }
 
 fn md_dir(roots: &Roots, name: &str) -> PathBuf {
@@ -142,14 +186,70 @@ fn member_disk(dev_dir: &Path, name: &str) -> String {
 
 impl MdCollector {
     pub fn new(roots: Roots) -> Self {
-        MdCollector { roots }
+        Self::with_clock(roots, Arc::new(std::time::Instant::now))
     }
 
-    fn read_mdstat(&self) -> Result<Option<Mdstat>, CollectError> {
-        match read_optional(&self.roots.proc("mdstat"))? {
-            Some(text) => Ok(Some(mdstat::parse(&text)?)),
-            None => Ok(None),
+    /// [`MdCollector::new`] timing its passes on `clock` (tests drive it by hand).
+    pub fn with_clock(roots: Roots, clock: Clock) -> Self {
+        MdCollector {
+            roots,
+            safety: SafetyNet::new(clock),
+            woken: None,
+            last: None,
         }
+    }
+
+    /// Full passes so far, and interval passes that read only `/proc/mdstat`.
+    pub fn passes(&self) -> (u64, u64) {
+        (self.safety.full_passes, self.safety.skipped)
+    }
+
+    /// Whether the poll watcher runs: `watch` succeeded and its thread, whose wake holds
+    /// the other reference to `woken`, has not stopped.
+    fn events_live(&self) -> bool {
+        self.woken
+            .as_ref()
+            .is_some_and(|w| Arc::strong_count(w) > 1)
+    }
+
+    /// The last full pass's result, when this pass may report it instead of reading every
+    /// array: the watcher runs, no wake came since, the period has not run out, and
+    /// `/proc/mdstat` and the sysfs array list read now are what that pass read.
+    fn unchanged(&mut self, woken: bool) -> Result<Option<Collection>, CollectError> {
+        if self.last.is_none() || self.safety.due(self.events_live(), woken) {
+            return Ok(None);
+        }
+        let mdstat = read_optional(&self.roots.proc("mdstat"))?;
+        let sysfs = sysfs_arrays(&self.roots)?;
+        Ok(self
+            .last
+            .as_ref()
+            .filter(|l| mdstat.as_deref() == Some(l.mdstat.as_str()) && sysfs == l.sysfs)
+            .map(LastFull::collection))
+    }
+
+    /// The pass counters, in the running agent only (as net's).
+    fn pass_readings(&self, c: &mut Collection) {
+        if self.woken.is_none() {
+            return;
+        }
+        c.readings.push(Reading::counter(
+            "sparewatch_md_full_passes_total",
+            "Passes that read every array's sysfs attributes (start, wakes, a changed /proc/mdstat, the safety-net period over).",
+            Vec::new(),
+            self.safety.full_passes as f64,
+        ));
+        self.safety.readings(
+            (
+                "sparewatch_md_full_passes_skipped_total",
+                "Interval passes that read only /proc/mdstat: it was unchanged since the last full pass, no wake came and the safety-net period had not run out, so that pass's result was reported.",
+            ),
+            (
+                "sparewatch_md_safety_net_period_seconds",
+                "Shortest time between two full interval passes while /proc/mdstat is unchanged and watched: 200 times the last full pass, at most 600 s; below the interval, every interval pass is a full one.",
+            ),
+            &mut c.readings,
+        );
     }
 
     /// `slots` maps `dev-*` entries to the slot their `md/rdN` link names: the source
@@ -248,13 +348,19 @@ impl MdCollector {
         }))
     }
 
-    fn arrays(&self) -> Result<Vec<ArrayInfo>, CollectError> {
-        let mdstat = self.read_mdstat()?;
+    /// Every array, from the mdstat text and sysfs array list read at the start of the
+    /// pass; also whether any could not be read.
+    fn arrays(
+        &self,
+        mdstat_text: Option<&str>,
+        sysfs: &[String],
+    ) -> Result<(Vec<ArrayInfo>, bool), CollectError> {
+        let mdstat: Option<Mdstat> = mdstat_text.map(mdstat::parse).transpose()?;
         let listed: &[MdstatArray] = mdstat.as_ref().map(|m| &m.arrays[..]).unwrap_or(&[]);
         let mut names: Vec<String> = listed.iter().map(|a| a.name.clone()).collect();
-        for n in sysfs_arrays(&self.roots)? {
-            if !names.contains(&n) {
-                names.push(n);
+        for n in sysfs {
+            if !names.contains(n) {
+                names.push(n.clone());
             }
         }
         let mut out = Vec::new();
@@ -305,7 +411,7 @@ impl MdCollector {
                 unreadable.len()
             );
         }
-        Ok(out)
+        Ok((out, !unreadable.is_empty()))
     }
 
     /// An array whose sysfs directory could not be read: the members sysfs lists (else
@@ -442,8 +548,22 @@ pub fn readings(a: &ArrayInfo, out: &mut Vec<Reading>) {
 
 impl Collector for MdCollector {
     fn collect(&mut self) -> Result<Collection, CollectError> {
-        let arrays = self.arrays()?;
+        let woken = self
+            .woken
+            .as_ref()
+            .is_some_and(|w| w.swap(false, Ordering::SeqCst));
+        if let Some(mut c) = self.unchanged(woken)? {
+            self.safety.skip();
+            self.pass_readings(&mut c);
+            return Ok(c);
+        }
+        let started = self.safety.now();
+        let mdstat_text = read_optional(&self.roots.proc("mdstat"))?;
+        let sysfs = sysfs_arrays(&self.roots)?;
+        self.last = None;
+        let (arrays, unreadable) = self.arrays(mdstat_text.as_deref(), &sysfs)?;
         if arrays.is_empty() {
+            self.safety.reset();
             return Ok(Collection::not_present());
         }
         let mut c = Collection::present();
@@ -458,12 +578,31 @@ impl Collector for MdCollector {
                 c.groups.push(g);
             }
         }
+        self.safety.full_done(started);
+        // A skip builds on this pass only when the watcher runs, mdstat was there to
+        // compare, and every array was read (an unreadable one is read again next time).
+        if let (Some(mdstat), false, true) = (mdstat_text, unreadable, self.woken.is_some()) {
+            self.last = Some(LastFull {
+                mdstat,
+                sysfs,
+                arrays,
+                groups: c.groups.clone(),
+            });
+        }
+        self.pass_readings(&mut c);
         Ok(c)
     }
 
     fn watch(&mut self, wake: Wake) -> Result<(), CollectError> {
         let roots = self.roots.clone();
         let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        let woken = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&woken);
+        // The flag before the wake: the pass the wake starts sees it and reads everything.
+        let wake = Wake::new(move || {
+            flag.store(true, Ordering::SeqCst);
+            wake.wake();
+        });
         watch::spawn_poll_watcher(
             "md",
             wake,
@@ -471,7 +610,9 @@ impl Collector for MdCollector {
             watch_budget(soft),
             move || watched_files(&roots),
         )
-        .map_err(|e| CollectError::Other(format!("md poll watcher: {e}")))
+        .map_err(|e| CollectError::Other(format!("md poll watcher: {e}")))?;
+        self.woken = Some(woken);
+        Ok(())
     }
 }
 
@@ -558,3 +699,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod stretch_tests;

@@ -6,8 +6,12 @@
 //! Per event, not per host: an rtnetlink message names its interface, and the pass it wakes
 //! re-reads only that interface and the bond or team it belongs to (or belonged to), keeping
 //! every other interface's last reading; one link event costs the same with 10 or 10,000
-//! interfaces. Full passes (every interface) stay the safety net: on the interval, when
-//! events were lost (ENOBUFS), and when a message does not name its interface.
+//! interfaces. Full passes (every interface) stay the safety net: when events were lost
+//! (ENOBUFS), when a message does not name its interface, at start, and on the interval,
+//! where, while the rtnetlink socket is live, a full pass runs at most once per 200 × the
+//! last full pass's duration (at most 10 minutes; [`crate::safety_net`]): on a small host
+//! that is every interval as before, at 10,000 NICs every 4 minutes; the interval passes in
+//! between report the remembered readings and read nothing.
 //!
 //! Size: about 580 lines: the per-event pass and the full pass share the collector's remembered
 //! state (the last reading of each interface, the pending names) and are only correct
@@ -26,6 +30,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::roots::{list_dir, read_attr, Attr};
+use crate::safety_net::{Clock, SafetyNet};
 use crate::{
     BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, MemberHealth,
     MemberReading, Reading, Role, Roots, Wake,
@@ -101,7 +106,11 @@ pub struct NetCollector {
     /// Set by the rtnetlink watcher, taken by the next pass; `None` before `watch`.
     pending: Option<Arc<Mutex<Pending>>>,
     interfaces_read: u64,
-    full_passes: u64,
+    /// Full passes, skipped interval passes, and when the next safety-net pass is due.
+    safety: SafetyNet,
+    /// The groups of the last pass that read interfaces, with their failure domains (card,
+    /// LLDP switch: sysfs reads per member); a skipped pass reports them. Only with events.
+    annotated: Option<Vec<GroupReading>>,
     lldp: crate::topology::LldpCache,
 }
 
@@ -154,6 +163,16 @@ impl LinkInfo {
 
 impl NetCollector {
     pub fn new(roots: Roots, config: NetConfig, include: Option<Regex>) -> Self {
+        Self::with_clock(roots, config, include, Arc::new(std::time::Instant::now))
+    }
+
+    /// [`NetCollector::new`] timing its passes on `clock` (tests drive it by hand).
+    pub fn with_clock(
+        roots: Roots,
+        config: NetConfig,
+        include: Option<Regex>,
+        clock: Clock,
+    ) -> Self {
         NetCollector {
             lldp: crate::topology::LldpCache::new(config.lldp.clone()),
             roots,
@@ -163,13 +182,28 @@ impl NetCollector {
             have_full: false,
             pending: None,
             interfaces_read: 0,
-            full_passes: 0,
+            safety: SafetyNet::new(clock),
+            annotated: None,
         }
     }
 
     /// Interfaces read from sysfs so far (a full pass reads all; an event one or two).
     pub fn interfaces_read(&self) -> u64 {
         self.interfaces_read
+    }
+
+    /// Full passes so far, and interval passes that read nothing.
+    pub fn passes(&self) -> (u64, u64) {
+        (self.safety.full_passes, self.safety.skipped)
+    }
+
+    /// Whether rtnetlink events are arriving: `watch` succeeded and its thread still runs
+    /// (the watcher's closure, which holds the other reference to `pending`, is dropped
+    /// when the thread stops on a socket error).
+    fn events_live(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| Arc::strong_count(p) > 1)
     }
 
     /// Reads one interface and, if it is a bond or team, its group. `None`: not there (or
@@ -221,7 +255,7 @@ impl NetCollector {
         if names.is_empty() {
             return Ok(false);
         }
-        self.full_passes += 1;
+        let started = self.safety.now();
         let teamdctl = self.teamdctl();
         let mut links = BTreeMap::new();
         // Interfaces are directories (symlinks to them); /sys/class/net also holds the
@@ -233,6 +267,7 @@ impl NetCollector {
         }
         self.links = links;
         self.have_full = true;
+        self.safety.full_done(started);
         Ok(true)
     }
 
@@ -264,8 +299,8 @@ impl NetCollector {
         }
     }
 
-    /// The collection from the interfaces as last read.
-    fn assemble(&self) -> Collection {
+    /// The collection from the interfaces as last read; without `groups`, only readings.
+    fn assemble(&self, groups: bool) -> Collection {
         let mut c = Collection::present();
         let configured: Vec<&str> = self
             .config
@@ -276,7 +311,7 @@ impl NetCollector {
         for st in self.links.values() {
             let l = &st.info;
             c.readings.extend(st.readings.iter().cloned());
-            if let Some(g) = &st.group {
+            if let Some(g) = st.group.as_ref().filter(|_| groups) {
                 c.groups.push(g.clone());
             }
             let reported = l.physical
@@ -287,7 +322,7 @@ impl NetCollector {
                 link_readings(l, &mut c.readings);
             }
         }
-        for g in &self.config.groups {
+        for g in self.config.groups.iter().filter(|_| groups) {
             let mut group = GroupReading::new(format!("link:{}", g.name), "link", g.required);
             group.by_design = g.by_design;
             for m in &g.members {
@@ -311,11 +346,22 @@ impl NetCollector {
                 (
                     "sparewatch_net_full_passes_total",
                     "Passes that read every interface (interval, lost events, start).",
-                    self.full_passes,
+                    self.safety.full_passes,
                 ),
             ] {
                 c.readings.push(Reading::counter(name, help, Vec::new(), v as f64));
             }
+            self.safety.readings(
+                (
+                    "sparewatch_net_full_passes_skipped_total",
+                    "Interval passes that read no interface: rtnetlink was live and the safety-net period had not run out, so the remembered readings were reported.",
+                ),
+                (
+                    "sparewatch_net_safety_net_period_seconds",
+                    "Shortest time between two interval passes that read every interface while rtnetlink is live: 200 times the last full pass, at most 600 s; below the interval, every interval pass is a full one.",
+                ),
+                &mut c.readings,
+            );
         }
         c
     }
@@ -533,17 +579,30 @@ impl Collector for NetCollector {
             }
             None => (BTreeSet::new(), false),
         };
-        if names.is_empty() || all || !self.have_full {
+        if !names.is_empty() && !all && self.have_full {
+            self.partial_pass(names);
+        } else if self.safety.due(self.events_live(), all || !self.have_full) {
             if !self.full_pass()? {
                 self.links.clear();
                 self.have_full = false;
+                self.safety.reset();
+                self.annotated = None;
                 return Ok(Collection::not_present());
             }
-        } else {
-            self.partial_pass(names);
+        } else if let Some(groups) = &self.annotated {
+            // An interval pass while rtnetlink is live and the stretched safety net is not
+            // due: every change since the last full pass came as an event and was read.
+            // The groups, failure domains included, are those of the last pass that read.
+            self.safety.skip();
+            let mut c = self.assemble(false);
+            c.groups = groups.clone();
+            return Ok(c);
         }
-        let mut c = self.assemble();
+        let mut c = self.assemble(true);
         self.lldp.annotate(&self.roots, &mut c.groups);
+        if self.pending.is_some() {
+            self.annotated = Some(c.groups.clone());
+        }
         Ok(c)
     }
 
@@ -580,3 +639,6 @@ impl Collector for NetCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
