@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::{FlagSpec, Flags};
-use regex::Regex;
+use regex_lite::Regex;
 use serde::Deserialize;
 
 use crate::roots::{list_dir, read_attr, Attr};
