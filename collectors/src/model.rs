@@ -326,9 +326,21 @@ pub struct Collection {
     pub readings: Vec<Reading>,
     /// Devices this collector found at risk; applied to members of any collector's groups.
     pub device_risks: Vec<DeviceRisk>,
+    /// The collector's own counters about its passes (files read, passes skipped): they
+    /// move with every pass, so they are served with the collector's figures and never make
+    /// a pass that found nothing new look like news ([`Collection::same_findings`]).
+    pub pass_stats: Vec<Reading>,
 }
 
 impl Collection {
+    /// Whether two passes found the same: everything but [`Collection::pass_stats`].
+    pub fn same_findings(&self, other: &Collection) -> bool {
+        self.present == other.present
+            && self.groups == other.groups
+            && self.readings == other.readings
+            && self.device_risks == other.device_risks
+    }
+
     /// The subsystem is absent on this machine.
     pub fn not_present() -> Self {
         Collection::default()

@@ -196,8 +196,12 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
             let wait = deadline.map_or(liveness, |d| {
                 (d.since(Stamp::now()) + Duration::from_millis(1)).min(liveness)
             });
-            let news = match rx.recv_timeout(wait) {
+            // `news`: an evaluation is due. `passes`: a collector finished, so its own
+            // figures (duration, last success) moved even when nothing else did.
+            let (news, passes) = match rx.recv_timeout(wait) {
                 Ok(ev) => {
+                    let mut news = false;
+                    let mut passes = false;
                     // Take whatever else is queued before rendering once. But a collector's
                     // second result never replaces its first unseen: the first is evaluated
                     // before (a member down in one pass and up in the next is a failure and
@@ -220,13 +224,14 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
                                 unseen.clear();
                             }
                             unseen.push(name);
+                            passes = true;
                         }
-                        apply(&mut engine, e);
+                        news |= apply(&mut engine, e);
                     }
-                    true
+                    (news, passes)
                 }
                 // Nothing arrived: a deadline passed or the liveness bound did.
-                Err(mpsc::RecvTimeoutError::Timeout) => false,
+                Err(mpsc::RecvTimeoutError::Timeout) => (false, false),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
             last_publish = std::time::Instant::now();
@@ -248,9 +253,10 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
                     }
                 }
                 Ok(None) => {
-                    let ticked = std::panic::catch_unwind(|| {
-                        liveness_tick(&snap_tx.borrow(), now, process_metrics)
-                    });
+                    let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let collectors = passes.then(|| engine.collector_views(now));
+                        liveness_tick(&snap_tx.borrow(), now, collectors, process_metrics)
+                    }));
                     match ticked {
                         Ok(snap) => {
                             snap_tx.send_replace(Arc::new(snap));
@@ -278,9 +284,14 @@ pub fn start(setup: Setup, host: Option<HostInfo>, process_metrics: bool) -> any
     })
 }
 
-fn apply(engine: &mut Engine, ev: Event) {
+/// Hands one event to the engine; whether it calls for an evaluation (a pass starting
+/// does not: a hanging one becomes a deadline).
+fn apply(engine: &mut Engine, ev: Event) -> bool {
     match ev {
-        Event::Started(name, at) => engine.started(name, at),
+        Event::Started(name, at) => {
+            engine.started(name, at);
+            false
+        }
         Event::Finished(name, result, took, at) => engine.finished(name, result, took, at),
         Event::Forget(targets) => {
             for t in targets {
@@ -289,6 +300,7 @@ fn apply(engine: &mut Engine, ev: Event) {
                     Err(why) => tracing::warn!(target = %t, error = %why, "forget request refused"),
                 }
             }
+            true
         }
     }
 }
@@ -325,16 +337,24 @@ fn evaluate_split(
         },
     );
     snap.metrics_text = body.into();
-    snap.metrics_tail = render_tail(snap.generated_at, process).into();
+    snap.metrics_tail = render_tail(snap.generated_at, &snap.collectors, process).into();
     snap
 }
 
 /// The snapshot `previous` moved to `now` without an evaluation: the same groups and body,
-/// a new timestamp and tail.
-fn liveness_tick(previous: &Snapshot, now: Stamp, process: bool) -> Snapshot {
+/// a new timestamp and tail, and the collectors' figures when a pass brought nothing new.
+fn liveness_tick(
+    previous: &Snapshot,
+    now: Stamp,
+    collectors: Option<Vec<crate::snapshot::CollectorView>>,
+    process: bool,
+) -> Snapshot {
     let mut snap = previous.clone();
     snap.generated_at = crate::snapshot::unix(now.wall);
-    snap.metrics_tail = render_tail(snap.generated_at, process).into();
+    if let Some(c) = collectors {
+        snap.collectors = c;
+    }
+    snap.metrics_tail = render_tail(snap.generated_at, &snap.collectors, process).into();
     snap
 }
 

@@ -248,17 +248,26 @@ impl Engine {
     }
 
     /// A collection pass ended with a result or an error (panics arrive as errors).
+    ///
+    /// Returns whether it is news: anything an evaluation could show differently — a first
+    /// pass, an error, data unlike the last pass's, or the collector up where it was down
+    /// (or the reverse). A pass that found exactly what the last one did (the safety net of
+    /// a quiet host) only moved the collector's own figures ([`Engine::collector_views`]):
+    /// the agent then re-renders the small tail of `/metrics`, not the groups.
     pub fn finished(
         &mut self,
         collector: &str,
         result: Result<Collection, String>,
         duration: Duration,
         now: impl Into<Stamp>,
-    ) {
+    ) -> bool {
         let now = now.into();
         let Some(c) = self.track(collector) else {
-            return;
+            return false;
         };
+        let before = (c.attempted, c.down_reason(now));
+        let same_data =
+            matches!((&result, &c.latest), (Ok(new), Some(old)) if new.same_findings(old));
         c.running_since = None;
         if std::mem::take(&mut c.hang_logged) {
             tracing::info!(collector = c.info.name, took = ?duration, "collector pass finished again after hanging");
@@ -278,6 +287,8 @@ impl Engine {
                 c.last_error = Some(e);
             }
         }
+        let quiet = before.0 && same_data && before.1.is_none() && c.down_reason(now).is_none();
+        !quiet
     }
 
     /// Evaluates every group at `now` and returns the snapshot (metrics not yet rendered).
@@ -424,22 +435,32 @@ impl Engine {
         Snapshot {
             generated_at: unix(now.wall),
             groups: views,
-            collectors: self
-                .collectors
-                .iter()
-                .map(|c| CollectorView {
-                    name: c.info.name.to_string(),
-                    present: c.latest.as_ref().is_some_and(|l| l.present),
-                    up: c.down_reason(now).is_none(),
-                    last_success: c.last_success.map(|t| unix(t.wall)),
-                    duration_seconds: c.duration.as_secs_f64(),
-                    errors_total: c.errors_total,
-                    last_error: c.down_reason(now),
-                })
-                .collect(),
+            collectors: self.collector_views(now),
             metrics_text: Default::default(),
             metrics_tail: Default::default(),
         }
+    }
+
+    /// Each collector's health and pass figures at `now`, without evaluating any group.
+    pub fn collector_views(&self, now: impl Into<Stamp>) -> Vec<CollectorView> {
+        let now: Stamp = now.into();
+        self.collectors
+            .iter()
+            .map(|c| CollectorView {
+                name: c.info.name.to_string(),
+                present: c.latest.as_ref().is_some_and(|l| l.present),
+                up: c.down_reason(now).is_none(),
+                last_success: c.last_success.map(|t| unix(t.wall)),
+                duration_seconds: c.duration.as_secs_f64(),
+                errors_total: c.errors_total,
+                last_error: c.down_reason(now),
+                pass_stats: c
+                    .latest
+                    .as_ref()
+                    .map(|l| l.pass_stats.clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
     }
 
     /// The earliest moment the evaluation changes without new data: a held-down member may
@@ -755,6 +776,58 @@ mod tests {
         let now = Stamp::from(now);
         let s = e.evaluate(now);
         (s.groups[0].state, s.groups[0].since)
+    }
+
+    /// A pass is news when an evaluation could show something new: the first one, changed
+    /// findings, an error, a recovery from stale data; a pass that found the same (its own
+    /// counters aside) is not, and only moves the collector's figures.
+    #[test]
+    fn a_pass_that_found_the_same_is_not_news() {
+        let mut e = engine(None);
+        let with_stats = |n: f64| {
+            let mut c = bond(true);
+            c.pass_stats.push(sparewatch_collectors::Reading::counter(
+                "sparewatch_net_full_passes_total",
+                "",
+                Vec::new(),
+                n,
+            ));
+            c
+        };
+        assert!(
+            e.finished("net", Ok(with_stats(1.0)), Duration::ZERO, t(0)),
+            "first"
+        );
+        assert!(
+            !e.finished("net", Ok(with_stats(2.0)), Duration::ZERO, t(1)),
+            "same"
+        );
+        let views = e.collector_views(t(1));
+        assert_eq!(views[0].last_success, Some(unix(t(1))));
+        assert_eq!(views[0].pass_stats[0].value, 2.0, "the counters still move");
+        assert!(
+            e.finished("net", Ok(bond(false)), Duration::ZERO, t(2)),
+            "changed"
+        );
+        assert!(
+            e.finished("net", Err("boom".into()), Duration::ZERO, t(3)),
+            "error"
+        );
+        assert!(
+            e.finished("net", Ok(bond(false)), Duration::ZERO, t(4)),
+            "back up"
+        );
+        // Stale (no success for longer than stale_after): the same data again is news, the
+        // collector comes back up.
+        assert!(
+            e.finished("net", Ok(bond(false)), Duration::ZERO, t(500)),
+            "was stale"
+        );
+        assert!(!e.finished("net", Ok(bond(false)), Duration::ZERO, t(501)));
+        assert!(
+            !e.finished("other", Ok(bond(true)), Duration::ZERO, t(502)),
+            "unknown"
+        );
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! allocations per render, most of a render's time and the peak of the agent's heap.
 //!
 //! The text comes in two parts (see [`crate::snapshot::Snapshot`]): the *body* (groups,
-//! members, collectors, readings: it changes only when an evaluation does) and the small
-//! *tail* (Alertmanager push and drill counters, the snapshot timestamp, the process'
-//! own metrics) that the engine re-renders on its liveness tick without touching the body.
+//! members, readings: it changes only when an evaluation does) and the small *tail*
+//! (each collector's pass figures, Alertmanager push and drill counters, the snapshot
+//! timestamp, the process' own metrics) that the engine re-renders on its liveness tick and
+//! after a pass that brought nothing new, without touching the body.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,7 +20,7 @@ use prometheus::TextEncoder;
 use sparewatch_collectors::{Collection, GroupState, MetricKind};
 
 use crate::host::HostInfo;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{CollectorView, Snapshot};
 
 /// One family: its header and its sample lines, already in text form.
 struct Family {
@@ -183,7 +184,7 @@ pub struct RenderInput<'a> {
     pub process: bool,
 }
 
-/// The body of the text: groups, members, domains, collectors, raw readings, host.
+/// The body of the text: groups, members, domains, raw readings, host.
 pub fn render_body(snap: &Snapshot, input: &RenderInput<'_>) -> String {
     RENDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut f = Families::default();
@@ -292,7 +293,33 @@ pub fn render_body(snap: &Snapshot, input: &RenderInput<'_>) -> String {
         }
     }
     crate::domains::render(snap, &mut f);
-    for c in &snap.collectors {
+    for (_, coll) in input.collections {
+        for r in &coll.readings {
+            let labels: Vec<(&str, &str)> =
+                r.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            f.add(r.name, r.help, r.kind, &labels, r.value);
+        }
+    }
+    if let Some(h) = input.host {
+        f.gauge(
+            "sparewatch_host_info",
+            "The host and agent: hostname, OS, kernel, agent version.",
+            &[
+                ("hostname", h.hostname.as_str()),
+                ("os", h.os.as_str()),
+                ("kernel", h.kernel.as_str()),
+                ("version", h.version.as_str()),
+            ],
+            1.0,
+        );
+    }
+    f.encode()
+}
+
+/// Each collector's health and pass figures (they move with every pass, also one that
+/// found nothing new).
+fn collector_families(f: &mut Families, collectors: &[CollectorView]) {
+    for c in collectors {
         let l = [("collector", c.name.as_str())];
         f.gauge(
             "sparewatch_collector_up",
@@ -327,37 +354,23 @@ pub fn render_body(snap: &Snapshot, input: &RenderInput<'_>) -> String {
             c.errors_total as f64,
         );
     }
-    for (_, coll) in input.collections {
-        for r in &coll.readings {
-            let labels: Vec<(&str, &str)> =
-                r.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            f.add(r.name, r.help, r.kind, &labels, r.value);
-        }
+    for r in collectors.iter().flat_map(|c| &c.pass_stats) {
+        let labels: Vec<(&str, &str)> = r.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        f.add(r.name, r.help, r.kind, &labels, r.value);
     }
-    if let Some(h) = input.host {
-        f.gauge(
-            "sparewatch_host_info",
-            "The host and agent: hostname, OS, kernel, agent version.",
-            &[
-                ("hostname", h.hostname.as_str()),
-                ("os", h.os.as_str()),
-                ("kernel", h.kernel.as_str()),
-                ("version", h.version.as_str()),
-            ],
-            1.0,
-        );
-    }
-    f.encode()
 }
 
 /// Bodies rendered since the process started (the running agent's own cost, in its tail).
 static RENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The tail of the text: what moves without an evaluation (the Alertmanager push's and the
-/// drills' counters, the snapshot timestamp, the process' own metrics). Its families never
-/// appear in the body, so body + tail is the text one render of everything writes.
-pub fn render_tail(generated_at: f64, process: bool) -> String {
+/// The tail of the text: what moves without an evaluation (each collector's pass figures,
+/// the Alertmanager push's and the drills' counters, the snapshot timestamp, the process'
+/// own metrics). Its families never appear in the body, so body + tail is the text one
+/// render of everything writes. A collector pass that brought nothing new (the safety net
+/// of a quiet large host) re-renders only this, not the megabytes of the body.
+pub fn render_tail(generated_at: f64, collectors: &[CollectorView], process: bool) -> String {
     let mut f = Families::default();
+    collector_families(&mut f, collectors);
     push_stats(&mut f);
     crate::drill::metrics::render(&mut f);
     f.gauge(
@@ -383,7 +396,11 @@ pub fn render_tail(generated_at: f64, process: bool) -> String {
 /// The whole text: body then tail (one-shot runs and tests).
 pub fn render(snap: &Snapshot, input: &RenderInput<'_>) -> String {
     let mut text = render_body(snap, input);
-    text.push_str(&render_tail(snap.generated_at, input.process));
+    text.push_str(&render_tail(
+        snap.generated_at,
+        &snap.collectors,
+        input.process,
+    ));
     text
 }
 /// The Alertmanager push's own series (nothing when the push is off).

@@ -93,6 +93,10 @@ pub struct CollectorView {
     pub duration_seconds: f64,
     pub errors_total: u64,
     pub last_error: Option<String>,
+    /// The last pass's own counters ([`sparewatch_collectors::Collection::pass_stats`]),
+    /// served in the tail of `/metrics`.
+    #[serde(skip)]
+    pub pass_stats: Vec<sparewatch_collectors::Reading>,
 }
 
 /// Unix seconds back to a time; `None` for values no clock of ours produced (negative,

@@ -211,6 +211,7 @@ fn unknown_snapshot() -> sparewatch::snapshot::Snapshot {
             duration_seconds: 10.0,
             errors_total: 3,
             last_error: Some("timed out after 10s".into()),
+            pass_stats: Vec::new(),
         }],
         ..Snapshot::default()
     }

@@ -21,6 +21,7 @@ mod man;
 mod monitoring;
 mod net;
 mod page;
+mod quiet;
 mod realworld;
 mod redfish;
 mod runbooks;

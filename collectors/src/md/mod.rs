@@ -233,7 +233,7 @@ impl MdCollector {
         if self.woken.is_none() {
             return;
         }
-        c.readings.push(Reading::counter(
+        c.pass_stats.push(Reading::counter(
             "sparewatch_md_full_passes_total",
             "Passes that read every array's sysfs attributes (start, wakes, a changed /proc/mdstat, the safety-net period over).",
             Vec::new(),
@@ -248,7 +248,7 @@ impl MdCollector {
                 "sparewatch_md_safety_net_period_seconds",
                 "Shortest time between two full interval passes while /proc/mdstat is unchanged and watched: 200 times the last full pass, at most 600 s; below the interval, every interval pass is a full one.",
             ),
-            &mut c.readings,
+            &mut c.pass_stats,
         );
     }
 

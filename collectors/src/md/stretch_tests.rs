@@ -39,8 +39,10 @@ fn raid1(root: &Path) {
 }
 
 fn value(c: &Collection, name: &str, member: Option<&str>) -> f64 {
+    // Data readings and the collector's own pass counters alike.
     c.readings
         .iter()
+        .chain(&c.pass_stats)
         .find(|r| r.name == name && member.is_none_or(|m| r.labels.iter().any(|(_, v)| v == m)))
         .unwrap_or_else(|| panic!("{name} {member:?} not exported"))
         .value

@@ -349,7 +349,8 @@ impl NetCollector {
                     self.safety.full_passes,
                 ),
             ] {
-                c.readings.push(Reading::counter(name, help, Vec::new(), v as f64));
+                c.pass_stats
+                    .push(Reading::counter(name, help, Vec::new(), v as f64));
             }
             self.safety.readings(
                 (
@@ -360,7 +361,7 @@ impl NetCollector {
                     "sparewatch_net_safety_net_period_seconds",
                     "Shortest time between two interval passes that read every interface while rtnetlink is live: 200 times the last full pass, at most 600 s; below the interval, every interval pass is a full one.",
                 ),
-                &mut c.readings,
+                &mut c.pass_stats,
             );
         }
         c

@@ -31,8 +31,10 @@ fn nic(root: &Path, name: &str, carrier: &str) {
 }
 
 fn value(c: &Collection, name: &str, device: Option<&str>) -> f64 {
+    // Data readings and the collector's own pass counters alike.
     c.readings
         .iter()
+        .chain(&c.pass_stats)
         .find(|r| r.name == name && device.is_none_or(|d| r.labels.iter().any(|(_, v)| v == d)))
         .unwrap_or_else(|| panic!("{name} {device:?} not exported"))
         .value
