@@ -437,56 +437,11 @@ fn write_section(name: &str, body: &str) {
 const LARGE_NICS: usize = 10_000;
 const LARGE_ARRAYS: usize = 5_000;
 
-fn write(root: &Path, rel: &str, value: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, format!("{value}\n")).expect("write");
-}
-
 /// `arrays` RAID1 arrays of two members (one in eight degraded) and their /proc/mdstat.
 fn build_md(root: &Path, arrays: usize) {
-    let mut text = String::from("Personalities : [raid1] \n");
-    for a in 0..arrays {
-        let md = format!("sys/block/md{a}/md");
-        let failed = a % 8 == 0;
-        for (k, v) in [
-            ("level", "raid1"),
-            ("raid_disks", "2"),
-            ("degraded", if failed { "1" } else { "0" }),
-            ("array_state", "clean"),
-            ("sync_action", "idle"),
-            ("sync_completed", "none"),
-            ("mismatch_cnt", "0"),
-            ("metadata_version", "1.2"),
-        ] {
-            write(root, &format!("{md}/{k}"), v);
-        }
-        let mut devs = Vec::new();
-        for m in 0..2 {
-            let dev = format!("nvme{a}n{}p1", m + 1);
-            let bad = failed && m == 1;
-            let d = format!("{md}/dev-{dev}");
-            write(
-                root,
-                &format!("{d}/state"),
-                if bad { "faulty" } else { "in_sync" },
-            );
-            write(
-                root,
-                &format!("{d}/slot"),
-                &if bad { "none".into() } else { m.to_string() },
-            );
-            write(root, &format!("{d}/errors"), "0");
-            devs.push(format!("{dev}[{m}]{}", if bad { "(F)" } else { "" }));
-        }
-        let (n, slots) = if failed { (1, "U_") } else { (2, "UU") };
-        text.push_str(&format!(
-            "md{a} : active raid1 {}\n      4186112 blocks super 1.2 [2/{n}] [{slots}]\n\n",
-            devs.join(" ")
-        ));
-    }
-    text.push_str("unused devices: <none>\n");
-    write(root, "proc/mdstat", text.trim_end());
+    SysTree::new(root)
+        .and_then(|t| t.md_raid1_arrays(arrays, |a| a % 8 == 0))
+        .expect("md tree");
 }
 
 /// utime + stime of a process, in clock ticks.

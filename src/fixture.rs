@@ -140,4 +140,50 @@ impl SysTree {
             if up { "up" } else { "down" },
         )
     }
+
+    /// `count` md RAID1 arrays `md0`…: each array's `/sys/block/mdN/md` directory and its
+    /// paragraph of `/proc/mdstat` (rewritten whole), in the shapes drivers/md/md.c prints:
+    /// `array_state`, `degraded`, `dev-*/state` "in_sync" or "faulty", `dev-*/slot` "none"
+    /// for a faulty member, and mdstat's `[2/1] [U_]` with `(F)`. Members are NVMe
+    /// partitions (`nvme<N>n1p1`, `nvme<N>n2p1`); an array for which `failed` holds has its
+    /// second member faulty.
+    pub fn md_raid1_arrays(&self, count: usize, failed: impl Fn(usize) -> bool) -> io::Result<()> {
+        let mut mdstat = String::from("Personalities : [raid1] \n");
+        for a in 0..count {
+            let md = self.root.join(format!("sys/block/md{a}/md"));
+            let failed = failed(a);
+            for (attr, value) in [
+                ("level", "raid1"),
+                ("raid_disks", "2"),
+                ("degraded", if failed { "1" } else { "0" }),
+                ("array_state", "clean"),
+                ("sync_action", "idle"),
+                ("sync_completed", "none"),
+                ("mismatch_cnt", "0"),
+                ("metadata_version", "1.2"),
+            ] {
+                write(&md.join(attr), value)?;
+            }
+            let mut devs = Vec::new();
+            for m in 0..2 {
+                let dev = format!("nvme{a}n{}p1", m + 1);
+                let bad = failed && m == 1;
+                let d = md.join(format!("dev-{dev}"));
+                write(&d.join("state"), if bad { "faulty" } else { "in_sync" })?;
+                write(
+                    &d.join("slot"),
+                    &if bad { "none".into() } else { m.to_string() },
+                )?;
+                write(&d.join("errors"), "0")?;
+                devs.push(format!("{dev}[{m}]{}", if bad { "(F)" } else { "" }));
+            }
+            let (n, map) = if failed { (1, "U_") } else { (2, "UU") };
+            mdstat.push_str(&format!(
+                "md{a} : active raid1 {}\n      4186112 blocks super 1.2 [2/{n}] [{map}]\n\n",
+                devs.join(" ")
+            ));
+        }
+        mdstat.push_str("unused devices: <none>");
+        write(&self.root.join("proc/mdstat"), &mdstat)
+    }
 }

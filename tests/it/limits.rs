@@ -8,62 +8,18 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use sparewatch::fixture::SysTree;
+
 use crate::support::{metric_value, RunningAgent};
 
 const ARRAYS: usize = 600;
 const NOFILE: u32 = 256;
 
-fn write(root: &Path, rel: &str, value: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, format!("{value}\n")).expect("write");
-}
-
-/// One RAID1 array of two partitions, as the kernel's md sysfs directory and its
-/// `/proc/mdstat` lines show it (shapes of drivers/md/md.c: `array_state`, `degraded`,
-/// `dev-*/state` "in_sync"/"faulty", mdstat's `[2/1] [U_]` and `(F)`).
-fn array(root: &Path, a: usize, failed: bool) -> String {
-    let md = format!("sys/block/md{a}/md");
-    for (k, v) in [
-        ("level", "raid1"),
-        ("raid_disks", "2"),
-        ("degraded", if failed { "1" } else { "0" }),
-        ("array_state", "clean"),
-        ("sync_action", "idle"),
-        ("sync_completed", "none"),
-        ("mismatch_cnt", "0"),
-    ] {
-        write(root, &format!("{md}/{k}"), v);
-    }
-    let mut devs = Vec::new();
-    for m in 0..2 {
-        let dev = format!("sd{a}x{m}");
-        let bad = failed && m == 1;
-        let state = if bad { "faulty" } else { "in_sync" };
-        write(root, &format!("{md}/dev-{dev}/state"), state);
-        let slot = if bad {
-            "none".to_string()
-        } else {
-            m.to_string()
-        };
-        write(root, &format!("{md}/dev-{dev}/slot"), &slot);
-        write(root, &format!("{md}/dev-{dev}/errors"), "0");
-        devs.push(format!("{dev}[{m}]{}", if bad { "(F)" } else { "" }));
-    }
-    let (n, map) = if failed { (1, "U_") } else { (2, "UU") };
-    format!(
-        "md{a} : active raid1 {}\n      4186112 blocks super 1.2 [2/{n}] [{map}]\n\n",
-        devs.join(" ")
-    )
-}
-
-fn mdstat(root: &Path, failed: usize) {
-    let mut text = String::from("Personalities : [raid1]\n");
-    for a in 0..ARRAYS {
-        text.push_str(&array(root, a, a == failed));
-    }
-    text.push_str("unused devices: <none>");
-    write(root, "proc/mdstat", &text);
+/// Every array healthy but `failed` (its second member faulty).
+fn arrays(root: &Path, failed: usize) {
+    SysTree::new(root)
+        .and_then(|t| t.md_raid1_arrays(ARRAYS, |a| a == failed))
+        .expect("md tree");
 }
 
 fn state_is(text: &str, group: &str, state: &str) -> bool {
@@ -79,7 +35,7 @@ fn state_is(text: &str, group: &str, state: &str) -> bool {
 fn md_with_more_attributes_than_open_files_reports_every_array() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    mdstat(root, usize::MAX);
+    arrays(root, usize::MAX);
     std::fs::write(
         root.join("config.yml"),
         "collectors:\n  md:\n    interval: 1s\n",
@@ -130,7 +86,7 @@ fn md_with_more_attributes_than_open_files_reports_every_array() {
     assert!(fds < NOFILE as usize, "{fds} descriptors open");
 
     // A member fails: the next pass sees it, with the descriptors still within the limit.
-    mdstat(root, 7);
+    arrays(root, 7);
     agent.wait_for_within("md7 on its last member", Duration::from_secs(30), |m| {
         state_is(m, "md:md7", "no_redundancy")
     });
