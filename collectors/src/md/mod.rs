@@ -214,18 +214,15 @@ impl MdCollector {
 
     /// The last full pass's result, when this pass may report it instead of reading every
     /// array: the watcher runs, no wake came since, the period has not run out, and
-    /// `/proc/mdstat` and the sysfs array list read now are what that pass read.
-    fn unchanged(&mut self, woken: bool) -> Result<Option<Collection>, CollectError> {
-        if self.last.is_none() || self.safety.due(self.events_live(), woken) {
-            return Ok(None);
+    /// `mdstat` and `sysfs` (read at the start of this pass) are what that pass read.
+    fn unchanged(&self, woken: bool, mdstat: Option<&str>, sysfs: &[String]) -> Option<Collection> {
+        if self.safety.due(self.events_live(), woken) {
+            return None;
         }
-        let mdstat = read_optional(&self.roots.proc("mdstat"))?;
-        let sysfs = sysfs_arrays(&self.roots)?;
-        Ok(self
-            .last
+        self.last
             .as_ref()
-            .filter(|l| mdstat.as_deref() == Some(l.mdstat.as_str()) && sysfs == l.sysfs)
-            .map(LastFull::collection))
+            .filter(|l| mdstat == Some(l.mdstat.as_str()) && sysfs == l.sysfs)
+            .map(LastFull::collection)
     }
 
     /// The pass counters, in the running agent only (as net's).
@@ -554,14 +551,16 @@ impl Collector for MdCollector {
             .woken
             .as_ref()
             .is_some_and(|w| w.swap(false, Ordering::SeqCst));
-        if let Some(mut c) = self.unchanged(woken)? {
+        // Read once: what a skip compares with the last full pass, and what a full pass
+        // starts from.
+        let mdstat_text = read_optional(&self.roots.proc("mdstat"))?;
+        let sysfs = sysfs_arrays(&self.roots)?;
+        if let Some(mut c) = self.unchanged(woken, mdstat_text.as_deref(), &sysfs) {
             self.safety.skip();
             self.pass_readings(&mut c);
             return Ok(c);
         }
         let started = self.safety.now();
-        let mdstat_text = read_optional(&self.roots.proc("mdstat"))?;
-        let sysfs = sysfs_arrays(&self.roots)?;
         self.last = None;
         let (arrays, unreadable) = self.arrays(mdstat_text.as_deref(), &sysfs)?;
         if arrays.is_empty() {
