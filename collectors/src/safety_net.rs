@@ -52,6 +52,25 @@ pub fn full_pass_due(
 /// The time source; a test drives it by hand.
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
+/// Whether a collector's event watcher still runs: `link` is the collector's half of an
+/// `Arc` whose other half the watcher thread holds, and drops when it stops (a socket error).
+/// `None`: `watch` was never called or failed.
+pub fn watcher_alive<T>(link: &Option<Arc<T>>) -> bool {
+    link.as_ref().is_some_and(|l| Arc::strong_count(l) > 1)
+}
+
+/// The value of the reading `name` (with a label value `label`, if given) among a
+/// collection's data readings and pass counters; panics naming what is missing.
+#[cfg(test)]
+pub(crate) fn reading_value(c: &crate::Collection, name: &str, label: Option<&str>) -> f64 {
+    c.readings
+        .iter()
+        .chain(&c.pass_stats)
+        .find(|r| r.name == name && label.is_none_or(|d| r.labels.iter().any(|(_, v)| v == d)))
+        .unwrap_or_else(|| panic!("{name} {label:?} not exported"))
+        .value
+}
+
 /// One collector's record of its full passes and of the interval passes it skipped.
 pub struct SafetyNet {
     clock: Clock,
@@ -109,15 +128,27 @@ impl SafetyNet {
             .unwrap_or_default()
     }
 
-    /// The two readings an operator sees this by: the skipped interval passes and the
-    /// current period (`<prefix>_full_passes_skipped_total`,
-    /// `<prefix>_safety_net_period_seconds`).
+    /// Full passes so far, and interval passes that read nothing (or only a summary).
+    pub fn passes(&self) -> (u64, u64) {
+        (self.full_passes, self.skipped)
+    }
+
+    /// The three readings an operator sees this by, each (name, help): the full passes, the
+    /// skipped interval passes and the current period (`<prefix>_full_passes_total`,
+    /// `<prefix>_full_passes_skipped_total`, `<prefix>_safety_net_period_seconds`).
     pub fn readings(
         &self,
+        full: (&'static str, &'static str),
         skipped: (&'static str, &'static str),
         period: (&'static str, &'static str),
         out: &mut Vec<Reading>,
     ) {
+        out.push(Reading::counter(
+            full.0,
+            full.1,
+            Vec::new(),
+            self.full_passes as f64,
+        ));
         out.push(Reading::counter(
             skipped.0,
             skipped.1,

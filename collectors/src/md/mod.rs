@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use crate::one_hot::OneHot;
 use crate::roots::{list_dir, read_optional, read_value};
-use crate::safety_net::{Clock, SafetyNet};
+use crate::safety_net::{watcher_alive, Clock, SafetyNet};
 use crate::{
     BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, Reading, Roots,
     Wake,
@@ -201,22 +201,14 @@ impl MdCollector {
 
     /// Full passes so far, and interval passes that read only `/proc/mdstat`.
     pub fn passes(&self) -> (u64, u64) {
-        (self.safety.full_passes, self.safety.skipped)
-    }
-
-    /// Whether the poll watcher runs: `watch` succeeded and its thread, whose wake holds
-    /// the other reference to `woken`, has not stopped.
-    fn events_live(&self) -> bool {
-        self.woken
-            .as_ref()
-            .is_some_and(|w| Arc::strong_count(w) > 1)
+        self.safety.passes()
     }
 
     /// The last full pass's result, when this pass may report it instead of reading every
     /// array: the watcher runs, no wake came since, the period has not run out, and
     /// `mdstat` and `sysfs` (read at the start of this pass) are what that pass read.
     fn unchanged(&self, woken: bool, mdstat: Option<&str>, sysfs: &[String]) -> Option<Collection> {
-        if self.safety.due(self.events_live(), woken) {
+        if self.safety.due(watcher_alive(&self.woken), woken) {
             return None;
         }
         self.last
@@ -230,13 +222,11 @@ impl MdCollector {
         if self.woken.is_none() {
             return;
         }
-        c.pass_stats.push(Reading::counter(
-            "sparewatch_md_full_passes_total",
-            "Passes that read every array's sysfs attributes (start, wakes, a changed /proc/mdstat, the safety-net period over).",
-            Vec::new(),
-            self.safety.full_passes as f64,
-        ));
         self.safety.readings(
+            (
+                "sparewatch_md_full_passes_total",
+                "Passes that read every array's sysfs attributes (start, wakes, a changed /proc/mdstat, the safety-net period over).",
+            ),
             (
                 "sparewatch_md_full_passes_skipped_total",
                 "Interval passes that read only /proc/mdstat: it was unchanged since the last full pass, no wake came and the safety-net period had not run out, so that pass's result was reported.",

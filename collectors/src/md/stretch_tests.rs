@@ -5,6 +5,7 @@
 //! full pass.
 
 use super::*;
+use crate::safety_net::reading_value as value;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -36,16 +37,6 @@ fn raid1(root: &Path) {
         write(&md.join(format!("dev-{d}/slot")), &i.to_string());
         write(&md.join(format!("dev-{d}/errors")), "0");
     }
-}
-
-fn value(c: &Collection, name: &str, member: Option<&str>) -> f64 {
-    // Data readings and the collector's own pass counters alike.
-    c.readings
-        .iter()
-        .chain(&c.pass_stats)
-        .find(|r| r.name == name && member.is_none_or(|m| r.labels.iter().any(|(_, v)| v == m)))
-        .unwrap_or_else(|| panic!("{name} {member:?} not exported"))
-        .value
 }
 
 /// (full passes, skipped passes), as exported.
@@ -152,6 +143,7 @@ fn without_the_watcher_every_pass_reads_every_array_and_exports_no_counters() {
         assert!(got
             .readings
             .iter()
+            .chain(&got.pass_stats)
             .all(|r| !r.name.starts_with("sparewatch_md_full_passes")));
     }
 }

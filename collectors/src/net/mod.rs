@@ -30,7 +30,7 @@ use regex_lite::Regex;
 use serde::Deserialize;
 
 use crate::roots::{list_dir, read_attr, Attr};
-use crate::safety_net::{Clock, SafetyNet};
+use crate::safety_net::{watcher_alive, Clock, SafetyNet};
 use crate::{
     BuildContext, BuildError, CollectError, Collection, Collector, GroupReading, MemberHealth,
     MemberReading, Reading, Role, Roots, Wake,
@@ -194,16 +194,7 @@ impl NetCollector {
 
     /// Full passes so far, and interval passes that read nothing.
     pub fn passes(&self) -> (u64, u64) {
-        (self.safety.full_passes, self.safety.skipped)
-    }
-
-    /// Whether rtnetlink events are arriving: `watch` succeeded and its thread still runs
-    /// (the watcher's closure, which holds the other reference to `pending`, is dropped
-    /// when the thread stops on a socket error).
-    fn events_live(&self) -> bool {
-        self.pending
-            .as_ref()
-            .is_some_and(|p| Arc::strong_count(p) > 1)
+        self.safety.passes()
     }
 
     /// Reads one interface and, if it is a bond or team, its group. `None`: not there (or
@@ -337,22 +328,17 @@ impl NetCollector {
             c.groups.push(group);
         }
         if self.pending.is_some() {
-            for (name, help, v) in [
-                (
-                    "sparewatch_net_interfaces_read_total",
-                    "Interfaces read from sysfs: a full pass reads every one, a link event only the interface it names and its bond or team.",
-                    self.interfaces_read,
-                ),
+            c.pass_stats.push(Reading::counter(
+                "sparewatch_net_interfaces_read_total",
+                "Interfaces read from sysfs: a full pass reads every one, a link event only the interface it names and its bond or team.",
+                Vec::new(),
+                self.interfaces_read as f64,
+            ));
+            self.safety.readings(
                 (
                     "sparewatch_net_full_passes_total",
                     "Passes that read every interface (interval, lost events, start).",
-                    self.safety.full_passes,
                 ),
-            ] {
-                c.pass_stats
-                    .push(Reading::counter(name, help, Vec::new(), v as f64));
-            }
-            self.safety.readings(
                 (
                     "sparewatch_net_full_passes_skipped_total",
                     "Interval passes that read no interface: rtnetlink was live and the safety-net period had not run out, so the remembered readings were reported.",
@@ -582,7 +568,10 @@ impl Collector for NetCollector {
         };
         if !names.is_empty() && !all && self.have_full {
             self.partial_pass(names);
-        } else if self.safety.due(self.events_live(), all || !self.have_full) {
+        } else if self
+            .safety
+            .due(watcher_alive(&self.pending), all || !self.have_full)
+        {
             if !self.full_pass()? {
                 self.links.clear();
                 self.have_full = false;

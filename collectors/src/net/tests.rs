@@ -3,6 +3,7 @@
 //! lost events and a stopped watcher still force a full pass.
 
 use super::*;
+use crate::safety_net::reading_value as value;
 use std::time::Instant;
 
 /// A clock that moves one second each time it is read; `jump` moves it further.
@@ -28,16 +29,6 @@ fn nic(root: &Path, name: &str, carrier: &str) {
     ] {
         std::fs::write(d.join(f), format!("{v}\n")).unwrap();
     }
-}
-
-fn value(c: &Collection, name: &str, device: Option<&str>) -> f64 {
-    // Data readings and the collector's own pass counters alike.
-    c.readings
-        .iter()
-        .chain(&c.pass_stats)
-        .find(|r| r.name == name && device.is_none_or(|d| r.labels.iter().any(|(_, v)| v == d)))
-        .unwrap_or_else(|| panic!("{name} {device:?} not exported"))
-        .value
 }
 
 /// (full passes, skipped passes, interfaces read), as exported.
