@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use prometheus::proto::MetricFamily;
 use prometheus::TextEncoder;
-use sparewatch_collectors::{Collection, GroupState, MetricKind};
+use sparewatch_collectors::{Collection, GroupState, MetricKind, Reading};
 
 use crate::host::HostInfo;
 use crate::snapshot::{CollectorView, Snapshot};
@@ -81,6 +81,12 @@ impl Families {
         // `Display` of f64, as the encoder's `to_string`: `NaN`, `inf`, `-inf`, `1e21`.
         let _ = write!(out, " {value}");
         out.push('\n');
+    }
+
+    /// A collector's reading, as it comes.
+    pub fn reading(&mut self, r: &Reading) {
+        let labels: Vec<(&str, &str)> = r.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.add(r.name, r.help, r.kind, &labels, r.value);
     }
 
     pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
@@ -295,9 +301,7 @@ pub fn render_body(snap: &Snapshot, input: &RenderInput<'_>) -> String {
     crate::domains::render(snap, &mut f);
     for (_, coll) in input.collections {
         for r in &coll.readings {
-            let labels: Vec<(&str, &str)> =
-                r.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            f.add(r.name, r.help, r.kind, &labels, r.value);
+            f.reading(r);
         }
     }
     if let Some(h) = input.host {
@@ -355,8 +359,7 @@ fn collector_families(f: &mut Families, collectors: &[CollectorView]) {
         );
     }
     for r in collectors.iter().flat_map(|c| &c.pass_stats) {
-        let labels: Vec<(&str, &str)> = r.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        f.add(r.name, r.help, r.kind, &labels, r.value);
+        f.reading(r);
     }
 }
 
