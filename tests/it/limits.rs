@@ -2,7 +2,9 @@
 //! packaged unit's `LimitNOFILE=4096` is (issue 14): the md collector once kept one
 //! descriptor per watched attribute (about 8 an array) and ran the process out of
 //! descriptors near 500 arrays; then most arrays went `unknown` and the web server could not
-//! accept. Here 600 arrays need ~4,800 watched attributes under a limit of 256.
+//! accept. Here 600 arrays need ~4,800 watched attributes under a limit of 256. The same
+//! run proves md's stretched safety net on the built agent: quiet interval passes read only
+//! `/proc/mdstat`, and a failure that changes it is read by the next one.
 
 use std::path::Path;
 use std::process::Command;
@@ -85,11 +87,25 @@ fn md_with_more_attributes_than_open_files_reports_every_array() {
         .count();
     assert!(fds < NOFILE as usize, "{fds} descriptors open");
 
-    // A member fails: the next pass sees it, with the descriptors still within the limit.
+    // The stretched safety net on the built agent: with nothing changing, 1 s interval
+    // passes over 600 arrays (a full pass takes tens of milliseconds, so its period is
+    // seconds) read only /proc/mdstat.
+    let full = "sparewatch_md_full_passes_total";
+    let quiet = agent.wait_for_within("an interval pass skipped", Duration::from_secs(30), |m| {
+        metric_value(m, "sparewatch_md_full_passes_skipped_total").is_some_and(|n| n >= 1.0)
+    });
+    let full_before = metric_value(&quiet, full).expect("full passes");
+
+    // A member fails: mdstat changes, so the next interval pass reads every array and sees
+    // it, with the descriptors still within the limit.
     arrays(root, 7);
-    agent.wait_for_within("md7 on its last member", Duration::from_secs(30), |m| {
+    let m = agent.wait_for_within("md7 on its last member", Duration::from_secs(30), |m| {
         state_is(m, "md:md7", "no_redundancy")
     });
+    assert!(
+        metric_value(&m, full).is_some_and(|n| n > full_before),
+        "seen without a full pass"
+    );
     // And the web server still accepts while the collector runs.
     assert!(agent.scrape().contains("sparewatch_group_state"));
     let log = agent.log_text();
