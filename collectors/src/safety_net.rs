@@ -59,6 +59,20 @@ pub fn watcher_alive<T>(link: &Option<Arc<T>>) -> bool {
     link.as_ref().is_some_and(|l| Arc::strong_count(l) > 1)
 }
 
+/// A clock that moves one second each time it is read (so a full pass measures whole
+/// seconds); the test moves the shared instant further to jump ahead.
+#[cfg(test)]
+pub(crate) fn stepping_clock() -> (Arc<std::sync::Mutex<Instant>>, Clock) {
+    let t = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let t2 = Arc::clone(&t);
+    let clock: Clock = Arc::new(move || {
+        let mut g = t2.lock().unwrap_or_else(|e| e.into_inner());
+        *g += Duration::from_secs(1);
+        *g
+    });
+    (t, clock)
+}
+
 /// The value of the reading `name` (with a label value `label`, if given) among a
 /// collection's data readings and pass counters; panics naming what is missing.
 #[cfg(test)]

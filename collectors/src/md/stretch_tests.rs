@@ -1,13 +1,12 @@
 //! The md collector's stretched safety net over a fixture tree (a RAID1 in the shape of
-//! the kernel's md sysfs and `/proc/mdstat`), on a clock the test drives: an interval pass
+//! the kernel's md sysfs attributes and of `/proc/mdstat` as drivers/md/md.c's
+//! `md_seq_show` prints it: `sdb[1](F)`, `[2/1] [U_]`), on a clock the test drives: an interval pass
 //! with mdstat unchanged reads no array (the exported counters say so); a changed mdstat, a
 //! wake, a new array in sysfs, the period running out and a stopped watcher each force a
 //! full pass.
 
 use super::*;
-use crate::safety_net::reading_value as value;
-use std::sync::Mutex;
-use std::time::Instant;
+use crate::safety_net::{reading_value as value, stepping_clock};
 
 const HEALTHY: &str = "Personalities : [raid1]\nmd0 : active raid1 sdb[1] sda[0]\n      1046528 blocks super 1.2 [2/2] [UU]\n\nunused devices: <none>\n";
 const SDB_FAILED: &str = "Personalities : [raid1]\nmd0 : active raid1 sdb[1](F) sda[0]\n      1046528 blocks super 1.2 [2/1] [U_]\n\nunused devices: <none>\n";
@@ -56,17 +55,9 @@ fn interval_passes_read_only_mdstat_while_it_is_unchanged_and_watched() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     raid1(root);
-    let t = Arc::new(Mutex::new(Instant::now()));
-    let t2 = Arc::clone(&t);
     // One second per reading of the clock: a full pass takes 1 s, the period is 200 s.
-    let mut c = MdCollector::with_clock(
-        Roots::under(root),
-        Arc::new(move || {
-            let mut g = t2.lock().unwrap();
-            *g += Duration::from_secs(1);
-            *g
-        }),
-    );
+    let (t, clock) = stepping_clock();
+    let mut c = MdCollector::with_clock(Roots::under(root), clock);
     // As `watch` does; `watcher` stands for the poll thread's reference.
     let woken = Arc::new(AtomicBool::new(false));
     let watcher = Arc::clone(&woken);

@@ -3,20 +3,7 @@
 //! lost events and a stopped watcher still force a full pass.
 
 use super::*;
-use crate::safety_net::reading_value as value;
-use std::time::Instant;
-
-/// A clock that moves one second each time it is read; `jump` moves it further.
-fn stepping_clock() -> (Arc<Mutex<Instant>>, Clock) {
-    let t = Arc::new(Mutex::new(Instant::now()));
-    let t2 = Arc::clone(&t);
-    let clock: Clock = Arc::new(move || {
-        let mut g = t2.lock().unwrap();
-        *g += Duration::from_secs(1);
-        *g
-    });
-    (t, clock)
-}
+use crate::safety_net::{reading_value as value, stepping_clock};
 
 fn nic(root: &Path, name: &str, carrier: &str) {
     let d = root.join("sys/class/net").join(name);
@@ -25,7 +12,7 @@ fn nic(root: &Path, name: &str, carrier: &str) {
         ("flags", "0x1003"),
         ("carrier", carrier),
         ("operstate", "up"),
-        ("uevent", "INTERFACE=x\n"),
+        ("uevent", &format!("INTERFACE={name}\nIFINDEX=2")),
     ] {
         std::fs::write(d.join(f), format!("{v}\n")).unwrap();
     }
